@@ -1,0 +1,216 @@
+"""One measured run, and the one record shape every part of mlxtune shares.
+
+A run goes in as a callable plus the limits to apply; a :class:`RunRecord` comes out. The magic's
+history, sweeps, statistics, plots and reports all hold runs as rows of one pandas frame built by
+:func:`runs_frame`: plain columns (bytes as int, seconds as float), one column per parameter
+(``cache_limit`` always, plus any swept axis or context such as a magic's label), and ``error``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from mlxtune import memory
+
+__all__ = [
+    "MEASURED_COLUMNS",
+    "SCHEMA_VERSION",
+    "Measured",
+    "RunRecord",
+    "Work",
+    "measure",
+    "runs_frame",
+]
+
+#: Version of the saved shape of runs; bump it when a column changes meaning.
+SCHEMA_VERSION = 1
+
+#: Columns every run has, after its parameter columns, with what they hold.
+MEASURED_COLUMNS: dict[str, str] = {
+    "repeat": "index of this run among the repeats of its grid point (int)",
+    "seconds": "time of the measured work in seconds; the workload's own timing when it gives one",
+    "wall_seconds": "wall time of the whole run, after synchronizing (float)",
+    "units": "how much work the run did, e.g. tokens (float)",
+    "unit": "what `units` counts, e.g. 'tokens' or 'runs' (str)",
+    "throughput": "units per second (float; NaN for a failed run)",
+    "peak_memory": "largest MLX active memory during the run, bytes (int)",
+    "active_before": "MLX active memory before the run, bytes (int)",
+    "active_after": "MLX active memory after the run, bytes (int)",
+    "cache_before": "MLX cache memory before the run, bytes (int)",
+    "cache_after": "MLX cache memory held at the end of the run, bytes (int)",
+    "process_rss": "resident memory of the process after the run as the OS sees it, bytes (int)",
+    "memory_limit": "MLX memory limit in force during the run, bytes (int)",
+    "started_at": "when the run started, seconds since the epoch (float)",
+    "error": "'' for a run that finished, else the exception's type and message (str)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Work:
+    """What a workload may return instead of a plain count.
+
+    ``units`` of ``unit`` were done; ``seconds`` (optional) is the workload's own timing of the
+    part that counts (e.g. decoding only); ``metrics`` become extra columns (e.g. prompt tokens/s).
+    """
+
+    units: float
+    unit: str = "runs"
+    seconds: float | None = None
+    metrics: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+
+def as_work(value: object) -> Work:
+    """Interpret a workload's return value: a Work, a count, or None (one run)."""
+    if isinstance(value, Work):
+        return value
+    if value is None:
+        return Work(units=1.0)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Work(units=float(value))
+    units = getattr(value, "units", None)
+    if isinstance(units, (int, float)):
+        return Work(
+            units=float(units),
+            unit=str(getattr(value, "unit", "runs")),
+            seconds=getattr(value, "seconds", None),
+            metrics=dict(getattr(value, "metrics", {}) or {}),
+        )
+    raise TypeError(
+        f"a workload must return a number of work units, a Work or None, not {type(value).__name__}"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """One measured run: its parameters, what it did, how long it took and the memory it used."""
+
+    params: Mapping[str, Any]
+    repeat: int
+    seconds: float
+    wall_seconds: float
+    units: float
+    unit: str
+    peak_memory: int
+    active_before: int
+    active_after: int
+    cache_before: int
+    cache_after: int
+    process_rss: int
+    cache_limit: int
+    memory_limit: int
+    started_at: float
+    error: str = ""
+    metrics: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def throughput(self) -> float:
+        if self.error or not self.seconds or self.seconds <= 0:
+            return math.nan
+        return self.units / self.seconds
+
+    def to_row(self) -> dict[str, Any]:
+        """A flat dict: ``cache_limit``, the parameters, the measured columns, the metrics."""
+        row: dict[str, Any] = {"cache_limit": self.cache_limit, **self.params}
+        for name in MEASURED_COLUMNS:
+            row[name] = self.throughput if name == "throughput" else getattr(self, name)
+        row.update(self.metrics)
+        return row
+
+
+@dataclasses.dataclass(frozen=True)
+class Measured:
+    """A record, the workload's return value, and the exception it raised (if any)."""
+
+    record: RunRecord
+    value: Any = None
+    exception: Exception | None = None
+
+
+def measure(
+    work: Callable[[], Any],
+    *,
+    params: Mapping[str, Any] | None = None,
+    repeat: int = 0,
+    clear: bool = True,
+    count: Callable[[Any], Work] = as_work,
+) -> Measured:
+    """Run ``work`` once under the limits already in force and record it.
+
+    The cache is cleared first (``clear=True``) and the peak reset, so runs do not inherit each
+    other's buffers. An ``Exception`` from ``work`` is recorded, not raised: the caller decides.
+    ``KeyboardInterrupt`` and other ``BaseException`` propagate.
+    """
+    started_at = time.time()
+    value = None
+    failure: Exception | None = None
+    with memory.track(clear=clear) as tracking:
+        try:
+            value = work()
+        except Exception as exc:  # noqa: BLE001 - recorded, and handed to the caller
+            failure = exc
+    before, after = tracking.before, tracking.after
+    assert after is not None and tracking.seconds is not None
+    done = Work(units=0.0) if failure else _count_or_fail(count, value)
+    if isinstance(done, Exception):
+        failure, done = done, Work(units=0.0)
+    record = RunRecord(
+        params=dict(params or {}),
+        repeat=repeat,
+        seconds=float(done.seconds) if done.seconds is not None else tracking.seconds,
+        wall_seconds=tracking.seconds,
+        units=done.units,
+        unit=done.unit,
+        peak_memory=tracking.peak,
+        active_before=before.active,
+        active_after=after.active,
+        cache_before=before.cache,
+        cache_after=after.cache,
+        process_rss=after.process_rss,
+        cache_limit=before.cache_limit,
+        memory_limit=before.memory_limit,
+        started_at=started_at,
+        error=describe_error(failure) if failure else "",
+        metrics=dict(done.metrics),
+    )
+    return Measured(record=record, value=value, exception=failure)
+
+
+def _count_or_fail(count: Callable[[Any], Work], value: Any) -> Work | Exception:
+    try:
+        return count(value)
+    except Exception as exc:  # noqa: BLE001 - a bad return value fails the run, not the caller
+        return exc
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line naming an exception: ``TypeError: message``."""
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
+def runs_frame(records: Iterable[RunRecord | Mapping[str, Any]], params: Iterable[str] = ()) -> pd.DataFrame:
+    """Records (or rows from :meth:`RunRecord.to_row`) as the tidy runs frame, in a fixed column order.
+
+    Columns: ``cache_limit``, then ``params`` in order, then :data:`MEASURED_COLUMNS`, then any
+    workload metrics. An empty input gives an empty frame with those columns.
+    """
+    rows = [r.to_row() if isinstance(r, RunRecord) else dict(r) for r in records]
+    leading = ["cache_limit", *[p for p in params if p != "cache_limit"]]
+    known = [*leading, *MEASURED_COLUMNS]
+    extra = sorted({k for row in rows for k in row} - set(known))
+    frame = pd.DataFrame(rows, columns=[*known, *extra])
+    int_columns = ["repeat", "peak_memory", "active_before", "active_after", "cache_before",
+                   "cache_after", "process_rss", "memory_limit", "cache_limit"]
+    for name in int_columns:
+        if len(frame) and frame[name].notna().all():
+            frame[name] = frame[name].astype("int64")
+    frame["error"] = frame["error"].fillna("").astype(str)
+    frame["unit"] = frame["unit"].fillna("").astype(str)
+    return frame

@@ -1,0 +1,327 @@
+"""The only module that talks to MLX's memory API.
+
+Backend differences (Metal, CUDA, CPU) stay inside this file. MLX evaluates lazily and on its own
+streams, so every reading is taken after ``mx.synchronize()``. Python has no getters for the cache
+and wired limits: they are read by setting a harmless value and putting the old one back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import html
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import psutil
+
+from mlxtune._mlx import mx
+from mlxtune.units import UNLIMITED, format_size, parse_size
+
+__all__ = [
+    "Backend",
+    "Snapshot",
+    "SnapshotDelta",
+    "Tracking",
+    "backend",
+    "cache_limit",
+    "clear_cache",
+    "device_info",
+    "get_cache_limit",
+    "get_memory_limit",
+    "get_wired_limit",
+    "memory_limit",
+    "snapshot",
+    "track",
+    "wired_limit",
+]
+
+Backend = Literal["metal", "cuda", "cpu"]
+_PROCESS = psutil.Process(os.getpid())
+
+
+def backend() -> Backend:
+    """Which MLX backend runs the default device: "metal", "cuda" or "cpu"."""
+    if mx.default_device().type == mx.cpu:
+        return "cpu"
+    if mx.metal.is_available():
+        return "metal"
+    cuda = getattr(mx, "cuda", None)
+    if cuda is not None and cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def device_info() -> dict[str, Any]:
+    """MLX's device description plus ``backend`` and ``system_memory``.
+
+    The keys MLX gives differ per backend (Metal adds ``memory_size`` and
+    ``max_recommended_working_set_size``); the two added keys are always there.
+    """
+    info_fn = getattr(mx, "device_info", None) or mx.metal.device_info
+    info = dict(info_fn())
+    info["backend"] = backend()
+    info["system_memory"] = psutil.virtual_memory().total
+    return info
+
+
+def clear_cache() -> None:
+    """Return MLX's cached buffers to the system."""
+    mx.clear_cache()
+
+
+# -- limits -------------------------------------------------------------------------------------
+
+
+def get_cache_limit() -> int:
+    """The cache limit in force, read by swapping in "unlimited" (which never trims) and back."""
+    previous = mx.set_cache_limit(UNLIMITED)
+    mx.set_cache_limit(previous)
+    return previous
+
+
+def get_memory_limit() -> int:
+    """The memory limit in force."""
+    getter = getattr(mx, "get_memory_limit", None)
+    if getter is not None:
+        return getter()
+    previous = mx.set_memory_limit(UNLIMITED)
+    mx.set_memory_limit(previous)
+    return previous
+
+
+def get_wired_limit() -> int:
+    """The wired limit in force (always 0 where the backend does not wire memory)."""
+    previous = mx.set_wired_limit(0)
+    mx.set_wired_limit(previous)
+    return previous
+
+
+@contextlib.contextmanager
+def cache_limit(size: str | int) -> Iterator[int]:
+    """Run the block under a cache limit; the previous one comes back on any exit, Ctrl-C too."""
+    limit = parse_size(size)
+    previous = mx.set_cache_limit(limit)
+    try:
+        yield limit
+    finally:
+        mx.set_cache_limit(previous)
+
+
+@contextlib.contextmanager
+def memory_limit(size: str | int) -> Iterator[int]:
+    """Run the block under a memory limit, restored on any exit.
+
+    MLX treats the memory limit as soft: below what is already in use it may wait or fail later
+    rather than refuse now, so a limit below the active memory gives a warning.
+    """
+    limit = parse_size(size)
+    active = active_memory()
+    if limit < active:
+        warnings.warn(
+            f"memory limit {format_size(limit)} is below the {format_size(active)} MLX already "
+            "uses; MLX treats it as a soft limit and may wait rather than fail",
+            stacklevel=3,
+        )
+    previous = mx.set_memory_limit(limit)
+    try:
+        yield limit
+    finally:
+        mx.set_memory_limit(previous)
+
+
+@contextlib.contextmanager
+def wired_limit(size: str | int) -> Iterator[int]:
+    """Run the block under a wired limit, restored on any exit.
+
+    Only Metal wires memory; on CUDA and CPU MLX accepts and ignores the limit, and this warns so.
+    """
+    limit = parse_size(size)
+    name = backend()
+    if name != "metal":
+        warnings.warn(f"the wired limit has no effect on the {name} backend (Metal only)", stacklevel=3)
+    if name == "metal":
+        maximum = device_info().get("max_recommended_working_set_size", limit)
+        limit = min(limit, maximum)
+    previous = mx.set_wired_limit(limit)
+    try:
+        yield limit
+    finally:
+        mx.set_wired_limit(previous)
+
+
+def active_memory() -> int:
+    """Bytes MLX holds in live arrays, after the pending work is done."""
+    mx.synchronize()
+    return mx.get_active_memory()
+
+
+# -- snapshots ----------------------------------------------------------------------------------
+
+
+def _describe(peak: int, active: int, cache: int) -> str:
+    """Three lines like mlx-swift's ``Memory.Snapshot.description``: scaled, then exact bytes."""
+
+    def scale(value: int) -> str:
+        return f"{format_size(value):<12}"
+
+    return f"Peak:   {scale(peak)} ({peak})\nActive: {scale(active)} ({active})\nCache:  {scale(cache)} ({cache})"
+
+
+def _html_table(rows: list[tuple[str, str]]) -> str:
+    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """MLX's memory counters and limits at one moment, plus what the OS sees (resident set).
+
+    MLX's counters cover its own allocator only; ``process_rss`` shows the whole process.
+    """
+
+    active: int
+    cache: int
+    peak: int
+    cache_limit: int
+    memory_limit: int
+    wired_limit: int
+    process_rss: int
+    taken_at: float
+
+    def delta(self, later: Snapshot) -> SnapshotDelta:
+        """``later`` minus this snapshot."""
+        return SnapshotDelta(
+            active=later.active - self.active,
+            cache=later.cache - self.cache,
+            peak=later.peak - self.peak,
+            process_rss=later.process_rss - self.process_rss,
+            seconds=later.taken_at - self.taken_at,
+        )
+
+    @property
+    def description(self) -> str:
+        return _describe(self.peak, self.active, self.cache)
+
+    def to_dict(self) -> dict[str, int | float]:
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        return self.description
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self._text())
+
+    def _text(self) -> str:
+        limits = (
+            f"Limits: cache {format_size(self.cache_limit)}, memory {format_size(self.memory_limit)}, "
+            f"wired {format_size(self.wired_limit)}"
+        )
+        return f"{self.description}\nProcess RSS: {format_size(self.process_rss)} ({self.process_rss})\n{limits}"
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("Peak", format_size(self.peak)),
+            ("Active", format_size(self.active)),
+            ("Cache", format_size(self.cache)),
+            ("Process RSS", format_size(self.process_rss)),
+            ("Cache limit", format_size(self.cache_limit)),
+            ("Memory limit", format_size(self.memory_limit)),
+            ("Wired limit", format_size(self.wired_limit)),
+        ]
+        return _html_table(rows)
+
+
+@dataclasses.dataclass(frozen=True)
+class SnapshotDelta:
+    """The change between two snapshots (later minus earlier), in bytes and seconds."""
+
+    active: int
+    cache: int
+    peak: int
+    process_rss: int
+    seconds: float
+
+    @property
+    def description(self) -> str:
+        return _describe(self.peak, self.active, self.cache)
+
+    def to_dict(self) -> dict[str, int | float]:
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        return self.description
+
+
+def snapshot(*, sync: bool = True) -> Snapshot:
+    """Read MLX's counters and limits and the process's resident memory.
+
+    ``sync=False`` skips ``mx.synchronize()`` for callers that have just synchronized.
+    """
+    if sync:
+        mx.synchronize()
+    return Snapshot(
+        active=mx.get_active_memory(),
+        cache=mx.get_cache_memory(),
+        peak=mx.get_peak_memory(),
+        cache_limit=get_cache_limit(),
+        memory_limit=get_memory_limit(),
+        wired_limit=get_wired_limit(),
+        process_rss=_PROCESS.memory_info().rss,
+        taken_at=time.time(),
+    )
+
+
+# -- tracking a block ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Tracking:
+    """What :func:`track` measured: snapshots around the block, its peak and its wall time.
+
+    ``after``, ``peak`` and ``seconds`` are filled in when the block ends (also when it raises).
+    """
+
+    before: Snapshot
+    after: Snapshot | None = None
+    seconds: float | None = None
+
+    @property
+    def delta(self) -> SnapshotDelta:
+        if self.after is None:
+            raise RuntimeError("the tracked block has not finished")
+        return self.before.delta(self.after)
+
+    @property
+    def peak(self) -> int:
+        """Largest MLX memory during the block; at least what was live when it began or ended.
+
+        MLX resets its peak counter to 0, so a block that allocates nothing reports the memory
+        already held instead.
+        """
+        if self.after is None:
+            raise RuntimeError("the tracked block has not finished")
+        return max(self.after.peak, self.before.active, self.after.active)
+
+
+@contextlib.contextmanager
+def track(*, clear: bool = False) -> Iterator[Tracking]:
+    """Measure a block: reset the peak, snapshot before and after, time it after synchronizing.
+
+    ``clear=True`` empties MLX's cache first, so the block starts without reusable buffers.
+    """
+    if clear:
+        mx.clear_cache()
+    mx.synchronize()
+    mx.reset_peak_memory()
+    tracking = Tracking(before=snapshot(sync=False))
+    start = time.perf_counter()
+    try:
+        yield tracking
+    finally:
+        mx.synchronize()
+        tracking.seconds = time.perf_counter() - start
+        tracking.after = snapshot(sync=False)
