@@ -1,0 +1,284 @@
+"""Language-model workloads: prompt processing and generation through mlx-lm, timed like mlx_lm.benchmark.
+
+The prompt is random token ids (seeded) and generation never stops early at an end-of-sequence
+token, so every run does the same work. The numbers are comparable with
+``python -m mlx_lm.benchmark`` on the same model and sizes (see ``benchmarks/lm_accuracy.py``).
+
+mlx-lm empties MLX's buffer cache itself during generation: ``generate_step`` calls
+``mx.clear_cache()`` after each prefill chunk and every 256 generated tokens (the batch generator
+does the same after prefill). That matters for a cache-limit sweep: with mlx-lm's clearing kept,
+even an unlimited cache is emptied at those points, so large limits look less different from small
+ones than they would in a loop that never clears; with it avoided, the cache limit alone decides
+what is kept. :func:`mlx_lm_cache_clearing` switches it, and ``lm(..., mlx_cache_clearing=...)``
+chooses per workload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import os
+import time
+import types
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from mlxtune._mlx import mx
+from mlxtune.measure import Work
+
+__all__ = ["DTYPES", "LM", "apply_dtype", "lm", "lm_factory", "mlx_lm_cache_clearing"]
+
+#: Weight formats a grid can compare: floating types, and 4- or 8-bit affine quantization.
+DTYPES = ("float32", "float16", "bfloat16", "q4", "q8")
+CacheClearing = Literal["keep", "avoid"]
+_CLEARING = ("keep", "avoid")
+_QUANT_GROUP_SIZE = 64
+
+
+class _ClearCacheGate(types.ModuleType):
+    """Stands in for ``mlx.core`` inside ``mlx_lm.generate``: counts ``clear_cache`` requests and
+    forwards them only when ``honour`` is set; every other name is the real module's."""
+
+    def __init__(self, real: types.ModuleType, honour: bool) -> None:
+        super().__init__(real.__name__)
+        self._real = real
+        self._honour = honour
+        self.requests = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def clear_cache(self) -> None:
+        self.requests += 1
+        if self._honour:
+            self._real.clear_cache()
+
+
+@contextlib.contextmanager
+def mlx_lm_cache_clearing(mode: CacheClearing = "keep") -> Iterator[_ClearCacheGate]:
+    """Within the block, keep or avoid mlx-lm's own ``mx.clear_cache()`` calls during generation.
+
+    Yields a gate whose ``requests`` counts the clears mlx-lm asked for. ``"avoid"`` swaps the
+    ``mx`` that ``mlx_lm.generate`` refers to for a stand-in that skips ``clear_cache`` and passes
+    everything else through, and puts the real one back on exit (also on errors and Ctrl-C).
+    Nothing else in the process is touched, but a generation running in another thread at the same
+    time would be affected too. The trade-off: ``"avoid"`` measures the cache limit on its own,
+    which is what an app that sets the limit gets from a loop that does not clear; ``"keep"``
+    measures mlx-lm exactly as it ships (and as ``mlx_lm.benchmark`` runs), where the periodic
+    clears cost re-allocations and cap what any limit can keep.
+    """
+    if mode not in _CLEARING:
+        raise ValueError(f"unknown mlx_cache_clearing {mode!r}: expected 'keep' or 'avoid'")
+    generate = importlib.import_module("mlx_lm.generate")  # the package re-exports a function of that name
+    original = generate.mx
+    gate = _ClearCacheGate(original, honour=mode == "keep")
+    generate.mx = gate
+    try:
+        yield gate
+    finally:
+        generate.mx = original
+
+
+def apply_dtype(model: Any, dtype: str | None) -> Any:
+    """Cast a model's floating weights to ``dtype``, or quantize them ("q4", "q8"), in place.
+
+    Quantization is ``mlx.nn.quantize`` (affine, group size 64) on every layer whose input size
+    the group divides, as mlx-lm's converter does. ``None`` leaves the model as loaded.
+    """
+    import mlx.nn as nn
+
+    if dtype is None:
+        return model
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    if dtype.startswith("q"):
+        def quantizable(_path: str, module: Any) -> bool:
+            return hasattr(module, "to_quantized") and module.weight.shape[-1] % _QUANT_GROUP_SIZE == 0
+
+        nn.quantize(model, group_size=_QUANT_GROUP_SIZE, bits=int(dtype[1:]), class_predicate=quantizable)
+    else:
+        model.set_dtype(getattr(mx, dtype))
+    mx.eval(model.parameters())
+    return model
+
+
+class LM:
+    """Prompt processing plus generation of one model: a sweep workload (see :func:`lm`).
+
+    ``setup()`` loads the model (once) and draws the prompt; calling the object runs one timed
+    generation and returns a :class:`~mlxtune.measure.Work` of generated tokens; ``teardown()``
+    drops a model it loaded so the next grid point does not hold two.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        prompt_tokens: int = 512,
+        gen_tokens: int = 128,
+        batch: int = 1,
+        *,
+        mlx_cache_clearing: CacheClearing = "keep",
+        dtype: str | None = None,
+        prefill_step_size: int = 2048,
+        vocab_size: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        for name, value in (("prompt_tokens", prompt_tokens), ("gen_tokens", gen_tokens), ("batch", batch),
+                            ("prefill_step_size", prefill_step_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+        if prompt_tokens < 2 and batch > 1:
+            raise ValueError("prompt_tokens must be >= 2 when batch > 1")
+        if mlx_cache_clearing not in _CLEARING:
+            raise ValueError(f"unknown mlx_cache_clearing {mlx_cache_clearing!r}: expected 'keep' or 'avoid'")
+        if dtype is not None and dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+        self.source = model
+        self.tokenizer = tokenizer
+        self.prompt_tokens = prompt_tokens
+        self.gen_tokens = gen_tokens
+        self.batch = batch
+        self.mlx_cache_clearing = mlx_cache_clearing
+        self.dtype = dtype
+        self.prefill_step_size = prefill_step_size
+        self.vocab_size = vocab_size
+        self.seed = seed
+        self.model: Any = None if _is_reference(model) else model
+        self._prompt: Any = None
+
+    def setup(self) -> None:
+        """Load the model through ``mlx_lm.load`` if given a path or id, apply ``dtype``, draw the prompt."""
+        if self.model is None:
+            from mlx_lm import load
+
+            self.model, self.tokenizer, config = load(str(self.source), return_config=True)
+            self.vocab_size = self.vocab_size or _config_vocab(config)
+            apply_dtype(self.model, self.dtype)
+        elif self._prompt is None:
+            apply_dtype(self.model, self.dtype)
+        if self._prompt is None:
+            vocab = self.vocab_size or _model_vocab(self.model)
+            key = mx.random.key(self.seed)
+            self._prompt = mx.random.randint(0, vocab, (self.batch, self.prompt_tokens), key=key)
+            mx.eval(self._prompt)
+
+    def teardown(self) -> None:
+        """Drop a model this workload loaded itself and return its memory."""
+        self._prompt = None
+        if _is_reference(self.source):
+            self.model = None
+            gc.collect()
+            mx.clear_cache()
+
+    def __call__(self) -> Work:
+        if self._prompt is None:
+            self.setup()
+        with mlx_lm_cache_clearing(self.mlx_cache_clearing) as gate:
+            prompt_s, gen_s, generated, prompt_done = (
+                self._single() if self.batch == 1 else self._batched()
+            )
+        return Work(
+            units=float(generated),
+            unit="tokens",
+            seconds=gen_s,
+            metrics={
+                "prompt_tps": prompt_done / prompt_s if prompt_s > 0 else float("nan"),
+                "generation_tps": generated / gen_s if gen_s > 0 else float("nan"),
+                "prompt_seconds": prompt_s,
+                "mlx_lm_clears": float(gate.requests),
+            },
+        )
+
+    def _single(self) -> tuple[float, float, int, int]:
+        """One sequence through ``generate_step``.
+
+        The first token comes out of prompt processing, so it counts with the prompt (time to first
+        token, as mlx-lm counts it); then ``gen_tokens`` more are decoded and timed.
+        """
+        from mlx_lm.generate import generate_step
+
+        start = time.perf_counter()
+        first = start
+        steps = generate_step(self._prompt[0], self.model, max_tokens=self.gen_tokens + 1,
+                              prefill_step_size=self.prefill_step_size)
+        for n, _ in enumerate(steps):
+            if n == 0:
+                first = time.perf_counter()
+        end = time.perf_counter()
+        return first - start, end - first, self.gen_tokens, self.prompt_tokens
+
+    def _batched(self) -> tuple[float, float, int, int]:
+        """``batch`` sequences through mlx-lm's ``BatchGenerator``, with its own prompt/generation timing."""
+        from mlx_lm.generate import BatchGenerator
+
+        generator = BatchGenerator(self.model, stop_tokens=[], prefill_step_size=self.prefill_step_size,
+                                   completion_batch_size=self.batch, prefill_batch_size=self.batch)
+        try:
+            generator.insert(self._prompt.tolist(), [self.gen_tokens] * self.batch)
+            with generator.stats() as stats:
+                while generator.next_generated():
+                    pass
+        finally:
+            generator.close()
+        return stats.prompt_time, stats.generation_time, stats.generation_tokens, stats.prompt_tokens
+
+    def describe(self) -> str:
+        name = Path(str(self.source)).name if _is_reference(self.source) else type(self.source).__name__
+        return (
+            f"lm({name}, dtype={self.dtype or 'as saved'}, prompt={self.prompt_tokens}, "
+            f"gen={self.gen_tokens}, batch={self.batch}, mlx-lm cache clearing: {self.mlx_cache_clearing})"
+        )
+
+    def __repr__(self) -> str:
+        return self.describe()
+
+
+def lm(
+    model: Any,
+    tokenizer: Any = None,
+    prompt_tokens: int = 512,
+    gen_tokens: int = 128,
+    batch: int = 1,
+    **options: Any,
+) -> LM:
+    """A workload timing prompt processing and generation of ``model`` (a path, hub id or loaded model).
+
+    Each run processes ``prompt_tokens`` random tokens and decodes ``gen_tokens`` more with no
+    early stop; it returns the decoded tokens, timed without the prompt, and adds ``prompt_tps``,
+    ``generation_tps``, ``prompt_seconds`` and ``mlx_lm_clears`` (cache clears mlx-lm requested)
+    columns. Options: ``mlx_cache_clearing`` ("keep", mlx-lm as shipped, or "avoid"; see
+    :func:`mlx_lm_cache_clearing`), ``dtype`` (one of :data:`DTYPES`), ``prefill_step_size``,
+    ``vocab_size`` (for a loaded model without ``args.vocab_size``) and ``seed``.
+    """
+    return LM(model, tokenizer, prompt_tokens, gen_tokens, batch, **options)
+
+
+def lm_factory(model: str | os.PathLike[str], **defaults: Any) -> Callable[..., LM]:
+    """A grid workload factory: ``factory(dtype="q4", gen_tokens=64, ...)`` -> :class:`LM`.
+
+    Every grid point loads the model afresh in its own ``setup()``, so float32, float16, bfloat16
+    and quantized variants of one model folder can be compared in a single sweep.
+    """
+    def factory(**point: Any) -> LM:
+        return LM(model, **{**defaults, **point})
+
+    factory.__name__ = f"lm_factory({Path(str(model)).name})"
+    return factory
+
+
+def _is_reference(model: Any) -> bool:
+    return isinstance(model, (str, os.PathLike))
+
+
+def _config_vocab(config: dict[str, Any]) -> int | None:
+    return config.get("vocab_size") or (config.get("text_config") or {}).get("vocab_size")
+
+
+def _model_vocab(model: Any) -> int:
+    vocab = getattr(getattr(model, "args", None), "vocab_size", None)
+    if not vocab:
+        raise ValueError("cannot tell the model's vocabulary size: pass vocab_size=")
+    return int(vocab)
