@@ -1,0 +1,32 @@
+"""Shared fixtures: a private model cache for the session and the tiny model built once in it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")  # no "PyTorch was not found" noise
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point ``MLXTUNE_CACHE_DIR`` at a session temp dir so tests never write to the user's cache."""
+    path = tmp_path_factory.mktemp("mlxtune-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLXTUNE_CACHE_DIR", str(path))
+        yield path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(model_cache_dir: Path) -> Path:
+    """The "tiny" random-weight llama model folder (built once per session, about a second).
+
+    It sits where ``tiny_model()`` looks by default, so code under test that builds the tiny model
+    itself (the demo) finds it ready.
+    """
+    from mlxtune.workloads import tiny_model
+
+    return tiny_model(size="tiny")
