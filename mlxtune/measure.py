@@ -153,7 +153,7 @@ def measure(
     with memory.track(clear=clear) as tracking:
         try:
             value = work()
-        except Exception as exc:  # noqa: BLE001 - recorded, and handed to the caller
+        except Exception as exc:  # recorded, and handed to the caller
             failure = exc
     before, after = tracking.before, tracking.after
     assert after is not None and tracking.seconds is not None
@@ -185,7 +185,7 @@ def measure(
 def _count_or_fail(count: Callable[[Any], Work], value: Any) -> Work | Exception:
     try:
         return count(value)
-    except Exception as exc:  # noqa: BLE001 - a bad return value fails the run, not the caller
+    except Exception as exc:  # a bad return value fails the run, not the caller
         return exc
 
 
@@ -199,11 +199,12 @@ def runs_frame(records: Iterable[RunRecord | Mapping[str, Any]], params: Iterabl
     """Records (or rows from :meth:`RunRecord.to_row`) as the tidy runs frame, in a fixed column order.
 
     Columns: ``cache_limit``, then ``params`` in order, then :data:`MEASURED_COLUMNS`, then any
-    workload metrics. An empty input gives an empty frame with those columns.
+    workload metrics. A parameter that is also a measured column (``memory_limit`` swept as an axis)
+    appears once, among the parameters. An empty input gives an empty frame with those columns.
     """
     rows = [r.to_row() if isinstance(r, RunRecord) else dict(r) for r in records]
     leading = ["cache_limit", *[p for p in params if p != "cache_limit"]]
-    known = [*leading, *MEASURED_COLUMNS]
+    known = [*leading, *[c for c in MEASURED_COLUMNS if c not in leading]]
     extra = sorted({k for row in rows for k in row} - set(known))
     frame = pd.DataFrame(rows, columns=[*known, *extra])
     int_columns = ["repeat", "peak_memory", "active_before", "active_after", "cache_before",

@@ -27,8 +27,9 @@ class SweepResult:
     """The runs of a sweep, one row each (see ``mlxtune.measure.runs_frame``), and their context.
 
     ``params`` names the grid axes (always starting with ``cache_limit``); ``complete`` is False
-    when the sweep was stopped early (Ctrl-C, Stop, ``on_error="raise"``); ``workload`` describes
-    what was measured; ``environment`` is ``mlxtune.environment.environment()`` at the start.
+    when the sweep was stopped early (Ctrl-C, Stop, ``on_error="raise"``, a run abandoned after its
+    timeout) and ``stop_reason`` then says why in one sentence; ``workload`` describes what was
+    measured; ``environment`` is ``mlxtune.environment.environment()`` at the start.
     """
 
     runs: pd.DataFrame
@@ -38,6 +39,7 @@ class SweepResult:
     unit: str = "runs"
     complete: bool = True
     planned_runs: int = 0
+    stop_reason: str = ""
     environment: dict[str, Any] = dataclasses.field(default_factory=dict)
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION

@@ -1,0 +1,582 @@
+"""Sweeps: run one workload under several cache (and memory) limits, interleaved, into a SweepResult.
+
+How a sweep runs
+----------------
+- The grid is ``cache_limits`` x every axis of ``grid``. ``memory_limit`` is a built-in axis applied
+  like the cache limit (sizes, around each run); any other axis is a *workload axis*: ``workload``
+  is then a factory, called with one point of those axes (a dict) to build the callable to measure.
+- Workload points run one after another (setup, warm-up, measured runs, teardown), so only one
+  workload's arrays are alive at a time and none counts in another's peak. Within a workload point,
+  runs are interleaved: each repeat round runs every limit point once, in an order shuffled by
+  ``seed``, so slow drift of the machine does not masquerade as a trade-off.
+- ``warmup`` unmeasured runs go first for each workload point (compilation, first touches of the
+  weights). Not per limit: every measured run starts from a cleared cache anyway. A warm-up that
+  raises ends the warm-up; the measured runs then record the error if it persists.
+- Each measured run goes through :func:`mlxtune.measure.measure` (clear the cache, synchronize,
+  reset the peak, time, synchronize, record) inside :func:`mlxtune.memory.cache_limit` and
+  :func:`mlxtune.memory.memory_limit`, so every limit is restored on any exit, Ctrl-C included.
+
+Workloads
+---------
+A workload is a callable returning how much work it did (see :func:`mlxtune.measure.as_work`). It
+may also have ``setup()`` and ``teardown()``, called outside the timed part, and ``describe()``,
+a one-line description stored in ``SweepResult.workload``. :class:`Workload` is a base class for
+that shape; any object with those methods works.
+
+Hooks for front ends
+--------------------
+``on_run(record, progress)`` is called after every measured run (failed ones too) with the
+:class:`~mlxtune.measure.RunRecord` and a :class:`SweepProgress` (counts, current point, and
+``progress.result()`` to build the partial SweepResult on demand). ``stop`` (a ``threading.Event``
+or a callable returning True to stop) is checked before every run; a stopped sweep returns its runs
+marked ``complete=False``. These are the only ways a front end gets progress or stops a sweep.
+
+Faults
+------
+- A run that raises is recorded with its error and the sweep goes on (``on_error="record"``), or
+  the sweep stops and raises :class:`SweepError`, whose ``result`` holds the runs so far
+  (``complete=False``) and whose ``__cause__`` is the run's exception (``on_error="raise"``).
+- Ctrl-C (``KeyboardInterrupt``, also raised by a workload) stops the sweep, which *returns* the
+  runs measured so far, marked ``complete=False``. The interrupted run is not recorded.
+- ``timeout`` (seconds per run): the sweep then runs every MLX call of the workload (factory,
+  setup, warm-up, runs, teardown) on one worker thread and waits for each run at most ``timeout``
+  seconds. MLX streams belong to the thread that made them (arrays the workload receives from
+  outside must already be evaluated), and MLX must not evaluate on two threads at once, so a run
+  past its timeout is waited on for a grace period of as long again. If it finishes, it is recorded
+  as a ``TimeoutError`` (its measurements kept) and the sweep goes on. If not, it is abandoned: the
+  sweep records it, restores the limits and stops (``complete=False``) without starting anything
+  else, and later sweeps in this process refuse to start until the abandoned run ends (a run that
+  never ends needs a fresh process). Without ``timeout``, everything runs on the calling thread.
+- Bad arguments raise one ValueError (TypeError for a workload that is not callable) before
+  anything runs.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import itertools
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from mlxtune import memory
+from mlxtune.environment import environment
+from mlxtune.measure import MEASURED_COLUMNS, Measured, RunRecord, describe_error, measure, runs_frame
+from mlxtune.result import SweepResult
+from mlxtune.units import ACCEPTED_FORMS, format_size, parse_size
+
+__all__ = ["ON_ERROR", "SweepError", "SweepProgress", "Workload", "sweep"]
+
+#: Accepted values of ``on_error``.
+ON_ERROR = ("record", "raise")
+
+_LIMIT_AXES = ("cache_limit", "memory_limit")
+_abandoned: list[threading.Thread] = []
+
+
+class Workload:
+    """Optional base class: subclass it and implement ``__call__``; the other hooks default to no-ops."""
+
+    def setup(self) -> None:
+        """Called once before the warm-up, outside the timed part (load a model, build inputs)."""
+
+    def teardown(self) -> None:
+        """Called once after the workload's runs, also after errors and Ctrl-C."""
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+    def __call__(self) -> Any:
+        raise NotImplementedError
+
+
+class SweepError(RuntimeError):
+    """A sweep stopped by an error; ``result`` holds the runs measured until then."""
+
+    def __init__(self, message: str, result: SweepResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+# -- the plan: validated arguments --------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    cache_limits: list[int]
+    memory_limits: list[int] | None
+    axes: dict[str, list[Any]]
+    repeats: int
+    warmup: int
+    seed: int
+    on_error: str
+    timeout: float | None
+    stop: Callable[[], bool]
+
+    @property
+    def params(self) -> list[str]:
+        limits = ["cache_limit"] + (["memory_limit"] if self.memory_limits is not None else [])
+        return [*limits, *self.axes]
+
+    def workload_points(self) -> list[dict[str, Any]]:
+        names = list(self.axes)
+        return [dict(zip(names, values, strict=True)) for values in itertools.product(*self.axes.values())]
+
+    def limit_points(self) -> list[tuple[int, int | None]]:
+        return list(itertools.product(self.cache_limits, self.memory_limits or [None]))
+
+    @property
+    def planned_runs(self) -> int:
+        return len(self.workload_points()) * len(self.limit_points()) * self.repeats
+
+    def schedule(self, rng: random.Random) -> list[tuple[int, tuple[int, int | None]]]:
+        """(repeat, limit point) pairs: every limit point once per round, each round shuffled."""
+        order = []
+        for repeat in range(self.repeats):
+            points = self.limit_points()
+            rng.shuffle(points)
+            order.extend((repeat, point) for point in points)
+        return order
+
+
+def _sizes(name: str, values: object) -> list[int]:
+    if isinstance(values, str):
+        values = [v for v in values.split(",") if v.strip()]
+    if isinstance(values, (int, float)) or not isinstance(values, Iterable):
+        values = [values]
+    sizes: list[int] = []
+    for value in values:
+        try:
+            size = parse_size(value)
+        except ValueError:
+            raise ValueError(f"{name}: invalid size {value!r}; expected {ACCEPTED_FORMS}") from None
+        if size not in sizes:
+            sizes.append(size)
+    if not sizes:
+        raise ValueError(f"{name} is empty: give at least one size, e.g. [0, '16MB', 'unlimited']")
+    return sizes
+
+
+def _axes(grid: Mapping[str, Sequence[Any]] | None) -> tuple[list[int] | None, dict[str, list[Any]]]:
+    if grid is None:
+        return None, {}
+    if not isinstance(grid, Mapping):
+        raise ValueError(f"grid must be a dict of axis name -> list of values, not {type(grid).__name__}")
+    memory_limits, axes = None, {}
+    for name, values in grid.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"grid axis names must be identifiers such as 'batch', not {name!r}")
+        if name == "cache_limit":
+            raise ValueError("give cache limits with cache_limits=[...], not as a grid axis")
+        if name in MEASURED_COLUMNS and name != "memory_limit":
+            raise ValueError(f"grid axis {name!r} clashes with a measured column; rename it")
+        if name == "memory_limit":
+            memory_limits = _sizes("grid axis 'memory_limit'", values)
+            continue
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            raise ValueError(f"grid axis {name!r} must be a list of values, not {values!r}")
+        values = list(values)
+        if not values:
+            raise ValueError(f"grid axis {name!r} is empty: give at least one value")
+        axes[name] = values
+    return memory_limits, axes
+
+
+def _stopper(stop: threading.Event | Callable[[], bool] | None) -> Callable[[], bool]:
+    if stop is None:
+        return lambda: False
+    if hasattr(stop, "is_set"):
+        return stop.is_set
+    if callable(stop):
+        return lambda: bool(stop())
+    raise ValueError(f"stop must be a threading.Event or a callable returning True to stop, not {stop!r}")
+
+
+def _plan(
+    workload: object,
+    cache_limits: object,
+    repeats: object,
+    warmup: object,
+    grid: Mapping[str, Sequence[Any]] | None,
+    seed: object,
+    on_error: object,
+    timeout: object,
+    on_run: object,
+    stop: threading.Event | Callable[[], bool] | None,
+) -> _Plan:
+    if not callable(workload):
+        raise TypeError(f"workload must be a callable (a factory with grid=), not {type(workload).__name__}")
+    for name, value, least in (("repeats", repeats, 1), ("warmup", warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be a whole number >= {least}, not {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an int, not {seed!r}")
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {', '.join(map(repr, ON_ERROR))}, not {on_error!r}")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+    ):
+        raise ValueError(f"timeout must be a number of seconds > 0 or None, not {timeout!r}")
+    if on_run is not None and not callable(on_run):
+        raise ValueError(f"on_run must be a callable(record, progress) or None, not {on_run!r}")
+    memory_limits, axes = _axes(grid)
+    return _Plan(
+        cache_limits=_sizes("cache_limits", cache_limits),
+        memory_limits=memory_limits,
+        axes=axes,
+        repeats=repeats,
+        warmup=warmup,
+        seed=seed,
+        on_error=str(on_error),
+        timeout=None if timeout is None else float(timeout),
+        stop=_stopper(stop),
+    )
+
+
+# -- where MLX calls run: the calling thread, or one worker thread under a timeout -------------
+
+
+class _Abandoned(Exception):
+    """A call still running after its timeout and grace period; it was left to its thread."""
+
+
+class _Late(Exception):
+    """A call that finished after its timeout but within the grace period."""
+
+    def __init__(self, value: Any, seconds: float) -> None:
+        super().__init__(seconds)
+        self.value, self.seconds = value, seconds
+
+
+class _Inline:
+    """Runs calls on the calling thread; ``timeout`` is not supported here."""
+
+    abandoned = False
+
+    def call(self, fn: Callable[[], Any], timeout: float | None = None) -> Any:
+        return fn()
+
+    def close(self) -> None:
+        pass
+
+
+class _Worker:
+    """One daemon thread that runs every MLX call of a sweep, so all of them share its streams."""
+
+    def __init__(self, grace: float) -> None:
+        self.abandoned, self.grace = False, grace
+        self._tasks: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._loop, name="mlxtune-sweep-run", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            fn, future = task
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # handed to the waiting thread, Ctrl-C too
+                future.set_exception(exc)
+
+    def call(self, fn: Callable[[], Any], timeout: float | None = None) -> Any:
+        """``fn()`` on the worker; past ``timeout``, wait the grace period, then give up on it."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._tasks.put((fn, future))
+        started = time.perf_counter()
+        try:
+            try:
+                return future.result(timeout)
+            except concurrent.futures.TimeoutError:
+                pass
+            try:
+                value = future.result(self.grace)
+            except concurrent.futures.TimeoutError:
+                self._abandon()
+                raise _Abandoned(time.perf_counter() - started) from None
+            raise _Late(value, time.perf_counter() - started)
+        except KeyboardInterrupt:
+            # Ctrl-C while the worker runs: give it the grace period before anything else touches MLX.
+            with contextlib.suppress(concurrent.futures.TimeoutError, BaseException):
+                future.result(self.grace)
+            if not future.done():
+                self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        self.abandoned = True
+        _abandoned.append(self._thread)
+
+    def close(self) -> None:
+        self._tasks.put(None)
+
+
+def _check_no_abandoned_run() -> None:
+    _abandoned[:] = [thread for thread in _abandoned if thread.is_alive()]
+    if _abandoned:
+        raise RuntimeError(
+            "a run abandoned after its timeout by an earlier sweep is still running in this process, and "
+            "MLX cannot evaluate on two threads at once: wait for it to end or restart the process"
+        )
+
+
+# -- progress for front ends --------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SweepProgress:
+    """Where a sweep stands, handed to ``on_run`` after every run.
+
+    ``done`` of ``planned`` runs are recorded; ``point`` is the grid point of the last run (limits
+    included); ``records`` are all runs so far. ``result()`` builds the partial SweepResult (cost
+    grows with the number of runs, so call it when you need it, not on every run of a long sweep).
+    """
+
+    planned: int
+    records: list[RunRecord]
+    point: dict[str, Any]
+    _build: Callable[[], SweepResult]
+
+    @property
+    def done(self) -> int:
+        return len(self.records)
+
+    def result(self) -> SweepResult:
+        return self._build()
+
+
+# -- the sweep ----------------------------------------------------------------------------------
+
+
+def _name(workload: object) -> str:
+    return str(getattr(workload, "__qualname__", None) or type(workload).__name__)
+
+
+def _describe(instance: object) -> str:
+    describe = getattr(instance, "describe", None)
+    return str(describe()) if callable(describe) else _name(instance)
+
+
+def _point_text(point: Mapping[str, Any]) -> str:
+    return ", ".join(
+        f"{name}={format_size(value) if name in _LIMIT_AXES else value}" for name, value in point.items()
+    )
+
+
+def _failed_record(
+    params: dict[str, Any], cache: int, repeat: int, started_at: float, message: str
+) -> RunRecord:
+    """A row for a run that produced no measurement of its own (setup failed, run abandoned).
+
+    Counters are read without synchronizing, so nothing waits on (or evaluates beside) a run that
+    may still be going on another thread.
+    """
+    now = memory.snapshot(sync=False)
+    seconds = max(time.time() - started_at, 0.0)
+    return RunRecord(
+        params=params, repeat=repeat, seconds=seconds, wall_seconds=seconds, units=0.0, unit="runs",
+        peak_memory=now.peak, active_before=now.active, active_after=now.active, cache_before=now.cache,
+        cache_after=now.cache, process_rss=now.process_rss, cache_limit=cache,
+        memory_limit=params.get("memory_limit", now.memory_limit), started_at=started_at, error=message,
+    )
+
+
+class _Stop(Exception):
+    """Ends the sweep early; the message becomes ``stop_reason``."""
+
+
+class _Sweep:
+    """The state of one sweep: its plan, its runs so far, its progress bar and hooks."""
+
+    def __init__(self, plan: _Plan, workload: Callable[..., Any], label: str | None, clear_cache: bool,
+                 progress: bool, on_run: Callable[[RunRecord, SweepProgress], Any] | None,
+                 options: dict[str, Any]) -> None:
+        from tqdm.auto import tqdm
+
+        self.plan, self.workload, self.clear_cache, self.on_run = plan, workload, clear_cache, on_run
+        self.label = label or _name(workload)
+        self.records: list[RunRecord] = []
+        self.description = ""
+        self.complete, self.stop_reason = True, ""
+        self.runner: _Inline | _Worker = _Worker(grace=plan.timeout) if plan.timeout else _Inline()
+        self.environment = environment()
+        self.options = {
+            "cache_limits": plan.cache_limits, "grid": {**plan.axes, **(
+                {"memory_limit": plan.memory_limits} if plan.memory_limits is not None else {})},
+            "repeats": plan.repeats, "warmup": plan.warmup, "seed": plan.seed, "on_error": plan.on_error,
+            "timeout": plan.timeout, "clear_cache": clear_cache, **options,
+        }
+        self.bar = tqdm(total=plan.planned_runs, desc=self.label, disable=not progress, leave=True)
+
+    # -- results
+    def result(self) -> SweepResult:
+        params = self.plan.params
+        unit = next((r.unit for r in self.records if not r.error), "runs")
+        return SweepResult(
+            runs=runs_frame(self.records, params[1:]), params=params, label=self.label,
+            workload=self.description or _name(self.workload), unit=unit, complete=self.complete,
+            planned_runs=self.plan.planned_runs, stop_reason=self.stop_reason,
+            environment=self.environment, options=dict(self.options),
+        )
+
+    def stopped(self, reason: str) -> None:
+        self.complete, self.stop_reason = False, reason
+
+    # -- running
+    def run(self) -> None:
+        rng = random.Random(self.plan.seed)
+        for point in self.plan.workload_points():
+            self.run_point(point, rng)
+
+    def run_point(self, point: dict[str, Any], rng: random.Random) -> None:
+        schedule = self.plan.schedule(rng)
+        try:
+            build = (lambda: self.workload(dict(point))) if self.plan.axes else (lambda: self.workload)
+            instance = self.runner.call(build)
+            if not callable(instance):
+                raise TypeError(f"the workload factory returned {type(instance).__name__}, not a callable")
+            if not self.description:
+                self.description = _describe(instance)
+            setup = getattr(instance, "setup", None)
+            if callable(setup):
+                self.runner.call(setup)
+        except Exception as exc:  # recorded against every run of the point
+            self.setup_failed(point, schedule, exc)
+            return
+        try:
+            self.warm_up(instance)
+            for repeat, limits in schedule:
+                self.measured_run(instance, point, limits, repeat)
+        finally:
+            teardown = getattr(instance, "teardown", None)
+            if callable(teardown) and not self.runner.abandoned:
+                self.runner.call(teardown)
+
+    def setup_failed(self, point: dict[str, Any], schedule: list, exc: Exception) -> None:
+        message = f"setup failed: {describe_error(exc)}"
+        if self.plan.on_error == "raise":
+            raise _Raise(message) from exc
+        started_at = time.time()
+        for repeat, (cache, memory_limit) in schedule:
+            self.add(_failed_record(self.params_of(point, memory_limit), cache, repeat, started_at, message),
+                     {"cache_limit": cache, **self.params_of(point, memory_limit)})
+
+    def warm_up(self, instance: Callable[[], Any]) -> None:
+        for _ in range(self.plan.warmup):
+            self.check_stop()
+            try:
+                self.runner.call(instance, self.plan.timeout)
+            except _Late:
+                continue
+            except _Abandoned as late:
+                raise _Stop(f"a warm-up run was still running {late.args[0]:.3g}s after it started "
+                            f"(timeout {self.plan.timeout:g}s) and was abandoned; nothing else was run "
+                            "beside it") from None
+            except Exception:
+                return
+
+    def params_of(self, point: dict[str, Any], memory_limit: int | None) -> dict[str, Any]:
+        return {**({"memory_limit": memory_limit} if memory_limit is not None else {}), **point}
+
+    def check_stop(self) -> None:
+        if self.plan.stop():
+            raise _Stop("stopped on request")
+
+    def measured_run(self, instance: Callable[[], Any], point: dict[str, Any],
+                     limits: tuple[int, int | None], repeat: int) -> None:
+        self.check_stop()
+        cache, memory_limit = limits
+        params = self.params_of(point, memory_limit)
+        self.bar.set_description_str(f"{self.label}: {_point_text({'cache_limit': cache, **params})}",
+                                     refresh=False)
+        started_at = time.time()
+        failure: BaseException | None = None
+        with contextlib.ExitStack() as applied:
+            applied.enter_context(memory.cache_limit(cache))
+            if memory_limit is not None:
+                applied.enter_context(memory.memory_limit(memory_limit))
+            try:
+                measured: Measured = self.runner.call(
+                    lambda: measure(instance, params=params, repeat=repeat, clear=self.clear_cache),
+                    self.plan.timeout,
+                )
+                record, failure = measured.record, measured.exception
+            except _Late as late:
+                message = (f"TimeoutError: the run took {late.seconds:.3g}s, over the timeout of "
+                           f"{self.plan.timeout:g}s")
+                record = dataclasses.replace(late.value.record, error=message)
+                failure = TimeoutError(message)
+            except _Abandoned as late:
+                message = (f"TimeoutError: the run was still running {late.args[0]:.3g}s after it started "
+                           f"(timeout {self.plan.timeout:g}s) and was abandoned")
+                record = _failed_record(params, cache, repeat, started_at, message)
+                self.add(record, {"cache_limit": cache, **params})
+                raise _Stop(f"{message}; the sweep stopped so that nothing runs beside it") from None
+        self.add(record, {"cache_limit": cache, **params})
+        if failure is not None and self.plan.on_error == "raise":
+            raise _Raise(f"run {len(self.records)} ({_point_text({'cache_limit': cache, **params})}) failed: "
+                         f"{record.error}") from failure
+
+    def add(self, record: RunRecord, point: dict[str, Any]) -> None:
+        self.records.append(record)
+        self.bar.update(1)
+        if self.on_run is not None:
+            self.on_run(record, SweepProgress(self.plan.planned_runs, self.records, point, self.result))
+
+    def close(self) -> None:
+        self.bar.close()
+        self.runner.close()
+
+
+class _Raise(Exception):
+    """``on_error="raise"``: stop and raise SweepError with the partial result."""
+
+
+def sweep(
+    workload: Callable[..., Any],
+    cache_limits: Iterable[int | str] | str = ("0", "unlimited"),
+    repeats: int = 3,
+    warmup: int = 1,
+    label: str | None = None,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    on_error: str = "record",
+    timeout: float | None = None,
+    clear_cache: bool = True,
+    on_run: Callable[[RunRecord, SweepProgress], Any] | None = None,
+    stop: threading.Event | Callable[[], bool] | None = None,
+    **options: Any,
+) -> SweepResult:
+    """Measure ``workload`` under each cache limit (and grid point), ``repeats`` times, interleaved.
+
+    ``cache_limits``: sizes as ints or strings ("16MB", "unlimited"; a comma-separated string is
+    split). ``grid``: more axes; ``memory_limit`` is applied like the cache limit, any other axis
+    makes ``workload`` a factory called with one point of those axes. ``label`` names the result
+    (default: the workload's name). ``options`` are extra context (e.g. ``model="..."``) stored in
+    ``SweepResult.options``. See the module docstring for the run order, hooks and faults.
+    """
+    plan = _plan(workload, cache_limits, repeats, warmup, grid, seed, on_error, timeout, on_run, stop)
+    _check_no_abandoned_run()
+    state = _Sweep(plan, workload, label, clear_cache, progress, on_run, options)
+    try:
+        state.run()
+    except _Stop as stopped:
+        state.stopped(str(stopped))
+    except KeyboardInterrupt:
+        note = "; a run is still going on in a background thread" if state.runner.abandoned else ""
+        state.stopped(f"interrupted (KeyboardInterrupt) after {len(state.records)} runs{note}")
+    except _Raise as failed:
+        state.stopped(str(failed))
+        raise SweepError(str(failed), state.result()) from failed.__cause__
+    except Exception as exc:
+        state.stopped(f"stopped by an error outside the runs: {describe_error(exc)}")
+        raise SweepError(state.stop_reason, state.result()) from exc
+    finally:
+        state.close()
+    return state.result()
