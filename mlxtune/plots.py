@@ -1,0 +1,374 @@
+"""Figures of sweep results, drawn with matplotlib's object API.
+
+Every function returns a :class:`matplotlib.figure.Figure` built without pyplot, so nothing is
+registered globally and nothing is left open. Artists carry gids so code (tests, the widget) can
+find them: ``"points"`` (one measured line per series), ``"limit-label"`` (a point's cache limit),
+``"pareto"``, ``"recommended"``, ``"budget"`` and ``"highlight"``.
+
+A cache-limit axis spans 0 to "unlimited" (2**63 - 1), which no log scale shows well: limits are
+placed at log10 of their size, with 0 one decade left of the smallest positive limit and
+"unlimited" one decade right of the largest finite one, each labelled with its readable size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+from mlxtune.units import UNLIMITED, format_size, parse_size
+
+if TYPE_CHECKING:
+    from mlxtune.result import SweepResult
+    from mlxtune.stats import Recommendation
+
+__all__ = ["KINDS", "comparison", "memory", "pareto_front", "plot", "throughput", "tradeoff"]
+
+KINDS = ("tradeoff", "throughput", "memory")
+#: Error bars: "iqr" (quartiles of the runs) or "ci" (95% interval of the median); summary columns.
+SPREADS = {"iqr": ("throughput_q1", "throughput_q3"), "ci": ("throughput_ci_low", "throughput_ci_high")}
+_FIGSIZE = (7.0, 4.5)
+_MEMORY_SERIES = (
+    ("footprint", "footprint (peak + cache)"),
+    ("peak_memory_max", "peak active"),
+    ("cache_after_max", "cache held"),
+    ("process_rss_max", "process RSS"),
+)
+
+
+def plot(result: SweepResult, kind: str = "tradeoff", **options: Any) -> Figure:
+    """``kind`` is "tradeoff", "throughput" or "memory"; ``options`` go to that function."""
+    drawers = {"tradeoff": tradeoff, "throughput": throughput, "memory": memory}
+    if kind not in drawers:
+        raise ValueError(f"unknown plot kind {kind!r}: expected one of {', '.join(KINDS)}")
+    return drawers[kind](result, **options)
+
+
+# -- the trade-off chart ------------------------------------------------------------------------
+
+
+def tradeoff(
+    result: SweepResult,
+    *,
+    ax: Axes | None = None,
+    highlight: int | str | None = None,
+    budget: int | str | None = None,
+    tolerance: float = 0.05,
+    spread: str = "iqr",
+    recommendation: bool = True,
+    title: str | None = None,
+) -> Figure:
+    """Footprint (x) against median throughput (y): one point per grid point, labelled with its limit.
+
+    Error bars show ``spread`` ("iqr": quartiles, or "ci": the 95% interval of the median). The
+    Pareto front (no other point is both smaller and faster) is drawn, the recommended point is
+    starred, and ``budget`` (bytes or a size) is drawn as a vertical line.
+    """
+    summary = result.summary()
+    ax = _axes(ax)
+    for index, (name, points) in enumerate(_series(summary, result.params)):
+        _errorbar(ax, points["footprint"], points, spread, _color(index), name)
+        for _, row in points.iterrows():
+            _label_point(ax, row["footprint"], row["throughput_median"], int(row["cache_limit"]))
+    measured = summary[summary["throughput_median"].notna()]
+    front = pareto_front(measured)
+    if len(front) > 1:
+        ax.plot(front["footprint"], front["throughput_median"], linestyle="--", color="0.5", linewidth=1,
+                zorder=1, label="Pareto front", gid="pareto")
+    budget_bytes = None if budget is None else parse_size(budget)
+    if budget_bytes is not None:
+        ax.axvline(budget_bytes, color="tab:red", linestyle=":", label=f"budget {format_size(budget_bytes)}",
+                   gid="budget")
+    if recommendation and len(measured):
+        _mark_recommended(ax, measured, result.params, result.recommend(budget=budget, tolerance=tolerance))
+    if highlight is not None:
+        _highlight(ax, measured, "footprint", parse_size(highlight))
+    _size_axis(ax.xaxis, measured["footprint"] if len(measured) else summary["footprint"], log_if_wide=True)
+    ax.set_xlabel("footprint: peak active + cache held")
+    ax.set_ylabel(f"throughput ({_unit(result, summary)}/s)")
+    ax.set_title(title if title is not None else f"{result.label}: speed against memory")
+    _legend(ax)
+    return ax.figure
+
+
+def pareto_front(summary: pd.DataFrame) -> pd.DataFrame:
+    """The points no other point beats on both footprint (smaller) and throughput (larger).
+
+    Sorted by footprint; rows with no measured throughput are left out.
+    """
+    ranked = summary[summary["throughput_median"].notna()].sort_values(
+        ["footprint", "throughput_median"], ascending=[True, False], kind="stable"
+    )
+    keep, fastest = [], -math.inf
+    for index, value in ranked["throughput_median"].items():
+        if value > fastest:
+            keep.append(index)
+            fastest = value
+    return ranked.loc[keep]
+
+
+# -- against the cache limit --------------------------------------------------------------------
+
+
+def throughput(
+    result: SweepResult,
+    *,
+    ax: Axes | None = None,
+    highlight: int | str | None = None,
+    spread: str = "iqr",
+    title: str | None = None,
+) -> Figure:
+    """Median throughput against cache limit, with ``spread`` as error bars; one line per series."""
+    summary = result.summary()
+    ax = _axes(ax)
+    positions = _LimitAxis(summary["cache_limit"])
+    for index, (name, points) in enumerate(_series(summary, result.params)):
+        _errorbar(ax, positions.of(points["cache_limit"]), points, spread, _color(index), name, line=True)
+    if highlight is not None:
+        limit = parse_size(highlight)
+        rows = summary[(summary["cache_limit"] == limit) & summary["throughput_median"].notna()]
+        if len(rows):
+            ax.plot(positions.of(rows["cache_limit"]), rows["throughput_median"], **_HIGHLIGHT_STYLE)
+    positions.apply(ax)
+    ax.set_ylabel(f"throughput ({_unit(result, summary)}/s)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title if title is not None else f"{result.label}: throughput against cache limit")
+    _legend(ax)
+    return ax.figure
+
+
+def memory(
+    result: SweepResult,
+    *,
+    ax: Axes | None = None,
+    highlight: int | str | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Footprint, peak active, cache held and process RSS against cache limit.
+
+    Each point is the largest value over the point's runs; a bar down to the smallest shows the
+    spread between runs.
+    """
+    params = list(result.params)
+    runs = result.runs.assign(footprint=result.runs["peak_memory"] + result.runs["cache_after"])
+    raw_columns = [column.removesuffix("_max") for column, _ in _MEMORY_SERIES]
+    lowest = runs.groupby(params, sort=False, dropna=False)[raw_columns].min()
+    summary = result.summary().merge(lowest.add_suffix("_min").reset_index(), on=params, how="left")
+    ax = _axes(ax)
+    positions = _LimitAxis(summary["cache_limit"])
+    series = _series(summary, params)
+    for index, (column, label) in enumerate(_MEMORY_SERIES):
+        for series_index, (name, points) in enumerate(series):
+            high = points[column].to_numpy(dtype=float)
+            low = points[f"{column.removesuffix('_max')}_min"].to_numpy(dtype=float)
+            below = np.clip(np.nan_to_num(high - low), 0, None)
+            container = ax.errorbar(
+                positions.of(points["cache_limit"]), high, yerr=[below, np.zeros_like(high)],
+                marker="os^v"[index], color=_color(index), capsize=3, linestyle=_LINESTYLES[series_index % 4],
+                label=f"{label} ({name})" if len(series) > 1 else label,
+            )
+            container.lines[0].set_gid(f"memory:{column}")
+    if highlight is not None:
+        ax.axvline(positions.of([parse_size(highlight)])[0], **_HIGHLIGHT_LINE)
+    positions.apply(ax)
+    _size_axis(ax.yaxis, summary["footprint"], log_if_wide=False)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("memory")
+    ax.set_title(title if title is not None else f"{result.label}: memory against cache limit")
+    _legend(ax)
+    return ax.figure
+
+
+# -- several results ----------------------------------------------------------------------------
+
+
+def comparison(
+    results: Sequence[SweepResult],
+    *,
+    kind: str = "tradeoff",
+    ax: Axes | None = None,
+    spread: str = "iqr",
+    title: str | None = None,
+) -> Figure:
+    """Two or more results on one chart ("tradeoff" or "throughput"), told apart by the legend."""
+    if kind not in ("tradeoff", "throughput"):
+        raise ValueError(f"unknown comparison kind {kind!r}: expected tradeoff or throughput")
+    if len(results) < 1:
+        raise ValueError("comparison() needs at least one result")
+    ax = _axes(ax)
+    summaries = [r.summary() for r in results]
+    positions = _LimitAxis(pd.concat([s["cache_limit"] for s in summaries]))
+    index = 0
+    for label, result, summary in zip(_distinct_labels(results), results, summaries, strict=True):
+        for name, points in _series(summary, result.params):
+            series_label = f"{label} · {name}" if name else label
+            x = points["footprint"] if kind == "tradeoff" else positions.of(points["cache_limit"])
+            _errorbar(ax, x, points, spread, _color(index), series_label, line=kind == "throughput")
+            if kind == "tradeoff":
+                for _, row in points.iterrows():
+                    _label_point(ax, row["footprint"], row["throughput_median"], int(row["cache_limit"]))
+            index += 1
+    units = {_unit(r, s) for r, s in zip(results, summaries, strict=True)}
+    ax.set_ylabel(f"throughput ({' / '.join(sorted(units))}/s)")
+    if kind == "tradeoff":
+        _size_axis(ax.xaxis, pd.concat([s["footprint"] for s in summaries]), log_if_wide=True)
+        ax.set_xlabel("footprint: peak active + cache held")
+    else:
+        positions.apply(ax)
+        ax.set_ylim(bottom=0)
+    ax.set_title(title if title is not None else " vs ".join(_distinct_labels(results)))
+    _legend(ax)
+    return ax.figure
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+_HIGHLIGHT_STYLE: dict[str, Any] = {
+    "marker": "o", "markersize": 16, "markerfacecolor": "none", "markeredgecolor": "black",
+    "markeredgewidth": 2, "linestyle": "none", "zorder": 5, "gid": "highlight",
+}
+_HIGHLIGHT_LINE: dict[str, Any] = {"color": "black", "linewidth": 1.5, "alpha": 0.6, "gid": "highlight"}
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
+def _axes(ax: Axes | None) -> Axes:
+    """The given axes, or those of a new figure that pyplot does not know about."""
+    if ax is not None:
+        return ax
+    figure = Figure(figsize=_FIGSIZE, layout="constrained")
+    return figure.add_subplot()
+
+
+def _color(index: int) -> str:
+    from matplotlib import rcParams
+
+    colors = rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    return colors[index % len(colors)]
+
+
+def _series(summary: pd.DataFrame, params: Sequence[str]) -> list[tuple[str, pd.DataFrame]]:
+    """The summary split by every axis except the cache limit; names like "dtype=q4" ("" if none)."""
+    others = [p for p in params if p != "cache_limit"]
+    if not others:
+        return [("", summary)]
+    groups = summary.groupby(others, sort=False, dropna=False)
+    named = []
+    for key, points in groups:
+        values = key if isinstance(key, tuple) else (key,)
+        name = ", ".join(
+            f"{p}={format_size(v) if p == 'memory_limit' else v}" for p, v in zip(others, values, strict=True)
+        )
+        named.append((name, points))
+    return named
+
+
+def _spread(points: pd.DataFrame, spread: str) -> tuple[np.ndarray, np.ndarray]:
+    if spread not in SPREADS:
+        raise ValueError(f"unknown spread {spread!r}: expected iqr or ci")
+    low, high = SPREADS[spread]
+    median = points["throughput_median"].to_numpy(dtype=float)
+    below = np.clip(np.nan_to_num(median - points[low].to_numpy(dtype=float)), 0, None)
+    above = np.clip(np.nan_to_num(points[high].to_numpy(dtype=float) - median), 0, None)
+    return below, above
+
+
+def _errorbar(ax: Axes, x: Any, points: pd.DataFrame, spread: str, color: str, label: str,
+              line: bool = False) -> None:
+    """Median throughput with its spread; the data line gets gid "points" (NaN medians skipped)."""
+    measured = points["throughput_median"].notna().to_numpy()
+    x = np.asarray(x, dtype=float)[measured]
+    points = points[measured]
+    below, above = _spread(points, spread)
+    container = ax.errorbar(x, points["throughput_median"].to_numpy(dtype=float), yerr=[below, above],
+                            fmt="o-" if line else "o", color=color, capsize=3, label=label or "measured",
+                            zorder=3)
+    container.lines[0].set_gid("points")
+
+
+def _label_point(ax: Axes, x: float, y: float, limit: int) -> None:
+    if not (np.isfinite(x) and np.isfinite(y)):
+        return
+    ax.annotate(format_size(limit), (x, y), xytext=(4, 5), textcoords="offset points", fontsize=8,
+                color="0.25", gid="limit-label")
+
+
+def _mark_recommended(ax: Axes, measured: pd.DataFrame, params: Sequence[str], rec: Recommendation) -> None:
+    if rec.cache_limit is None:
+        return
+    match = measured["cache_limit"] == rec.cache_limit
+    for name, value in rec.params.items():
+        if name in measured.columns:
+            match &= measured[name] == value
+    rows = measured[match]
+    if rows.empty:
+        return
+    ax.plot(rows["footprint"].iloc[:1], rows["throughput_median"].iloc[:1], marker="*", markersize=18,
+            color="gold", markeredgecolor="black", linestyle="none", zorder=6,
+            label=f"recommended: {format_size(rec.cache_limit)}", gid="recommended")
+
+
+def _highlight(ax: Axes, measured: pd.DataFrame, x_column: str, limit: int) -> None:
+    rows = measured[measured["cache_limit"] == limit]
+    if len(rows):
+        ax.plot(rows[x_column], rows["throughput_median"], **_HIGHLIGHT_STYLE)
+
+
+def _size_axis(axis: Any, values: pd.Series, log_if_wide: bool) -> None:
+    """Readable sizes on an axis of bytes; log-scaled when the values span more than 20x."""
+    finite = pd.to_numeric(values, errors="coerce").dropna()
+    positive = finite[finite > 0]
+    if log_if_wide and len(positive) and positive.max() / positive.min() > 20:
+        axis.axes.set_xscale("log") if axis.axis_name == "x" else axis.axes.set_yscale("log")
+        axis.set_minor_formatter(NullFormatter())
+    axis.set_major_formatter(FuncFormatter(lambda value, _pos: format_size(value) if value >= 0 else ""))
+
+
+class _LimitAxis:
+    """Where each cache limit sits on a linear x axis in log10 units (see the module docstring)."""
+
+    def __init__(self, limits: pd.Series | Sequence[int]) -> None:
+        self.limits = sorted({int(v) for v in pd.Series(limits).dropna()})
+        finite = [math.log10(v) for v in self.limits if 0 < v < UNLIMITED]
+        self.low = (min(finite) if finite else 0.0) - 1.0
+        self.high = (max(finite) if finite else 0.0) + 1.0
+
+    def position(self, limit: int) -> float:
+        if limit <= 0:
+            return self.low
+        if limit >= UNLIMITED:
+            return self.high
+        return math.log10(limit)
+
+    def of(self, limits: Sequence[int] | pd.Series) -> np.ndarray:
+        return np.array([self.position(int(v)) for v in limits], dtype=float)
+
+    def apply(self, ax: Axes) -> None:
+        ticks = [self.position(v) for v in self.limits]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.set_xticklabels([format_size(v) for v in self.limits], rotation=30, ha="right")
+        ax.set_xlim(self.low - 0.4, self.high + 0.4)
+        ax.set_xlabel("cache limit (log scale; 0 and unlimited at the ends)")
+
+
+def _unit(result: SweepResult, summary: pd.DataFrame) -> str:
+    units = summary["unit"].dropna() if "unit" in summary else pd.Series(dtype=str)
+    units = units[units != ""]
+    return str(units.iloc[0]) if len(units) else result.unit
+
+
+def _distinct_labels(results: Sequence[SweepResult]) -> list[str]:
+    """Each result's label, numbered where two results share one."""
+    labels = [r.label for r in results]
+    return [f"{label} #{labels[:i].count(label) + 1}" if labels.count(label) > 1 else label
+            for i, label in enumerate(labels)]
+
+
+def _legend(ax: Axes) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best")
