@@ -21,7 +21,7 @@ import importlib
 import os
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -257,15 +257,16 @@ def lm(
 
 
 def lm_factory(model: str | os.PathLike[str], **defaults: Any) -> Callable[..., LM]:
-    """A grid workload factory: ``factory(dtype="q4", gen_tokens=64, ...)`` -> :class:`LM`.
+    """A grid workload factory: ``factory({"dtype": "q4"})`` or ``factory(dtype="q4")`` -> :class:`LM`.
 
+    ``sweep`` calls it with one grid point (a dict of axis values); keyword arguments work too.
     Every grid point loads the model afresh in its own ``setup()``, so float32, float16, bfloat16
     and quantized variants of one model folder can be compared in a single sweep.
     """
-    def factory(**point: Any) -> LM:
-        return LM(model, **{**defaults, **point})
+    def factory(point: Mapping[str, Any] | None = None, /, **options: Any) -> LM:
+        return LM(model, **{**defaults, **(point or {}), **options})
 
-    factory.__name__ = f"lm_factory({Path(str(model)).name})"
+    factory.__name__ = factory.__qualname__ = f"lm_factory({Path(str(model)).name})"
     return factory
 
 
