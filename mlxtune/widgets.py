@@ -1,0 +1,490 @@
+"""``SweepPanel``: a cache-limit sweep driven from sliders and buttons in a notebook.
+
+A thin front end over :func:`mlxtune.sweep.sweep`: it measures nothing itself. It picks the limits
+(a range slider over a log-spaced ladder of sizes and a number of points), starts the sweep, shows
+each run as it lands (progress, trade-off plot, summary table), lets you stop it, scrub through
+the measured limits afterwards and export reports.
+
+Threads, and what MLX allows across them (checked on MLX 0.32 and its changelog):
+
+* Since MLX 0.31.2 every thread has its own default stream, and a stream's command encoder lives
+  in the thread that created it (Metal and CUDA first, the CPU backend since 0.32). A *lazy* array
+  recorded on one thread and evaluated on another fails with "There is no Stream(cpu, 0) in
+  current thread"; this is true on the CPU backend here, and on Metal and CUDA with "gpu".
+* *Evaluated* arrays (model weights after ``mlx_lm.load``, anything passed through ``mx.eval``)
+  carry no graph and can be read and computed with from any thread. Arrays a worker evaluates can
+  be used by the kernel's thread afterwards.
+* Two threads evaluating at once is not supported for a shared stream, and even with separate
+  streams the cache and memory limits are process-wide, so concurrent work would distort what a
+  sweep measures.
+
+So the panel runs each sweep in one worker thread (the kernel's thread stays free to deliver the
+Stop click), builds and evaluates every array of a run inside that thread (the workload is called
+there), never touches MLX from the kernel's thread while it runs, and lets one sweep run at a time
+in the whole process. A workload must not capture lazy arrays made in a notebook cell: evaluate
+them first (``mx.eval``). The panel says so when a run fails with the cross-thread error. The
+kernel's own cells should leave MLX alone while a sweep runs; their work would be measured too.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import io
+import os
+import threading
+import time
+import traceback
+import urllib.parse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from mlxtune.units import UNLIMITED, format_size, parse_size
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from mlxtune.measure import RunRecord
+    from mlxtune.result import SweepResult
+    from mlxtune.sweep import SweepProgress
+
+__all__ = ["LADDER", "SweepPanel", "spread"]
+
+#: The sizes the range slider offers: 0, then powers of four from 256 KB, then no limit.
+LADDER: tuple[int, ...] = tuple(
+    parse_size(s) for s in ("0", "256KB", "1MB", "4MB", "16MB", "64MB", "256MB", "1GB", "4GB", "unlimited")
+)
+
+#: Held by the panel whose sweep is running, so MLX work never runs in two panels at once.
+_SWEEP_LOCK = threading.Lock()
+
+_THREAD_HINT = (
+    "A run used a lazy MLX array made on another thread: evaluate it (mx.eval) before the sweep, "
+    "or build it inside the workload."
+)
+
+
+def spread(values: Sequence[int], points: int) -> list[int]:
+    """``points`` of ``values`` spread evenly by position, always keeping both ends."""
+    if not values:
+        raise ValueError("no cache limits to choose from")
+    if points < 1:
+        raise ValueError(f"points must be at least 1, got {points}")
+    if points >= len(values):
+        return list(values)
+    if points == 1:
+        return [values[0]]
+    last = len(values) - 1
+    return [values[i] for i in sorted({round(k * last / (points - 1)) for k in range(points)})]
+
+
+class SweepPanel:
+    """Sliders, buttons, a live plot and a table around :func:`mlxtune.sweep.sweep`.
+
+    ``display(panel)`` shows it; :meth:`run` and :meth:`stop` do what the buttons do, and
+    :meth:`wait` blocks until the sweep in progress ends (for scripts and tests). ``result`` is the
+    :class:`~mlxtune.result.SweepResult` measured so far (None before the first run); ``figure``
+    is the Figure last drawn; ``error`` the last error shown (``""`` when none).
+
+    ``cache_limits`` replaces the ladder the range slider offers; ``sweep_options`` (warmup,
+    timeout, seed, ...) go to ``sweep`` unchanged. Plots are redrawn at most every ``refresh``
+    seconds while a sweep runs, so short runs are not slowed by drawing.
+    """
+
+    def __init__(
+        self,
+        workload: Callable[..., Any],
+        *,
+        cache_limits: Sequence[int | str] | None = None,
+        repeats: int = 3,
+        points: int | None = None,
+        label: str | None = None,
+        out_dir: str | os.PathLike[str] = "mlxtune-out",
+        refresh: float = 0.5,
+        **sweep_options: Any,
+    ) -> None:
+        if not callable(workload):
+            raise TypeError(f"workload must be callable, not {type(workload).__name__}")
+        ladder = sorted({parse_size(v) for v in cache_limits}) if cache_limits is not None else list(LADDER)
+        if not ladder:
+            raise ValueError("cache_limits is empty: give at least one size such as '0' or '16MB'")
+        self._workload = workload
+        self._label = label or getattr(workload, "__name__", "sweep")
+        self._out_dir = Path(out_dir)
+        self._refresh = refresh
+        self._options = sweep_options
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._busy = False  # from Run until the worker has shown the outcome
+        self._scrub_ready = False
+        self._last_draw = 0.0
+        self._progress: SweepProgress | None = None
+        self._result: SweepResult | None = None
+        self.figure: Figure | None = None
+        self.error = ""
+
+        options = [(_limit_label(v), v) for v in ladder]
+        self.span = widgets.SelectionRangeSlider(
+            options=options, index=(0, len(ladder) - 1), description="Cache limits",
+            continuous_update=False, layout=widgets.Layout(width="560px"),
+        )
+        self.points = widgets.BoundedIntText(
+            value=min(points or len(ladder), len(ladder)), min=1, max=len(ladder), description="Points",
+            layout=widgets.Layout(width="160px"),
+        )
+        self.repeats = widgets.BoundedIntText(
+            value=repeats, min=1, max=1000, description="Repeats", layout=widgets.Layout(width="160px")
+        )
+        self.planned = widgets.HTML()
+        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.stop_button = widgets.Button(
+            description="Stop", button_style="warning", icon="stop", disabled=True
+        )
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="Runs")
+        self.status = widgets.HTML()
+        self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="640px"))
+        self.table = widgets.HTML()
+        self.scrub = widgets.SelectionSlider(
+            options=[("—", -1)], description="Inspect", disabled=True, continuous_update=False,
+            layout=widgets.Layout(width="560px"),
+        )
+        self.details = widgets.HTML()
+        self.export_buttons = {
+            kind: widgets.Button(description=f"Export {kind.upper()}", icon="download", disabled=True)
+            for kind in ("html", "csv", "json")
+        }
+        self.links = widgets.HTML()
+        self.errors = widgets.HTML()
+
+        self.span.observe(self._guard(self._on_span), names="index")
+        self.points.observe(self._guard(self._show_plan), names="value")
+        self.run_button.on_click(self._guard(lambda _: self.run()))
+        self.stop_button.on_click(self._guard(lambda _: self.stop()))
+        self.scrub.observe(self._guard(self._on_scrub), names="value")
+        for kind, button in self.export_buttons.items():
+            button.on_click(self._guard(lambda _, kind=kind: self.export(kind)))
+        self._show_plan()
+
+        self.widget = widgets.VBox([
+            self.span,
+            widgets.HBox([self.points, self.repeats, self.run_button, self.stop_button]),
+            self.planned,
+            widgets.HBox([self.progress, self.status]),
+            self.errors,
+            widgets.HBox([self.plot, self.table]),
+            self.scrub,
+            self.details,
+            widgets.HBox(list(self.export_buttons.values())),
+            self.links,
+        ])
+
+    # -- what the panel would sweep ------------------------------------------------------------------
+    @property
+    def cache_limits(self) -> list[int]:
+        """The limits the next run sweeps: ``points`` of those the range slider spans."""
+        lo, hi = self.span.index
+        return spread(list(self.span.options[i][1] for i in range(lo, hi + 1)), self.points.value)
+
+    @property
+    def result(self) -> SweepResult | None:
+        """The sweep's result: final once it ended, else built from the runs measured so far."""
+        if self._result is not None or self._progress is None:
+            return self._result
+        return self._progress.result()
+
+    @property
+    def running(self) -> bool:
+        return self._busy
+
+    def _on_span(self, change: dict[str, Any]) -> None:
+        old_lo, old_hi = change["old"] if change.get("old") else (0, 0)
+        lo, hi = self.span.index
+        size = hi - lo + 1
+        followed = self.points.value >= old_hi - old_lo + 1
+        self.points.max = size
+        if followed:
+            self.points.value = size
+        self._show_plan()
+
+    def _show_plan(self, _change: object = None) -> None:
+        limits = self.cache_limits
+        names = ", ".join(_limit_label(v) for v in limits)
+        runs = len(limits) * self.repeats.value
+        self.planned.value = f"<span class='mlxtune-plan'>Sweeps {html.escape(names)} ({runs} runs)</span>"
+
+    # -- running ------------------------------------------------------------------------------------
+    def run(self, *, wait: bool = False, timeout: float | None = None) -> SweepPanel:
+        """Start a sweep of :attr:`cache_limits` in a worker thread; ``wait=True`` blocks until it ends."""
+        if self.running:
+            raise RuntimeError("a sweep is already running in this panel: Stop it or wait for it")
+        if not _SWEEP_LOCK.acquire(blocking=False):
+            raise RuntimeError("another panel's sweep is running: MLX measures one sweep at a time")
+        limits, repeats = self.cache_limits, self.repeats.value
+        self._stop_event.clear()
+        self._last_draw, self._progress, self._result, self.error = 0.0, None, None, ""
+        self._scrub_ready = False
+        self.errors.value = self.links.value = self.details.value = ""
+        self.progress.value, self.progress.max = 0, len(limits) * repeats
+        self.progress.bar_style = ""
+        self._busy = True
+        self._set_running(True)
+        self.status.value = f"starting: {len(limits)} limits x {repeats} repeats"
+        self._thread = threading.Thread(
+            target=self._sweep, args=(limits, repeats), name="mlxtune-sweep", daemon=True
+        )
+        self._thread.start()
+        if wait:
+            self.wait(timeout)
+        return self
+
+    def stop(self) -> None:
+        """Ask the sweep to stop after the run in progress; what was measured is kept."""
+        if self.running:
+            self._stop_event.set()
+            self.status.value = "stopping after the current run..."
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the sweep in progress ends; False if ``timeout`` seconds passed first."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.running
+
+    def close(self) -> None:
+        """Stop any sweep, wait for it, and close every widget of the panel."""
+        self.stop()
+        self.wait()
+        self.figure = None
+        _close_tree(self.widget)
+
+    def _sweep(self, limits: list[int], repeats: int) -> None:
+        """The worker thread: the only place this panel's MLX work happens."""
+        from mlxtune.sweep import sweep
+
+        try:
+            options = {"label": self._label, **self._options}
+            self._result = sweep(
+                self._workload, cache_limits=limits, repeats=repeats, progress=False,
+                on_run=self._on_run, stop=self._stop_event, **options,
+            )
+        except Exception as exc:  # shown in the panel, which stays usable
+            self._show_error(exc)
+        finally:
+            _SWEEP_LOCK.release()
+            self._finish()
+
+    def _on_run(self, record: RunRecord, progress: SweepProgress) -> None:
+        """Called by the sweep after each run, in the worker thread."""
+        self._progress = progress
+        self.progress.max = progress.planned
+        self.progress.value = progress.done
+        state = f"failed: {html.escape(record.error)}" if record.error else f"{record.wall_seconds:.3g} s"
+        self.status.value = (
+            f"run {progress.done}/{progress.planned} · cache limit "
+            f"<b>{_limit_label(record.cache_limit)}</b> · {state}"
+        )
+        if time.monotonic() - self._last_draw >= self._refresh:
+            self._draw()
+
+    def _finish(self) -> None:
+        result = self.result
+        self._busy = False
+        self._set_running(False)
+        if result is None:
+            self.progress.bar_style = "danger"
+            return
+        self.progress.bar_style = "success" if result.complete and not result.failed_runs else "warning"
+        self._draw()
+        self._offer_scrub(result)
+        self.status.value = self._outcome(result)
+
+    def _outcome(self, result: SweepResult) -> str:
+        done = len(result.runs)
+        stopped = f" of {result.planned_runs} ({result.stop_reason or 'stopped'})"
+        parts = [f"{done} runs" + ("" if result.complete else stopped)]
+        if result.failed_runs:
+            first = result.runs.loc[result.runs["error"] != "", "error"].iloc[0]
+            parts.append(f"{result.failed_runs} failed: {first}")
+            if "in current thread" in first:
+                parts.append(_THREAD_HINT)
+            self.errors.value = _error_box(" · ".join(parts[1:]))
+        try:
+            parts.append(f"recommendation: {result.recommend()}")
+        except Exception as exc:  # e.g. every run failed: nothing to recommend
+            parts.append(f"no recommendation ({type(exc).__name__}: {exc})")
+        return "<br>".join(html.escape(p) for p in parts)
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.disabled = running
+        self.stop_button.disabled = not running
+        for control in (self.span, self.points, self.repeats):
+            control.disabled = running
+        for button in self.export_buttons.values():
+            button.disabled = running or self.result is None
+        if running:
+            self.scrub.disabled = True
+
+    # -- showing results ----------------------------------------------------------------------------
+    def _draw(self, highlight: int | None = None) -> None:
+        """Redraw the trade-off plot and the summary table from :attr:`result`."""
+        result = self.result
+        self._last_draw = time.monotonic()
+        if result is None or not len(result.runs):
+            return
+        try:
+            figure = result.plot(kind="tradeoff", highlight=highlight)
+            self.plot.value = _png(figure)
+            self.figure = figure
+            self.table.value = _summary_html(result)
+        except Exception as exc:  # a drawing problem must not end the sweep
+            self._show_error(exc)
+
+    def _offer_scrub(self, result: SweepResult) -> None:
+        """Let the second slider step through the measured limits, starting at the recommended one."""
+        measured = sorted({int(v) for v in result.runs["cache_limit"]})
+        if not measured:
+            return
+        try:
+            start = result.recommend().cache_limit
+        except Exception:  # nothing to recommend (every run failed): start at the smallest
+            start = None
+        self._scrub_ready = False
+        self.scrub.options = [(_limit_label(v), v) for v in measured]
+        self.scrub.value = start if start in measured else measured[0]
+        self.scrub.disabled = False
+        self._scrub_ready = True
+        self._on_scrub({"new": self.scrub.value})
+
+    def _on_scrub(self, change: dict[str, Any]) -> None:
+        limit = change["new"]
+        if not self._scrub_ready or self.result is None or limit is None or self.running:
+            return
+        self._draw(highlight=limit)
+        self.details.value = _details_html(self.result, limit)
+
+    # -- files --------------------------------------------------------------------------------------
+    def export(self, kind: str) -> Path:
+        """Write the result as ``html``, ``csv`` or ``json`` into the output folder; link it below."""
+        writers = {"html": "to_html", "csv": "to_csv", "json": "to_json"}
+        if kind not in writers:
+            raise ValueError(f"unknown export kind {kind!r}: expected one of html, csv, json")
+        if self.result is None:
+            raise RuntimeError("nothing to export yet: run a sweep first")
+        self._out_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = self._out_dir / f"{_slug(self._label)}-{stamp}.{kind}"
+        written = Path(getattr(self.result, writers[kind])(str(path)) or path)
+        self.links.value += _link_html(written)
+        return written
+
+    # -- errors -------------------------------------------------------------------------------------
+    def _guard(self, handler: Callable[..., None]) -> Callable[..., None]:
+        """Wrap a widget callback so its exceptions show in the panel (ipywidgets would hide them)."""
+
+        def guarded(*args: Any) -> None:
+            try:
+                handler(*args)
+            except Exception as exc:  # shown, and the panel stays usable
+                self._show_error(exc)
+
+        return guarded
+
+    def _show_error(self, exc: BaseException) -> None:
+        self.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.errors.value = _error_box(self.error, detail)
+
+    # -- display ------------------------------------------------------------------------------------
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "idle"
+        return f"SweepPanel({self._label!r}, {state}, limits={[_limit_label(v) for v in self.cache_limits]})"
+
+
+def _limit_label(limit: int) -> str:
+    return "unlimited" if limit >= UNLIMITED else ("0" if limit == 0 else format_size(limit))
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+#: Summary columns the panel's table shows, with their headings; sizes are shown readable.
+_TABLE_COLUMNS = {
+    "runs": "runs", "failed": "failed", "throughput_median": "median {unit}/s", "throughput_iqr": "IQR",
+    "seconds_median": "median s", "peak_memory_max": "peak", "cache_after_max": "cache held",
+    "footprint": "footprint",
+}
+_SIZE_COLUMNS = ("cache_limit", "memory_limit", "peak_memory_max", "cache_after_max", "footprint")
+
+
+def _summary_html(result: SweepResult) -> str:
+    summary = result.summary()
+    table = summary[[*result.params, *_TABLE_COLUMNS]].copy()
+    for column in _SIZE_COLUMNS:
+        if column in table:
+            table[column] = table[column].map(lambda v: _limit_label(int(v)) if v == v else "n/a")
+    unit = str(summary["unit"].iloc[0]) if len(summary) else result.unit
+    table = table.rename(columns={k: v.format(unit=unit) for k, v in _TABLE_COLUMNS.items()})
+    text = table.to_html(index=False, escape=True, float_format=lambda x: f"{x:.4g}", border=0)
+    return f"<div class='mlxtune-summary' style='font-size:85%'>{text}</div>"
+
+
+def _details_html(result: SweepResult, limit: int) -> str:
+    """Medians of one limit's finished runs: timings and how memory moved during a run."""
+    runs = result.runs[(result.runs["cache_limit"] == limit) & (result.runs["error"] == "")]
+    if not len(runs):
+        return f"<b>{_limit_label(limit)}</b>: no finished runs"
+    median = runs.median(numeric_only=True)
+    unit = html.escape(str(runs["unit"].iloc[0]))
+    rows = [
+        ("runs", f"{len(runs)}"),
+        ("seconds (median)", f"{median['seconds']:.4g}"),
+        (f"{unit}/s (median)", f"{median['throughput']:.4g}"),
+        ("peak memory (largest)", format_size(int(runs["peak_memory"].max()))),
+        ("active delta (median)", format_size(int(median["active_after"] - median["active_before"]))),
+        ("cache delta (median)", format_size(int(median["cache_after"] - median["cache_before"]))),
+        ("cache held after", format_size(int(median["cache_after"]))),
+        ("process RSS", format_size(int(median["process_rss"]))),
+    ]
+    body = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    title = f"<b>cache limit {html.escape(_limit_label(limit))}</b>"
+    return f"{title}<table class='mlxtune-details'>{body}</table>"
+
+
+def _error_box(message: str, detail: str = "") -> str:
+    more = f"<details><summary>traceback</summary><pre>{html.escape(detail)}</pre></details>" * bool(detail)
+    return (
+        "<div class='mlxtune-error' style='color:#a00;white-space:pre-wrap'>"
+        f"{html.escape(message)}{more}</div>"
+    )
+
+
+def _link_html(path: Path) -> str:
+    try:
+        shown = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        shown = str(path)
+    href = urllib.parse.quote(shown.replace(os.sep, "/"))
+    return (
+        f"<div>wrote <a href='{html.escape(href)}' target='_blank'>{html.escape(shown)}</a>"
+        f" <code>{html.escape(str(path.resolve()))}</code></div>"
+    )
+
+
+def _slug(text: str) -> str:
+    kept = "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-")
+    return kept[:60] or "sweep"
+
+
+def _close_tree(widget: widgets.Widget) -> None:
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    widget.close()
