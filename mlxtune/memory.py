@@ -11,6 +11,8 @@ import contextlib
 import dataclasses
 import html
 import os
+import re
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from mlxtune._mlx import mx
 from mlxtune.units import UNLIMITED, format_size, parse_size
 
 __all__ = [
+    "LIMIT_READ_SYNCS",
     "Backend",
     "Snapshot",
     "SnapshotDelta",
@@ -34,13 +37,15 @@ __all__ = [
     "get_memory_limit",
     "get_wired_limit",
     "memory_limit",
+    "process_rss",
+    "set_cache_limit",
+    "settle",
     "snapshot",
     "track",
     "wired_limit",
 ]
 
 Backend = Literal["metal", "cuda", "cpu"]
-_PROCESS = psutil.Process(os.getpid())
 
 
 def backend() -> Backend:
@@ -76,11 +81,61 @@ def clear_cache() -> None:
 # -- limits -------------------------------------------------------------------------------------
 
 
+class _CacheLimitState:
+    """The cache limit mlxtune last set or read, so one ``set_cache_limit`` call can confirm it."""
+
+    known: int | None = None
+
+
+def _mlx_version() -> tuple[int, ...]:
+    parts = re.findall(r"\d+", getattr(mx, "__version__", "0"))[:2]
+    return tuple(int(p) for p in parts)
+
+
+def _cpu_only_build() -> bool:
+    cuda = getattr(mx, "cuda", None)
+    return not mx.metal.is_available() and not (cuda is not None and cuda.is_available())
+
+
+#: MLX's CPU-only build (since 0.32) synchronizes every CPU stream inside ``set_cache_limit``
+#: before it may evict cached buffers, so a cache-limit read there is also a full synchronize.
+LIMIT_READ_SYNCS: bool = _cpu_only_build() and _mlx_version() >= (0, 32)
+
+
 def get_cache_limit() -> int:
-    """The cache limit in force, read by swapping in "unlimited" (which never trims) and back."""
-    previous = mx.set_cache_limit(UNLIMITED)
-    mx.set_cache_limit(previous)
+    """The cache limit in force, read by setting a value and putting the old one back if it differs.
+
+    The value swapped in is the limit mlxtune last knew (so the read is one call when nobody
+    changed it) or "unlimited" when the cache already holds more than that value: swapping in a
+    limit below the cache would evict buffers, and "unlimited" never does. Each call costs one
+    synchronize of the CPU streams on MLX's CPU build, so one call instead of two matters.
+    """
+    known = _CacheLimitState.known
+    probe = known if known is not None and mx.get_cache_memory() <= known else UNLIMITED
+    previous = mx.set_cache_limit(probe)
+    if previous != probe:
+        mx.set_cache_limit(previous)
+    _CacheLimitState.known = previous
     return previous
+
+
+def set_cache_limit(limit: int) -> int:
+    """Set the cache limit (bytes); returns the previous one. Keeps :func:`get_cache_limit` cheap."""
+    previous = mx.set_cache_limit(limit)
+    _CacheLimitState.known = limit
+    return previous
+
+
+def settle() -> int:
+    """Wait for pending MLX work and return the cache limit in force.
+
+    Counters and clocks are only meaningful after pending work is done. Where reading the cache
+    limit already synchronizes every CPU stream (see :data:`LIMIT_READ_SYNCS`), that read is the
+    synchronization; elsewhere ``mx.synchronize()`` comes first.
+    """
+    if not LIMIT_READ_SYNCS:
+        mx.synchronize()
+    return get_cache_limit()
 
 
 def get_memory_limit() -> int:
@@ -104,11 +159,11 @@ def get_wired_limit() -> int:
 def cache_limit(size: str | int) -> Iterator[int]:
     """Run the block under a cache limit; the previous one comes back on any exit, Ctrl-C too."""
     limit = parse_size(size)
-    previous = mx.set_cache_limit(limit)
+    previous = set_cache_limit(limit)
     try:
         yield limit
     finally:
-        mx.set_cache_limit(previous)
+        set_cache_limit(previous)
 
 
 @contextlib.contextmanager
@@ -168,11 +223,13 @@ def _describe(peak: int, active: int, cache: int) -> str:
     def scale(value: int) -> str:
         return f"{format_size(value):<12}"
 
-    return f"Peak:   {scale(peak)} ({peak})\nActive: {scale(active)} ({active})\nCache:  {scale(cache)} ({cache})"
+    lines = (("Peak:  ", peak), ("Active:", active), ("Cache: ", cache))
+    return "\n".join(f"{name} {scale(value)} ({value})" for name, value in lines)
 
 
 def _html_table(rows: list[tuple[str, str]]) -> str:
-    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    cell = "<tr><th style='text-align:left'>{}</th><td>{}</td></tr>"
+    body = "".join(cell.format(html.escape(k), html.escape(v)) for k, v in rows)
     return f"<table>{body}</table>"
 
 
@@ -220,7 +277,8 @@ class Snapshot:
             f"Limits: cache {format_size(self.cache_limit)}, memory {format_size(self.memory_limit)}, "
             f"wired {format_size(self.wired_limit)}"
         )
-        return f"{self.description}\nProcess RSS: {format_size(self.process_rss)} ({self.process_rss})\n{limits}"
+        rss = f"Process RSS: {format_size(self.process_rss)} ({self.process_rss})"
+        return f"{self.description}\n{rss}\n{limits}"
 
     def _repr_html_(self) -> str:
         rows = [
@@ -259,20 +317,41 @@ class SnapshotDelta:
 def snapshot(*, sync: bool = True) -> Snapshot:
     """Read MLX's counters and limits and the process's resident memory.
 
-    ``sync=False`` skips ``mx.synchronize()`` for callers that have just synchronized.
+    ``sync=False`` skips waiting for pending work, for callers that have just done so.
     """
-    if sync:
-        mx.synchronize()
+    return _read(settle() if sync else get_cache_limit())
+
+
+def _read(cache_limit: int) -> Snapshot:
+    """A snapshot with the cache limit already read (reading it may be the costly part)."""
     return Snapshot(
         active=mx.get_active_memory(),
         cache=mx.get_cache_memory(),
         peak=mx.get_peak_memory(),
-        cache_limit=get_cache_limit(),
+        cache_limit=cache_limit,
         memory_limit=get_memory_limit(),
         wired_limit=get_wired_limit(),
-        process_rss=_PROCESS.memory_info().rss,
+        process_rss=process_rss(),
         taken_at=time.time(),
     )
+
+
+class _Statm:
+    """``/proc/self/statm`` held open by the process that opened it (a read is ~1 us, psutil ~9 us)."""
+
+    fd: int | None = None
+    pid: int = 0
+    page_size: int = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def process_rss() -> int:
+    """Resident memory of this process as the OS sees it, in bytes."""
+    if not sys.platform.startswith("linux"):
+        return psutil.Process().memory_info().rss
+    pid = os.getpid()
+    if _Statm.fd is None or _Statm.pid != pid:  # first call, or a forked child
+        _Statm.fd, _Statm.pid = os.open("/proc/self/statm", os.O_RDONLY), pid
+    return int(os.pread(_Statm.fd, 128, 0).split()[1]) * _Statm.page_size
 
 
 # -- tracking a block ---------------------------------------------------------------------------
@@ -315,13 +394,13 @@ def track(*, clear: bool = False) -> Iterator[Tracking]:
     """
     if clear:
         mx.clear_cache()
-    mx.synchronize()
+    limit = settle()
     mx.reset_peak_memory()
-    tracking = Tracking(before=snapshot(sync=False))
+    tracking = Tracking(before=_read(limit))
     start = time.perf_counter()
     try:
         yield tracking
     finally:
-        mx.synchronize()
+        limit = settle()
         tracking.seconds = time.perf_counter() - start
-        tracking.after = snapshot(sync=False)
+        tracking.after = _read(limit)
