@@ -11,7 +11,7 @@ import mlx.core as mx
 import pytest
 from mlx.utils import tree_flatten
 
-from mlxtune import measure
+from mlxtune import measure, memory
 from mlxtune.workloads import (
     DTYPES,
     allocator_churn,
@@ -150,6 +150,18 @@ def test_allocator_churn_allocates_and_is_seeded() -> None:
     assert run.units == 50 and run.unit == "buffers"
     assert run.peak_memory >= max(work.lengths) * 4
     assert not math.isnan(run.throughput)
+    assert len(set(work.lengths)) <= work.distinct
+
+
+def test_allocator_churn_reuses_cached_buffers() -> None:
+    """With a cache the recurring sizes are served from it: the cache holds buffers at the end."""
+    work = allocator_churn(buffers=100, max_size="256KB", distinct=4)
+    with memory.cache_limit("unlimited"):
+        cached = measure.measure(work).record
+    with memory.cache_limit(0):
+        uncached = measure.measure(work).record
+    assert cached.cache_after > 0
+    assert uncached.cache_after == 0
 
 
 def test_allocator_churn_rejects_bad_arguments() -> None:

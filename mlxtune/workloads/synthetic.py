@@ -22,16 +22,19 @@ __all__ = ["AllocatorChurn", "allocator_churn"]
 class AllocatorChurn:
     """Seeded buffer sizes; each run allocates, touches and frees them (see :func:`allocator_churn`)."""
 
-    def __init__(self, buffers: int, min_size: int, max_size: int, live: int, seed: int) -> None:
+    def __init__(self, buffers: int, min_size: int, max_size: int, live: int, distinct: int,
+                 seed: int) -> None:
         self.buffers = buffers
         self.min_size = min_size
         self.max_size = max_size
         self.live = live
+        self.distinct = distinct
         self.seed = seed
         rng = random.Random(seed)
         low, high = math.log(min_size), math.log(max_size)
         # float32 elements, log-uniform sizes: as many small buffers as large ones
-        self.lengths = [max(1, int(math.exp(rng.uniform(low, high))) // 4) for _ in range(buffers)]
+        palette = [max(1, int(math.exp(rng.uniform(low, high))) // 4) for _ in range(distinct)]
+        self.lengths = [rng.choice(palette) for _ in range(buffers)]
 
     def __call__(self) -> Work:
         held: deque[mx.array] = deque(maxlen=self.live)
@@ -45,7 +48,7 @@ class AllocatorChurn:
     def describe(self) -> str:
         return (
             f"allocator_churn({self.buffers} buffers of {format_size(self.min_size)}.."
-            f"{format_size(self.max_size)}, {self.live} live, seed {self.seed})"
+            f"{format_size(self.max_size)} in {self.distinct} sizes, {self.live} live, seed {self.seed})"
         )
 
     def __repr__(self) -> str:
@@ -57,18 +60,22 @@ def allocator_churn(
     min_size: str | int = "4KB",
     max_size: str | int = "4MB",
     live: int = 4,
+    distinct: int = 16,
     seed: int = 0,
 ) -> AllocatorChurn:
-    """A workload that allocates ``buffers`` buffers of ``min_size``..``max_size`` (log-uniform, seeded).
+    """A workload that allocates ``buffers`` buffers of ``min_size``..``max_size``, seeded.
 
-    Each buffer is filled, doubled (a second allocation) and evaluated; at most ``live`` stay alive,
-    the rest are freed as the run goes. Throughput is buffers per second.
+    ``distinct`` sizes are drawn log-uniformly, then each buffer takes one of them, as a model's
+    layers ask for the same few shapes again and again (a cache can only help with sizes that
+    recur). Each buffer is filled, doubled (a second allocation) and evaluated; at most ``live``
+    stay alive, the rest are freed as the run goes. Throughput is buffers per second.
     """
     if isinstance(buffers, bool) or not isinstance(buffers, int) or buffers < 1:
         raise ValueError(f"buffers must be a whole number >= 1, not {buffers!r}")
-    if isinstance(live, bool) or not isinstance(live, int) or live < 1:
-        raise ValueError(f"live must be a whole number >= 1, not {live!r}")
+    for name, value in (("live", live), ("distinct", distinct)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
     low, high = parse_size(min_size), parse_size(max_size)
     if not 4 <= low <= high:
         raise ValueError(f"need 4B <= min_size <= max_size, got {format_size(low)} and {format_size(high)}")
-    return AllocatorChurn(buffers, low, high, live, seed)
+    return AllocatorChurn(buffers, low, high, live, distinct, seed)
