@@ -1,0 +1,206 @@
+"""Statistics on known data, and the recommendation on constructed sweeps."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+
+from mlxtune.measure import runs_frame
+from mlxtune.result import SweepResult
+from mlxtune.stats import (
+    SUMMARY_COLUMNS,
+    Recommendation,
+    best,
+    is_significant,
+    median_ci,
+    ratio_ci,
+    recommend,
+    summarize,
+)
+from mlxtune.units import UNLIMITED
+
+MB = 1_000_000
+
+
+def row(cache_limit: int, throughput: float, repeat: int = 0, peak: int = 10 * MB, cache: int = 0,
+        error: str = "", **params) -> dict:
+    """One run row: ``throughput`` tokens/s over one second of work."""
+    return {
+        "cache_limit": cache_limit, **params, "repeat": repeat, "seconds": 1.0, "wall_seconds": 1.0,
+        "units": throughput, "unit": "tokens", "throughput": math.nan if error else throughput,
+        "peak_memory": peak, "active_before": 0, "active_after": 0, "cache_before": 0,
+        "cache_after": cache, "process_rss": 100 * MB, "memory_limit": UNLIMITED, "started_at": 0.0,
+        "error": error,
+    }
+
+
+def result_of(points: dict[int, list[float]], cache_held: dict[int, int] | None = None) -> SweepResult:
+    """A sweep whose cache limit ``c`` ran at the given throughputs, holding ``cache_held[c]`` bytes."""
+    held = cache_held or {}
+    rows = [row(c, t, i, cache=held.get(c, min(c, 50 * MB)))
+            for c, ts in points.items() for i, t in enumerate(ts)]
+    return SweepResult(runs=runs_frame(rows), params=["cache_limit"], unit="tokens")
+
+
+# -- confidence interval of the median -----------------------------------------------------------
+
+
+def test_median_ci_on_known_data():
+    assert median_ci(range(1, 11)) == (2.0, 9.0)  # the textbook ranks for n = 10
+    assert median_ci([5.0, 1.0, 3.0]) == (1.0, 5.0)  # too few for 95%: the full range
+    assert median_ci([2.0, math.nan, 4.0, 3.0]) == (2.0, 4.0)
+    assert all(math.isnan(v) for v in median_ci([]))
+
+
+@pytest.mark.parametrize("n", range(6, 41))
+def test_median_ci_covers_95_percent_with_the_tightest_ranks(n):
+    low, high = median_ci(np.arange(1, n + 1, dtype=float))
+    rank = int(low)
+    assert high == n - rank + 1
+
+    def coverage(k: int) -> float:
+        return 1 - 2 * scipy_stats.binom.cdf(k - 1, n, 0.5)
+
+    assert coverage(rank) >= 0.95
+    assert coverage(rank + 1) < 0.95
+
+
+# -- significance and ratios ---------------------------------------------------------------------
+
+
+def test_is_significant_separates_clear_differences_only():
+    fast, slow = [100, 101, 99, 102, 100, 98], [80, 81, 79, 82, 80, 78]
+    assert is_significant(fast, slow)
+    assert not is_significant(fast, [101, 99, 100, 102, 98, 100])
+    assert not is_significant([3, 3, 3], [3, 3, 3])
+    assert not is_significant([1.0], [2.0, 3.0])
+    # 3 against 3 can never reach p < 0.05 with a two-sided rank test
+    assert not is_significant([10, 11, 12], [1, 2, 3])
+    assert is_significant([10, 11, 12, 13], [1, 2, 3, 4])
+
+
+def test_ratio_ci_on_known_data():
+    base = np.array([10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0])
+    estimate, low, high = ratio_ci(2 * base, base)
+    assert low < estimate < high and estimate == pytest.approx(2.0, rel=0.08)
+    assert low < 2.0 < high
+    same = ratio_ci(base, base)
+    assert same[0] == pytest.approx(1.0) and same[1] < 1.0 < same[2]
+    assert ratio_ci(10 * base, base)[1] > 5  # far apart: the interval excludes small ratios
+    assert all(math.isnan(v) for v in ratio_ci([], base))
+
+
+# -- summaries ------------------------------------------------------------------------------------
+
+
+def test_summarize_on_known_runs():
+    rows = [row(0, t, i, peak=p, cache=c) for i, (t, p, c) in enumerate(
+        [(1.0, 10, 0), (2.0, 30, 0), (3.0, 20, 0), (4.0, 10, 0)])]
+    rows.append(row(0, 0.0, 4, peak=50, cache=5, error="RuntimeError: out of memory"))
+    rows += [row(MB, t, i, peak=40, cache=900_000) for i, t in enumerate([10.0, 12.0, 11.0])]
+    for r, metric in zip(rows, [5, 6, 7, 8, 0, 1, 2, 3], strict=True):
+        r["prompt_tps"] = float(metric)
+    summary = summarize(runs_frame(rows), ["cache_limit"])
+    assert list(summary.columns) == ["cache_limit", *SUMMARY_COLUMNS, "prompt_tps_median"]
+    slow, fast = summary.iloc[0], summary.iloc[1]
+    assert (slow["runs"], slow["failed"], slow["unit"]) == (5, 1, "tokens")
+    assert slow["throughput_median"] == 2.5 and slow["throughput_iqr"] == 1.5
+    assert (slow["throughput_q1"], slow["throughput_q3"]) == (1.75, 3.25)
+    assert (slow["throughput_ci_low"], slow["throughput_ci_high"]) == (1.0, 4.0)
+    assert slow["seconds_median"] == 1.0
+    assert slow["peak_memory_max"] == 50 and slow["footprint"] == 55  # the failed run counts for memory
+    assert slow["prompt_tps_median"] == 6.5  # metrics of successful runs only
+    assert fast["throughput_median"] == 11.0 and fast["footprint"] == 900_040
+    assert fast["cache_after_max"] == 900_000 and fast["process_rss_max"] == 100 * MB
+    assert best(summary)["cache_limit"] == MB
+
+
+def test_summarize_groups_by_every_axis_and_keeps_all_failed_points():
+    rows = [row(c, 5.0 + c, i, batch=b) for c in (0, 1) for b in (4, 1) for i in range(2)]
+    rows += [row(2, 0.0, i, batch=1, error="ValueError: bad") for i in range(2)]
+    summary = summarize(runs_frame(rows, ["batch"]), ["cache_limit", "batch"])
+    assert list(summary[["cache_limit", "batch"]].itertuples(index=False, name=None)) == [
+        (0, 1), (0, 4), (1, 1), (1, 4), (2, 1)]
+    failed = summary.iloc[-1]
+    assert failed["failed"] == 2 and math.isnan(failed["throughput_median"])
+    assert summarize(runs_frame([]), ["cache_limit"]).empty
+    with pytest.raises(ValueError, match="no column 'dtype'"):
+        summarize(runs_frame(rows, ["batch"]), ["cache_limit", "dtype"])
+
+
+def test_best_needs_a_successful_run():
+    summary = summarize(runs_frame([row(0, 0.0, error="RuntimeError: x")]), ["cache_limit"])
+    with pytest.raises(ValueError, match="no successful runs"):
+        best(summary)
+
+
+# -- recommendation -------------------------------------------------------------------------------
+
+
+def test_recommends_the_smallest_limit_indistinguishable_from_the_best():
+    result = result_of({0: [50, 52, 55], 16 * MB: [92, 96, 100], UNLIMITED: [95, 99, 104]})
+    rec = result.recommend()
+    assert isinstance(rec, Recommendation) and rec.found
+    assert rec.cache_limit == 16 * MB and not rec.within_noise and rec.throughput == 96
+    assert rec.footprint == 10 * MB + 16 * MB
+    assert "Cache limit 16MB gives 96 tokens/s" in rec.reason and "overlaps the best" in rec.reason
+    assert rec.python_code == "mx.set_cache_limit(16000000)  # 16MB"
+    assert rec.swift_code == "MLX.Memory.cacheLimit = 16_000_000  // 16MB"
+
+
+def test_says_plainly_when_everything_is_within_the_noise():
+    rec = recommend(result_of({0: [90, 100, 110], MB: [95, 101, 108], UNLIMITED: [92, 99, 112]}))
+    assert rec.cache_limit == 0 and rec.within_noise
+    assert rec.reason.startswith("All 3 points are within the noise of each other")
+    assert rec.python_code == "mx.set_cache_limit(0)  # 0B"
+
+
+def test_tolerance_admits_a_slightly_slower_smaller_limit():
+    result = result_of({0: [50, 51, 52], 16 * MB: [96, 97, 98], UNLIMITED: [99, 100, 101]})
+    rec = result.recommend(tolerance=0.05)
+    assert rec.cache_limit == 16 * MB and "within 5% of the best" in rec.reason
+    strict = result.recommend(tolerance=0.01)
+    assert strict.cache_limit == UNLIMITED and "is the fastest" in strict.reason
+    assert strict.swift_code == "MLX.Memory.cacheLimit = Int.max  // unlimited"
+    assert strict.python_code == "mx.set_cache_limit(2**63 - 1)  # unlimited"
+
+
+def test_the_budget_excludes_points_whose_footprint_is_too_large():
+    held = {0: 0, 16 * MB: 16 * MB, UNLIMITED: 400 * MB}
+    result = result_of({0: [50, 51, 52], 16 * MB: [70, 71, 72], UNLIMITED: [99, 100, 101]}, held)
+    assert result.recommend().cache_limit == UNLIMITED
+    rec = result.recommend(budget="100MB")
+    assert rec.cache_limit == 16 * MB and rec.footprint == 26 * MB and rec.budget == 100 * MB
+    assert "1 of 3 points exceed the budget of 100MB" in rec.reason
+
+
+def test_a_clear_message_when_nothing_fits_the_budget():
+    rec = result_of({0: [50, 51, 52], MB: [60, 61, 62]}).recommend(budget=5 * MB)
+    assert not rec.found and rec.cache_limit is None and rec.footprint == 10 * MB
+    assert rec.reason == ("Nothing fits the budget of 5MB: the smallest footprint measured is 10MB "
+                          "(cache limit 0B).")
+    assert rec.python_code.startswith("# no cache limit recommended: Nothing fits")
+
+
+def test_no_recommendation_without_a_successful_run():
+    runs = runs_frame([row(0, 0.0, error="RuntimeError: x"), row(MB, 0.0, error="RuntimeError: x")])
+    rec = SweepResult(runs=runs, params=["cache_limit"]).recommend()
+    assert not rec.found and rec.reason == "No recommendation: no run succeeded."
+
+
+def test_recommend_takes_a_summary_frame_and_reports_other_axes():
+    rows = [row(c, t, i, dtype=d) for c, d, ts in [
+        (0, "float16", [40, 41, 42]), (0, "q4", [70, 71, 72]), (MB, "q4", [71, 72, 73])]
+        for i, t in enumerate(ts)]
+    summary = summarize(runs_frame(rows, ["dtype"]), ["cache_limit", "dtype"])
+    rec = recommend(summary)
+    assert rec.cache_limit == 0 and rec.params == {"dtype": "q4"}
+    assert "dtype=q4" in rec.reason
+    with pytest.raises(ValueError, match="tolerance must be a fraction"):
+        recommend(summary, tolerance=5)
+    with pytest.raises(ValueError, match="summary frame"):
+        recommend(pd.DataFrame({"x": [1]}))
