@@ -1,0 +1,623 @@
+"""Files from sweep results: a self-contained HTML report, Markdown, CSV, and JSON that loads back.
+
+Takes results, never MLX. Every file is written atomically (rendered in memory, written to a
+temporary file beside the target, then renamed over it), so an error while rendering or writing
+never leaves a half-written file over a good one. Every string that came from a user is escaped:
+HTML through jinja2's autoescaping, Markdown through :func:`markdown_text`. Loading reads JSON only
+and checks it, so a truncated, foreign or newer file gives one ValueError naming the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import datetime
+import html
+import io
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from mlxtune.measure import MEASURED_COLUMNS, SCHEMA_VERSION
+from mlxtune.result import SweepResult
+from mlxtune.units import format_size
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from mlxtune.stats import Recommendation
+
+__all__ = [
+    "FIGURE_KINDS",
+    "FILE_FORMAT",
+    "load",
+    "markdown_text",
+    "result_html_fragment",
+    "write_atomic",
+    "write_csv",
+    "write_html",
+    "write_json",
+    "write_markdown",
+]
+
+#: The marker every results file carries, beside its ``schema_version``.
+FILE_FORMAT = "mlxtune.sweep"
+#: Figures a report shows, in order (see :mod:`mlxtune.plots`).
+FIGURE_KINDS = ("tradeoff", "throughput", "memory")
+_CAPTIONS = {
+    "tradeoff": "Speed against memory: one point per cache limit (error bars: quartiles of the runs), "
+    "the Pareto front dashed, the recommended limit starred.",
+    "throughput": "Median throughput against cache limit, with the quartiles of the runs.",
+    "memory": "Memory against cache limit: the largest value over the runs, bars down to the smallest.",
+}
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_SIZE_COLUMNS = {"cache_limit", "memory_limit", "peak_memory_max", "cache_after_max", "footprint",
+                 "process_rss_max"}
+
+
+# -- atomic writes ------------------------------------------------------------------------------
+
+
+def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> str:
+    """Write ``data`` to ``path`` all at once: a temporary file in the same folder, then a rename.
+
+    Readers see the old file or the new one, never part of one; on any error the temporary file
+    is removed and the old file stays. A new file gets mode 0644, a replaced one keeps its mode.
+    """
+    target = os.fspath(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    folder = os.path.dirname(os.path.abspath(target))
+    try:
+        mode = os.stat(target).st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644
+    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return target
+
+
+# -- JSON: save and load ------------------------------------------------------------------------
+
+
+def to_document(result: SweepResult) -> dict[str, Any]:
+    """The JSON-ready form of a result: metadata, column dtypes, raw runs and the summary.
+
+    Options and environment values that JSON cannot hold are saved as their ``repr``.
+    """
+    runs = result.runs
+    return {
+        "format": FILE_FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "label": result.label,
+        "workload": result.workload,
+        "unit": result.unit,
+        "complete": bool(result.complete),
+        "planned_runs": int(result.planned_runs),
+        "params": list(result.params),
+        "options": _jsonable(result.options),
+        "environment": _jsonable(result.environment),
+        "columns": [[str(name), str(runs[name].dtype)] for name in runs.columns],
+        "runs": _records(runs),
+        "summary": _records(result.summary()),
+    }
+
+
+def write_json(result: SweepResult, path: str | os.PathLike[str]) -> str:
+    """Save raw runs, summary, environment and options with a schema version; :func:`load` reads it."""
+    text = json.dumps(to_document(result), indent=1, allow_nan=False, ensure_ascii=False)
+    return write_atomic(path, text + "\n")
+
+
+def load(path: str | os.PathLike[str]) -> SweepResult:
+    """The :class:`SweepResult` saved at ``path`` by :func:`write_json`, equal to the saved one.
+
+    Only JSON is parsed, never code. A file that is not UTF-8 JSON, not an mlxtune results file,
+    from a newer mlxtune, or inconsistent inside raises one ValueError naming the file and the
+    problem. A missing file raises FileNotFoundError.
+    """
+    name = os.fspath(path)
+    raw = Path(name).read_bytes()
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{name}: not an mlxtune results file: not UTF-8 text ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{name}: not an mlxtune results file: invalid JSON at line {exc.lineno} column {exc.colno} "
+            f"({exc.msg}); the file may be truncated"
+        ) from None
+    except RecursionError:
+        raise ValueError(f"{name}: not an mlxtune results file: JSON nested too deeply") from None
+    try:
+        return from_document(document)
+    except _FileProblem as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+class _FileProblem(Exception):
+    """What is wrong with a results document; :func:`load` adds the file name."""
+
+
+def from_document(document: Any) -> SweepResult:
+    """Check a parsed results document and build the result (see :func:`load`)."""
+    if not isinstance(document, dict) or document.get("format") != FILE_FORMAT:
+        raise _FileProblem(
+            f'not an mlxtune results file (expected a JSON object with "format": "{FILE_FORMAT}")'
+        )
+    version = document.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _FileProblem(f"invalid schema_version {_short(version)}: expected a whole number from 1")
+    if version > SCHEMA_VERSION:
+        raise _FileProblem(
+            f"written by a newer mlxtune (schema version {version}; this version reads up to "
+            f"{SCHEMA_VERSION}): upgrade mlxtune to load it"
+        )
+    fields = {
+        "label": str, "workload": str, "unit": str, "complete": bool, "planned_runs": int,
+        "params": list, "options": dict, "environment": dict, "columns": list, "runs": list,
+    }
+    for key, kind in fields.items():
+        value = document.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise _FileProblem(f"field {key!r} is {_short(value)}, expected {_KIND_NAMES[kind]}")
+    runs = _runs_from(document["columns"], document["runs"], document["params"])
+    return SweepResult(
+        runs=runs,
+        params=list(document["params"]),
+        label=document["label"],
+        workload=document["workload"],
+        unit=document["unit"],
+        complete=document["complete"],
+        planned_runs=document["planned_runs"],
+        environment=document["environment"],
+        options=document["options"],
+        schema_version=version,
+    )
+
+
+_KIND_NAMES = {str: "a string", bool: "true or false", int: "a whole number", list: "a list",
+               dict: "an object"}
+_DTYPE_RE = re.compile(r"^(?:u?int(?:8|16|32|64)|float(?:16|32|64)|bool|str|string|object)$")
+_NUMERIC = ("repeat", "seconds", "wall_seconds", "units", "throughput", "peak_memory", "active_before",
+            "active_after", "cache_before", "cache_after", "process_rss", "memory_limit", "started_at")
+
+
+def _runs_from(columns: list[Any], rows: list[Any], params: list[Any]) -> pd.DataFrame:
+    names: list[str] = []
+    dtypes: list[str] = []
+    for entry in columns:
+        if (not isinstance(entry, list) or len(entry) != 2 or not all(isinstance(x, str) for x in entry)
+                or not _DTYPE_RE.match(entry[1])):
+            raise _FileProblem(f"bad column entry {_short(entry)}: expected [name, dtype] with a plain dtype")
+        names.append(entry[0])
+        dtypes.append(entry[1])
+    if len(set(names)) != len(names):
+        raise _FileProblem("a column is listed twice")
+    if not params or not all(isinstance(p, str) for p in params) or params[0] != "cache_limit":
+        raise _FileProblem(f"bad params {_short(params)}: expected column names starting with cache_limit")
+    required = [*params, *MEASURED_COLUMNS]
+    missing = [name for name in required if name not in names]
+    if missing:
+        raise _FileProblem(f"the runs have no column {missing[0]!r}")
+    known = set(names)
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict) or not set(row) <= known:
+            raise _FileProblem(f"run {index} is {_short(row)}, expected an object with the listed columns")
+    data = {name: _column(name, dtype, [row.get(name) for row in rows])
+            for name, dtype in zip(names, dtypes, strict=True)}
+    frame = pd.DataFrame(data, columns=names)
+    for name in ("cache_limit", *_NUMERIC):
+        if not pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(frame[name]):
+            raise _FileProblem(f"column {name!r} must be numeric, not {frame[name].dtype}")
+    for name in ("unit", "error"):
+        if not all(isinstance(v, str) for v in frame[name]):
+            raise _FileProblem(f"column {name!r} must hold strings")
+    return frame
+
+
+def _column(name: str, dtype: str, values: list[Any]) -> pd.Series:
+    """One saved column back in its dtype; values that do not fit it are a file problem."""
+    def fits(value: Any) -> bool:
+        if dtype.startswith(("int", "uint")):
+            return isinstance(value, int) and not isinstance(value, bool)
+        if dtype.startswith("float"):
+            return value is None or value in ("inf", "-inf") or (
+                isinstance(value, (int, float)) and not isinstance(value, bool))
+        if dtype == "bool":
+            return isinstance(value, bool)
+        if dtype in ("str", "string"):
+            return value is None or isinstance(value, str)
+        return value is None or isinstance(value, (str, int, float, bool))
+
+    bad = next((v for v in values if not fits(v)), _NOTHING)
+    if bad is not _NOTHING:
+        raise _FileProblem(f"column {name!r} holds {_short(bad)}, which is not a {dtype} value")
+    try:
+        return pd.Series(values, dtype=object).astype(dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _FileProblem(f"column {name!r} does not fit dtype {dtype}: {exc}") from None
+
+
+_NOTHING = object()
+
+
+def _short(value: Any) -> str:
+    plain = isinstance(value, (str, int, float, bool, type(None)))
+    text = json.dumps(value) if plain else type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars unwrapped, NaN as null, infinities as "inf"/"-inf", the rest repr'd."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return repr(value)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    columns = [str(c) for c in frame.columns]
+    return [{c: _jsonable(v) for c, v in zip(columns, row, strict=True)}
+            for row in frame.itertuples(index=False)]
+
+
+# -- CSV ----------------------------------------------------------------------------------------
+
+
+def write_csv(result: SweepResult, path: str | os.PathLike[str]) -> str:
+    """The tidy runs, one row per run, each swept parameter its own column."""
+    return write_atomic(path, result.runs.to_csv(index=False, lineterminator="\n"))
+
+
+# -- tables shared by HTML and Markdown ---------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Row:
+    cells: list[str]
+    css: str = ""
+    cell_css: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Table:
+    headers: list[str]
+    rows: list[Row]
+    text_columns: int = 0
+
+
+def number(value: Any) -> str:
+    """A measured number for a table: 4 significant digits, thousands separated; "–" for missing."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    value = float(value)
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def param_text(name: str, value: Any) -> str:
+    """A grid value as people read it: sizes for limits, the value itself otherwise."""
+    if name in _SIZE_COLUMNS and isinstance(value, (int, float, np.integer, np.floating)):
+        return format_size(value)
+    return str(value)
+
+
+def _matches(row: pd.Series, rec: Recommendation) -> bool:
+    if rec.cache_limit is None or int(row["cache_limit"]) != rec.cache_limit:
+        return False
+    return all(row.get(name) == value for name, value in rec.params.items())
+
+
+def summary_table(result: SweepResult, rec: Recommendation | None = None) -> Table:
+    """The summary as display text, the recommended row marked."""
+    summary = result.summary()
+    unit = _unit(result, summary)
+    params = list(result.params)
+    headers = [p.replace("_", " ") for p in params] + [
+        f"throughput ({unit}/s)", "quartiles", "95% CI", "seconds", "peak active", "cache held",
+        "footprint", "process RSS", "runs",
+    ]
+    rows = []
+    for _, point in summary.iterrows():
+        recommended = rec is not None and _matches(point, rec)
+        cells = [param_text(p, point[p]) for p in params]
+        if recommended:
+            cells[0] += " ★ recommended"
+        failed = int(point["failed"])
+        cells += [
+            number(point["throughput_median"]),
+            f"{number(point['throughput_q1'])} – {number(point['throughput_q3'])}",
+            f"{number(point['throughput_ci_low'])} – {number(point['throughput_ci_high'])}",
+            number(point["seconds_median"]),
+            format_size(int(point["peak_memory_max"])),
+            format_size(int(point["cache_after_max"])),
+            format_size(int(point["footprint"])),
+            format_size(int(point["process_rss_max"])),
+            f"{int(point['runs'])}" + (f" ({failed} failed)" if failed else ""),
+        ]
+        rows.append(Row(cells, css="recommended" if recommended else ""))
+    return Table(headers, rows, text_columns=len(params))
+
+
+def runs_table(result: SweepResult) -> Table:
+    """Every run with every column, exact values."""
+    runs = result.runs
+
+    def text(value: Any) -> str:
+        if isinstance(value, (float, np.floating)):
+            return "" if math.isnan(value) else f"{value:.10g}"
+        return str(value)
+
+    rows = [Row([text(v) for v in row], css="failed" if row.error else "")
+            for row in runs.itertuples(index=False)]
+    return Table([str(c) for c in runs.columns], rows, text_columns=0)
+
+
+def environment_rows(result: SweepResult) -> list[tuple[str, str]]:
+    """Where and how it was measured, in reading order; unknown environment keys follow."""
+    env = dict(result.environment)
+    names = {"mlxtune": "mlxtune", "mlx": "MLX", "mlx_lm": "mlx-lm", "backend": "backend",
+             "device_name": "device", "device_memory": "device memory", "system_memory": "system memory",
+             "os": "OS", "python": "Python", "date": "date"}
+    rows = []
+    for key, name in names.items():
+        if key in env:
+            value = env.pop(key)
+            is_size = key.endswith("memory") and isinstance(value, int)
+            rows.append((name, format_size(value) if is_size else str(value)))
+    rows += [(str(k), _plain_text(v)) for k, v in env.items()]
+    rows.append(("workload", result.workload or "not described"))
+    rows.append(("throughput unit", f"{result.unit} per second"))
+    rows.append(("runs", f"{len(result.runs)} measured, {result.failed_runs} failed, "
+                         f"{result.planned_runs or len(result.runs)} planned"))
+    rows += [(f"option {k}", _plain_text(v)) for k, v in result.options.items()]
+    return rows
+
+
+def _plain_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(_jsonable(value), ensure_ascii=False)
+
+
+def status_text(result: SweepResult) -> str:
+    runs = len(result.runs)
+    failed = f", {result.failed_runs} failed" if result.failed_runs else ""
+    if result.complete:
+        return f"complete: {runs} runs{failed}"
+    return f"incomplete: {runs} of {result.planned_runs} planned runs{failed}"
+
+
+def headline(rec: Recommendation) -> str:
+    """The recommendation in one sentence."""
+    if rec.cache_limit is None:
+        return "No cache limit can be recommended from these runs."
+    where = "".join(f", {k}={v}" for k, v in rec.params.items())
+    text = (f"Set the cache limit to {format_size(rec.cache_limit)}{where}: {number(rec.throughput)} "
+            f"{rec.unit}/s with a footprint of {format_size(rec.footprint)}")
+    return text + (" (the cache limit made no measurable difference)." if rec.within_noise else ".")
+
+
+def code_snippets(rec: Recommendation) -> tuple[str, str]:
+    """Python and Swift to paste, each with the import it needs."""
+    return f"import mlx.core as mx\n\n{rec.python_code}", f"import MLX\n\n{rec.swift_code}"
+
+
+def _unit(result: SweepResult, summary: pd.DataFrame) -> str:
+    units = [u for u in summary.get("unit", pd.Series(dtype=str)).dropna() if u]
+    return str(units[0]) if units else result.unit
+
+
+# -- figures ------------------------------------------------------------------------------------
+
+
+def figure_bytes(figure: Figure, fmt: str = "svg", dpi: int = 110) -> bytes:
+    """A figure as SVG or PNG bytes, reproducible (no date, fixed ids)."""
+    from matplotlib import rc_context
+
+    buffer = io.BytesIO()
+    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+    with rc_context({"svg.hashsalt": "mlxtune", "svg.fonttype": "path"}):
+        figure.savefig(buffer, format=fmt, dpi=dpi, metadata=metadata)
+    return buffer.getvalue()
+
+
+def _data_uri(figure: Figure, fmt: str) -> str:
+    mime = {"svg": "image/svg+xml", "png": "image/png"}[fmt]
+    return f"data:{mime};base64,{base64.b64encode(figure_bytes(figure, fmt)).decode('ascii')}"
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in ("svg", "png"):
+        raise ValueError(f"unknown image format {fmt!r}: expected svg or png")
+
+
+def _figures(result: SweepResult, kinds: Iterable[str], budget: int | str | None,
+             tolerance: float) -> list[tuple[str, Figure]]:
+    if not len(result.runs) or result.summary()["throughput_median"].notna().sum() == 0:
+        return []
+    figures = []
+    for kind in kinds:
+        options: dict[str, Any] = {"budget": budget, "tolerance": tolerance} if kind == "tradeoff" else {}
+        figures.append((kind, result.plot(kind=kind, **options)))
+    return figures
+
+
+# -- HTML ---------------------------------------------------------------------------------------
+
+
+def _template_context(result: SweepResult, budget: int | str | None, tolerance: float) -> dict[str, Any]:
+    rec = result.recommend(budget=budget, tolerance=tolerance)
+    python_code, swift_code = code_snippets(rec)
+    return {
+        "result": result,
+        "status": status_text(result),
+        "recommendation": rec,
+        "headline": headline(rec),
+        "python_code": python_code,
+        "swift_code": swift_code,
+        "summary": summary_table(result, rec),
+        "version": result.environment.get("mlxtune", ""),
+        "written": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def render_html(
+    result: SweepResult,
+    *,
+    title: str | None = None,
+    budget: int | str | None = None,
+    tolerance: float = 0.05,
+    figures: Sequence[str] = FIGURE_KINDS,
+    image_format: str = "svg",
+) -> str:
+    """The report as one HTML document (figures inline as data URIs, no scripts, no network)."""
+    _check_format(image_format)
+    context = _template_context(result, budget, tolerance)
+    items = [
+        {"kind": kind, "uri": _data_uri(fig, image_format), "caption": _CAPTIONS[kind],
+         "alt": f"{kind} figure of {result.label}"}
+        for kind, fig in _figures(result, figures, budget, tolerance)
+    ]
+    return _TEMPLATES.get_template("report.html.j2").render(
+        **context,
+        title=title or f"mlxtune report: {result.label}",
+        figures=items,
+        runs=runs_table(result),
+        environment=environment_rows(result),
+    )
+
+
+def write_html(result: SweepResult, path: str | os.PathLike[str], **options: Any) -> str:
+    """Write :func:`render_html` (same options) to ``path`` atomically; returns the path."""
+    return write_atomic(path, render_html(result, **options))
+
+
+def result_html_fragment(result: SweepResult) -> str:
+    """A small HTML block for notebooks: label, status, the recommendation, the summary table."""
+    if not len(result.runs):
+        return f"<div class='mlxtune-result'><strong>{html.escape(result.label)}</strong>: no runs yet</div>"
+    context = _template_context(result, None, 0.05)
+    return _TEMPLATES.get_template("fragment.html.j2").render(**context)
+
+
+# -- Markdown -----------------------------------------------------------------------------------
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
+
+
+def markdown_text(value: Any) -> str:
+    """Text safe inside a Markdown table cell or paragraph: HTML escaped, one line, syntax escaped."""
+    text = " ".join(str(value).splitlines())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def markdown_table(table: Table, bold: Sequence[Sequence[bool]] | None = None) -> str:
+    """A pipe table; cells where ``bold`` is true are emphasised."""
+    aligns = [":---" if i < table.text_columns else "---:" for i in range(len(table.headers))]
+    lines = ["| " + " | ".join(markdown_text(h) for h in table.headers) + " |", "|" + "|".join(aligns) + "|"]
+    for r, row in enumerate(table.rows):
+        cells = [markdown_text(c) for c in row.cells]
+        if bold is not None:
+            cells = [f"**{c}**" if bold[r][i] and c else c for i, c in enumerate(cells)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def code_block(code: str, language: str) -> str:
+    """A fenced block whose fence is longer than any backtick run inside ``code``."""
+    longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{code}\n{fence}"
+
+
+def figure_files(path: str | os.PathLike[str], names: Iterable[str]) -> dict[str, Path]:
+    """Where the PNG figures of a Markdown file go: beside it, named ``<stem>-<figure>.png``."""
+    target = Path(path)
+    return {name: target.with_name(f"{target.stem}-{name}.png") for name in names}
+
+
+def render_markdown(
+    result: SweepResult,
+    figure_names: Mapping[str, str] | None = None,
+    *,
+    title: str | None = None,
+    budget: int | str | None = None,
+    tolerance: float = 0.05,
+) -> str:
+    """The report as Markdown; ``figure_names`` maps figure kinds to the image files it links."""
+    context = _template_context(result, budget, tolerance)
+    rec = context["recommendation"]
+    parts = [
+        f"# {markdown_text(title or f'mlxtune report: {result.label}')}",
+        f"{markdown_text(result.label)} · {markdown_text(result.workload or 'workload not described')} · "
+        f"{markdown_text(context['status'])}",
+        "## Recommendation",
+        f"**{markdown_text(context['headline'])}**",
+        markdown_text(rec.reason),
+        code_block(context["python_code"], "python"),
+        code_block(context["swift_code"], "swift"),
+        "## Summary",
+        markdown_table(context["summary"]),
+    ]
+    if figure_names:
+        parts.append("## Figures")
+        parts += [f"![{kind} figure]({name})" for kind, name in figure_names.items()]
+    environment = Table(["setting", "value"], [Row([k, v]) for k, v in environment_rows(result)], 2)
+    parts += ["## Environment", markdown_table(environment)]
+    runs = runs_table(result)
+    parts += ["## Runs", f"<details><summary>Raw runs ({len(runs.rows)})</summary>", "",
+              markdown_table(runs), "", "</details>"]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_markdown(
+    result: SweepResult,
+    path: str | os.PathLike[str],
+    *,
+    figures: Sequence[str] = FIGURE_KINDS,
+    **options: Any,
+) -> str:
+    """Write the Markdown report and its figures as PNG files beside it; returns the Markdown path.
+
+    Everything is rendered before anything is written, so an error leaves every file as it was.
+    """
+    rendered = _figures(result, figures, options.get("budget"), options.get("tolerance", 0.05))
+    files = figure_files(path, [kind for kind, _ in rendered])
+    images = {kind: figure_bytes(fig, "png") for kind, fig in rendered}
+    text = render_markdown(result, {kind: files[kind].name for kind in images}, **options)
+    for kind, data in images.items():
+        write_atomic(files[kind], data)
+    return write_atomic(path, text)
