@@ -8,16 +8,24 @@ from mlxtune.memory import (
     track,
     wired_limit,
 )
+from mlxtune.result import SweepResult
+from mlxtune.stats import Recommendation
+from mlxtune.sweep import SweepError, Workload, sweep
 from mlxtune.units import UNLIMITED, format_size, parse_size
 
 __all__ = [
     "UNLIMITED",
+    "Recommendation",
     "Snapshot",
+    "SweepError",
+    "SweepResult",
+    "Workload",
     "cache_limit",
     "format_size",
     "memory_limit",
     "parse_size",
     "snapshot",
+    "sweep",
     "track",
     "wired_limit",
 ]

@@ -34,11 +34,11 @@ import contextlib
 import dataclasses
 import math
 from collections.abc import Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as _scipy_stats
 
 from mlxtune.measure import MEASURED_COLUMNS
 from mlxtune.units import UNLIMITED, format_size, parse_size
@@ -76,6 +76,13 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 )
 
 
+def _scipy_stats() -> ModuleType:
+    """scipy.stats, imported on first use: it takes most of a second, and importing mlxtune should not."""
+    from scipy import stats
+
+    return stats
+
+
 def _clean(values: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
     data = np.asarray(values, dtype=float)
     return np.sort(data[np.isfinite(data)])
@@ -97,7 +104,7 @@ def median_ci(
         return (math.nan, math.nan)
     alpha = 1.0 - confidence
     # smallest k with P(B <= k) >= alpha/2, so P(B <= k-1) < alpha/2: rank k (1-based) is safe.
-    rank = max(int(_scipy_stats.binom.ppf(alpha / 2, n, 0.5)), 1)
+    rank = max(int(_scipy_stats().binom.ppf(alpha / 2, n, 0.5)), 1)
     return (float(data[rank - 1]), float(data[n - rank]))
 
 
@@ -113,7 +120,7 @@ def is_significant(a: Sequence[float], b: Sequence[float], alpha: float = 0.05) 
         return False
     if np.ptp(np.concatenate([x, y])) == 0:
         return False
-    return bool(_scipy_stats.mannwhitneyu(x, y, alternative="two-sided").pvalue < alpha)
+    return bool(_scipy_stats().mannwhitneyu(x, y, alternative="two-sided").pvalue < alpha)
 
 
 def ratio_ci(
@@ -132,7 +139,7 @@ def ratio_ci(
         return (math.nan, math.nan, math.nan)
     diffs = np.sort(np.subtract.outer(np.log(x), np.log(y)).ravel())
     m, n = len(x), len(y)
-    z = _scipy_stats.norm.ppf(1 - (1 - confidence) / 2)
+    z = _scipy_stats().norm.ppf(1 - (1 - confidence) / 2)
     k = max(math.floor(m * n / 2 - z * math.sqrt(m * n * (m + n + 1) / 12)), 0)
     low, high = np.exp(diffs[k]), np.exp(diffs[len(diffs) - 1 - k])
     return (float(np.exp(np.median(diffs))), float(low), float(high))
