@@ -1,0 +1,350 @@
+"""The ``mlxtune`` command: ``demo``, ``sweep`` and ``info`` over the same engine as the notebook.
+
+A thin front end: it parses arguments, calls :func:`mlxtune.sweep.sweep` and the workloads, and
+prints. Exit codes: 0 done, 1 the work failed, 2 the command line was wrong, 130 interrupted.
+Every error is one line on stderr, never a traceback. Nothing here imports IPython or widgets, so
+the command runs on hosts without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import inspect
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from mlxtune.units import ACCEPTED_FORMS, format_size, parse_size
+
+if TYPE_CHECKING:
+    from mlxtune.result import SweepResult
+
+__all__ = ["main"]
+
+PROG = "mlxtune"
+DEFAULT_LIMITS = "0,1MB,16MB,unlimited"
+DEMO_LIMITS = "0,1MB,4MB,32MB,unlimited"
+
+
+class UsageError(Exception):
+    """What was typed cannot be used (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (with a pointer to ``--help``) and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# -- argument types: bad values become usage errors -------------------------------------------
+
+
+def _limit_list(text: str) -> list[int]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError("no cache limits given: e.g. 0,1MB,16MB,unlimited")
+    try:
+        return [parse_size(v) for v in values]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _scalar(text: str) -> Any:
+    """A grid value as typed: int, then float, else the string itself."""
+    for kind in (int, float):
+        with contextlib.suppress(ValueError):
+            return kind(text)
+    return text
+
+
+def _grid_axis(text: str) -> tuple[str, list[Any]]:
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    items = [_scalar(v.strip()) for v in values.split(",") if v.strip()]
+    if not sep or not name.isidentifier() or not items:
+        raise argparse.ArgumentTypeError(f"invalid grid axis {text!r}: expected NAME=V1,V2 like batch=1,4")
+    return name, items
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, not {text!r}")
+    return value
+
+
+# -- the parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mlxtune`` parser: one subparser per command, each with its handler in ``func``."""
+    parser = _Parser(prog=PROG, description="Measure how MLX's cache limit trades speed for memory.")
+    commands = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
+    _add_demo(commands)
+    _add_sweep(commands)
+    _add_info(commands)
+    return parser
+
+
+def _add_common_sweep_options(parser: argparse.ArgumentParser, *, repeats: int, limits: str) -> None:
+    parser.add_argument("--cache-limits", type=_limit_list, default=_limit_list(limits), metavar="SIZES",
+                        help=f"comma-separated cache limits (default {limits}); sizes: {ACCEPTED_FORMS}")
+    parser.add_argument("--repeats", type=_positive, default=repeats,
+                        help=f"measured runs per point (default {repeats})")
+    parser.add_argument("--warmup", type=_non_negative, default=1, help="unmeasured runs first (default 1)")
+    parser.add_argument("--budget", type=_size, default=None, metavar="SIZE",
+                        help="memory budget the recommended point's footprint must fit")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="show a progress bar (default: when stderr is a terminal)")
+
+
+def _add_lm_options(parser: argparse.ArgumentParser, *, prompt: int, gen: int) -> None:
+    parser.add_argument("--prompt-tokens", type=_positive, default=prompt, help=f"default {prompt}")
+    parser.add_argument("--gen-tokens", type=_positive, default=gen, help=f"default {gen}")
+    parser.add_argument("--mlx-cache-clearing", choices=("keep", "avoid"), default="keep",
+                        help="keep mlx-lm's own cache clearing during generation, or avoid it (default keep)")
+
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser("demo", help="build a small model, sweep cache limits, recommend one",
+                               description="Build a small random-weight model (once), sweep a handful of "
+                               "cache limits over its generation, print the summary and a recommendation, "
+                               "and write the results.")
+    demo.add_argument("--out-dir", type=Path, default=Path("mlxtune-out"), help="default ./mlxtune-out")
+    demo.add_argument("--size", choices=("tiny", "small"), default="small", help="model size (default small)")
+    _add_common_sweep_options(demo, repeats=5, limits=DEMO_LIMITS)
+    _add_lm_options(demo, prompt=64, gen=64)
+    demo.set_defaults(func=cmd_demo)
+
+
+def _add_sweep(commands: argparse._SubParsersAction) -> None:
+    sweep = commands.add_parser(
+        "sweep", help="sweep cache limits (and a grid) over a model or a workload",
+        description="Sweep cache limits over a model's generation (--model) or any workload "
+        "(--workload module:function, a function returning a callable workload; with --grid it is called "
+        "with each grid point as keyword arguments).",
+    )
+    target = sweep.add_mutually_exclusive_group(required=True)
+    target.add_argument("--model", metavar="PATH_OR_ID", help="a model folder or id that mlx_lm.load reads")
+    target.add_argument("--workload", metavar="MODULE:FUNCTION",
+                        help="e.g. mlxtune.workloads:allocator_churn")
+    _add_common_sweep_options(sweep, repeats=3, limits=DEFAULT_LIMITS)
+    sweep.add_argument("--grid", type=_grid_axis, action="append", default=[], metavar="NAME=V1,V2",
+                       help="another axis, repeatable: dtype=float16,q4 (models), memory_limit=1GB,2GB, ...")
+    _add_lm_options(sweep, prompt=512, gen=128)
+    sweep.add_argument("--batch", type=_positive, default=1, help="sequences per run (--model; default 1)")
+    sweep.add_argument("--label", default=None, help="name of the result in tables and reports")
+    sweep.add_argument("--seed", type=int, default=0, help="seed of the run order (default 0)")
+    sweep.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="limit per run")
+    sweep.add_argument("--out", type=Path, default=None, metavar="FILE.json", help="write the result as JSON")
+    sweep.add_argument("--csv", type=Path, default=None, metavar="FILE.csv", help="write the runs as CSV")
+    sweep.set_defaults(func=cmd_sweep)
+
+
+def _add_info(commands: argparse._SubParsersAction) -> None:
+    info = commands.add_parser("info", help="backend, device, versions and the limits in force")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(func=cmd_info)
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print where measurements would be taken and the limits in force."""
+    from mlxtune import memory
+    from mlxtune.environment import environment
+
+    facts = environment()
+    now = memory.snapshot()
+    facts.update(cache_limit=now.cache_limit, memory_limit=now.memory_limit, wired_limit=now.wired_limit,
+                 active_memory=now.active, cache_memory=now.cache)
+    if args.json:
+        print(json.dumps(facts, indent=2))
+        return 0
+    sizes = {"device_memory", "system_memory", "cache_limit", "memory_limit", "wired_limit", "active_memory",
+             "cache_memory"}
+    width = max(map(len, facts))
+    for key, value in facts.items():
+        shown = f"{format_size(value)} ({value})" if key in sizes else value
+        print(f"{key.replace('_', ' '):<{width}}  {shown}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Sweep a model or a workload and print the summary and the recommendation."""
+    grid = _grid(args.grid)
+    if args.model:
+        from mlxtune.workloads import lm, lm_factory
+
+        options = dict(prompt_tokens=args.prompt_tokens, gen_tokens=args.gen_tokens, batch=args.batch,
+                       mlx_cache_clearing=args.mlx_cache_clearing)
+        workload_axes = [name for name in grid if name != "memory_limit"]
+        workload = lm_factory(args.model, **options) if workload_axes else lm(args.model, **options)
+        label = args.label or Path(args.model).name
+    else:
+        workload = _workload_from_spec(args.workload, bool([n for n in grid if n != "memory_limit"]))
+        label = args.label or args.workload.partition(":")[2]
+    result = _run_sweep(workload, args, label=label, grid=grid or None, seed=args.seed, timeout=args.timeout)
+    _print_result(result, args.budget)
+    written = []
+    if args.out:
+        written.append(result.to_json(str(args.out)))
+    if args.csv:
+        written.append(result.to_csv(str(args.csv)))
+    for path in written:
+        print(f"wrote {path}")
+    return 0 if result.complete else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Build the model if missing, sweep a handful of limits, print, and write JSON and CSV."""
+    from mlxtune.workloads import lm, tiny_model
+
+    started = time.perf_counter()
+    print(f"Model: {args.size} random-weight llama (built once, then reused)...", flush=True)
+    path = tiny_model(size=args.size)
+    print(f"  {path}")
+    workload = lm(str(path), prompt_tokens=args.prompt_tokens, gen_tokens=args.gen_tokens,
+                  mlx_cache_clearing=args.mlx_cache_clearing)
+    limits = ", ".join(format_size(v) for v in args.cache_limits)
+    print(f"Sweeping cache limits {limits}: {args.repeats} runs each after {args.warmup} warm-up, "
+          f"prompt {args.prompt_tokens} tokens, generating {args.gen_tokens}...", flush=True)
+    result = _run_sweep(workload, args, label=f"demo-{args.size}", model=str(path))
+    _print_result(result, args.budget)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    files = [result.to_json(str(args.out_dir / "demo.json")), result.to_csv(str(args.out_dir / "demo.csv"))]
+    print(f"\nFiles ({time.perf_counter() - started:.0f}s in all):")
+    for name in files:
+        print(f"  {name}")
+    return 0 if result.complete else 1
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _grid(axes: Sequence[tuple[str, list[Any]]]) -> dict[str, list[Any]]:
+    grid: dict[str, list[Any]] = {}
+    for name, values in axes:
+        if name in grid:
+            raise UsageError(f"grid axis {name!r} given twice: put all its values in one --grid {name}=...")
+        grid[name] = values
+    return grid
+
+
+def _workload_from_spec(spec: str, gridded: bool) -> Callable[..., Any]:
+    """``module:function`` -> the workload (no grid) or a factory taking the grid point (with one)."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise UsageError(f"invalid --workload {spec!r}: expected MODULE:FUNCTION such as "
+                         "mlxtune.workloads:allocator_churn")
+    sys.path.insert(0, os.getcwd())  # like `python -m`: modules next to the caller are found
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import {module_name!r} for --workload: {exc}") from None
+    finally:
+        sys.path.pop(0)
+    target = module
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise UsageError(f"{module_name!r} has no {attribute!r} for --workload")
+        target = getattr(target, part)
+    if not (inspect.isfunction(target) or inspect.isclass(target) or inspect.ismethod(target)):
+        raise UsageError(f"--workload {spec!r} is a {type(target).__name__}, "
+                         "not a function returning a workload")
+
+    def build(point: dict[str, Any] | None = None) -> Any:
+        made = target(**(point or {}))
+        if not callable(made):
+            raise TypeError(f"{spec} returned {type(made).__name__}, not a callable workload")
+        return made
+
+    if gridded:
+        return build
+    return build()
+
+
+def _run_sweep(workload: Callable[..., Any], args: argparse.Namespace, **options: Any) -> SweepResult:
+    from mlxtune.sweep import sweep
+
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    return sweep(workload, cache_limits=args.cache_limits, repeats=args.repeats, warmup=args.warmup,
+                 progress=progress, **options)
+
+
+def _print_result(result: SweepResult, budget: int | None) -> None:
+    from mlxtune.report import summary_table
+
+    recommendation = result.recommend(budget=budget)
+    print()
+    print(text_table(summary_table(result, recommendation)))
+    if not result.complete:
+        print(f"\nIncomplete: {result.stop_reason or 'the sweep stopped early'}")
+    print(f"\nRecommendation: {recommendation.reason}")
+    if recommendation.found:
+        print(f"  Python: {recommendation.python_code}")
+        print(f"  Swift:  {recommendation.swift_code}")
+
+
+def text_table(table: Any) -> str:
+    """A report table (headers, rows of cells) as aligned terminal text: labels left, numbers right."""
+    rows = [list(table.headers), *[list(row.cells) for row in table.rows]]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < table.text_columns else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return "\n".join([line(rows[0]), "  ".join("-" * w for w in widths), *map(line, rows[1:])])
+
+
+# -- entry point ------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (see the module docstring)."""
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")  # no "PyTorch was not found" notice
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = f"{PROG} {args.command}"
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"{command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line instead of a traceback, by design
+        from mlxtune.measure import describe_error
+
+        print(f"{command}: error: {describe_error(exc)}", file=sys.stderr)
+        return 1
