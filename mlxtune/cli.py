@@ -221,7 +221,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         written.append(result.to_csv(str(args.csv)))
     for path in written:
         print(f"wrote {path}")
-    return 0 if result.complete else 1
+    return _exit_code(result, "mlxtune sweep")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -244,7 +244,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nFiles ({time.perf_counter() - started:.0f}s in all):")
     for name in files:
         print(f"  {name}")
-    return 0 if result.complete else 1
+    return _exit_code(result, "mlxtune demo")
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -300,6 +300,19 @@ def _run_sweep(workload: Callable[..., Any], args: argparse.Namespace, **options
                  progress=progress, **options)
 
 
+def _exit_code(result: SweepResult, command: str) -> int:
+    """0 when every planned run was measured without error; else 1, with one line saying why."""
+    if result.failed_runs:
+        first = result.runs.loc[result.runs["error"] != "", "error"].iloc[0]
+        print(f"{command}: error: {result.failed_runs} of {len(result.runs)} runs failed; first: {first}",
+              file=sys.stderr)
+        return 1
+    if not result.complete:
+        print(f"{command}: error: incomplete: {result.stop_reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _print_result(result: SweepResult, budget: int | None) -> None:
     from mlxtune.report import summary_table
 
@@ -333,7 +346,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (see the module docstring)."""
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")  # no "PyTorch was not found" notice
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed in one line
+        return exc.code if isinstance(exc.code, int) else 2
     command = f"{PROG} {args.command}"
     try:
         return args.func(args)

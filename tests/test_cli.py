@@ -1,0 +1,121 @@
+"""The ``mlxtune`` command, driven in-process through ``main(argv)`` (and once as ``python -m``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pytest import CaptureFixture
+
+from mlxtune import memory
+from mlxtune.cli import main
+from mlxtune.report import load
+
+
+def test_info_names_backend_versions_and_limits(capsys: CaptureFixture[str]) -> None:
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "backend" in out and "cpu" in out
+    assert "cache limit" in out and "mlx lm" in out
+    assert main(["info", "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["backend"] == "cpu"
+    assert facts["cache_limit"] == memory.get_cache_limit()
+
+
+def test_sweep_a_workload_function_writes_json_and_csv(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    before = memory.get_cache_limit()
+    out, csv = tmp_path / "r.json", tmp_path / "r.csv"
+    code = main(["sweep", "--workload", "mlxtune.workloads:allocator_churn", "--grid", "buffers=20,40",
+                 "--cache-limits", "0,unlimited", "--repeats", "2", "--warmup", "0",
+                 "--out", str(out), "--csv", str(csv)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert memory.get_cache_limit() == before
+    result = load(out)
+    assert result.params == ["cache_limit", "buffers"]
+    assert len(result.runs) == 8 and result.failed_runs == 0
+    assert set(result.runs["buffers"]) == {20, 40}  # grid values typed as ints
+    assert csv.read_text().startswith("cache_limit,buffers,")
+    assert "Recommendation:" in printed and "mx.set_cache_limit(" in printed
+    assert f"wrote {out}" in printed
+
+
+def test_sweep_a_model_over_a_dtype_grid(tiny_model_path: Path, tmp_path: Path,
+                                         capsys: CaptureFixture[str]) -> None:
+    out = tmp_path / "m.json"
+    code = main(["sweep", "--model", str(tiny_model_path), "--grid", "dtype=float16,q4",
+                 "--cache-limits", "0,unlimited", "--repeats", "1", "--warmup", "0",
+                 "--prompt-tokens", "8", "--gen-tokens", "4", "--mlx-cache-clearing", "avoid",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    result = load(out)
+    assert set(result.runs["dtype"]) == {"float16", "q4"}
+    assert (result.runs["unit"] == "tokens").all() and (result.runs["units"] == 4).all()
+    assert "generation_tps" in result.runs
+
+
+def test_failed_runs_give_exit_1_and_keep_the_file(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    out = tmp_path / "f.json"
+    code = main(["sweep", "--workload", "mlxtune.workloads:allocator_churn", "--grid", "buffers=0",
+                 "--cache-limits", "0", "--repeats", "1", "--warmup", "0", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and "1 of 1 runs failed" in err[0] and "buffers must be" in err[0]
+    assert load(out).failed_runs == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        ([], "required: COMMAND"),
+        (["sweep"], "one of the arguments --model --workload is required"),
+        (["sweep", "--workload", "m:f", "--cache-limits", "1ZB"], "invalid size '1ZB'"),
+        (["sweep", "--workload", "m:f", "--cache-limits", ","], "no cache limits given"),
+        (["sweep", "--workload", "m:f", "--repeats", "0"], "whole number >= 1"),
+        (["sweep", "--workload", "m:f", "--grid", "dtype"], "invalid grid axis 'dtype'"),
+        (["sweep", "--workload", "mlxtune.workloads"], "expected MODULE:FUNCTION"),
+        (["sweep", "--workload", "no_such_module_x:f"], "cannot import 'no_such_module_x'"),
+        (["sweep", "--workload", "mlxtune.workloads:nothing"], "has no 'nothing'"),
+        (["sweep", "--workload", "mlxtune.workloads:DTYPES"], "not a function returning a workload"),
+        (["sweep", "--workload", "mlxtune.workloads:allocator_churn", "--grid", "a=1", "--grid", "a=2"],
+         "given twice"),
+        (["demo", "--size", "huge"], "invalid choice: 'huge'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(argv: list[str], says: str, capsys: CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert says in lines[0] and lines[0].startswith("mlxtune")
+    assert captured.out == ""
+
+
+def test_demo_builds_sweeps_and_says_where_its_files_are(tiny_model_path: Path, tmp_path: Path,
+                                                         capsys: CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "demo-out"
+    code = main(["demo", "--size", "tiny", "--out-dir", str(out_dir), "--repeats", "1", "--warmup", "0",
+                 "--cache-limits", "0,unlimited", "--prompt-tokens", "8", "--gen-tokens", "4"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert str(tiny_model_path) in printed  # reused, not rebuilt
+    for name in ("demo.json", "demo.csv"):
+        assert (out_dir / name).is_file()
+        assert str(out_dir / name) in printed
+    assert len(load(out_dir / "demo.json").runs) == 2
+    assert "Recommendation:" in printed
+
+
+def test_python_dash_m_reports_usage_errors_without_traceback() -> None:
+    done = subprocess.run([sys.executable, "-m", "mlxtune", "sweep", "--workload", "no_such_module_x:f"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "mlxtune sweep: error: cannot import 'no_such_module_x' for --workload: "
+        "No module named 'no_such_module_x'"
+    ]
