@@ -1,5 +1,6 @@
 """mlxtune: measure how MLX's cache and memory limits trade speed for footprint."""
 
+from mlxtune.history import clear_history, history
 from mlxtune.memory import (
     Snapshot,
     cache_limit,
@@ -21,7 +22,9 @@ __all__ = [
     "SweepResult",
     "Workload",
     "cache_limit",
+    "clear_history",
     "format_size",
+    "history",
     "memory_limit",
     "parse_size",
     "snapshot",
@@ -31,14 +34,14 @@ __all__ = [
 ]
 
 
-def load_ipython_extension(ipython):  # noqa: ANN001, ANN201 - IPython's extension hook
+def load_ipython_extension(ipython):  # IPython calls it with its shell
     """``%load_ext mlxtune``: register the magics."""
     from mlxtune.magics import register
 
     register(ipython)
 
 
-def unload_ipython_extension(ipython):  # noqa: ANN001, ANN201
+def unload_ipython_extension(ipython):
     """``%unload_ext mlxtune``: remove the magics."""
     from mlxtune.magics import unregister
 

@@ -1,0 +1,424 @@
+"""IPython magics: ``%%mlxmem`` measures a cell, ``%mlxmem`` shows a snapshot or the history.
+
+A thin front end: the limits come from :mod:`mlxtune.memory`, each measured run from
+:func:`mlxtune.measure.measure`, and the session's runs live in :mod:`mlxtune.history`. This
+module only parses options, compiles the cell the way IPython would, and displays the result.
+Further magics are further methods of :class:`MlxtuneMagics`, using :func:`parse_options`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import dataclasses
+import html
+import statistics
+from collections.abc import Callable
+from types import CodeType, TracebackType
+from typing import Any
+
+import pandas as pd
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from mlxtune import history, memory
+from mlxtune._mlx import mx
+from mlxtune.measure import RunRecord, Work, describe_error, measure
+from mlxtune.units import ACCEPTED_FORMS, format_size, parse_size
+
+__all__ = ["CellResult", "MlxtuneMagics", "parse_options", "register", "unregister"]
+
+#: Below this wall time, a run that allocated nothing most likely built a lazy graph only.
+LAZY_NOTE_SECONDS = 0.01
+LAZY_NOTE = "nothing was evaluated: MLX is lazy (end the cell with the arrays to evaluate, or call mx.eval)"
+
+
+# -- option parsing -----------------------------------------------------------------------------
+
+
+def size_option(text: str) -> int:
+    """argparse type for a size: bad text becomes one line naming it and the accepted forms."""
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: expected {ACCEPTED_FORMS}") from None
+
+
+def count_option(minimum: int) -> Callable[[str], int]:
+    """argparse type for a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def name_option(text: str) -> str:
+    """argparse type for a variable name in the user namespace."""
+    if not text.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid Python variable name")
+    return text
+
+
+def parse_options(magic: Callable[..., Any], line: str) -> argparse.Namespace:
+    """Parse a magic's line with its ``magic_arguments``; any error is one-line UsageError."""
+    try:
+        return parse_argstring(magic, line)
+    except UsageError:
+        raise
+    except (SystemExit, ValueError) as exc:  # argparse exits on --help and on some errors
+        raise UsageError(f"%{magic.__name__}: {exc}") from None
+
+
+# -- running the cell ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CellProgram:
+    """A cell compiled as IPython compiles it: magics and shell escapes transformed, and its last
+    expression (if any) kept apart so its value can be evaluated inside the measurement."""
+
+    body: CodeType
+    last: CodeType | None
+
+    @classmethod
+    def compile(cls, shell: Any, cell: str) -> CellProgram:
+        source = shell.transform_cell(cell)
+        filename = shell.compile.cache(source, shell.execution_count)
+        tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = shell.compile(ast.Expression(tree.body.pop().value), filename, "eval")
+        return cls(body=shell.compile(tree, filename, "exec"), last=last)
+
+    def run(self, namespace: dict[str, Any]) -> Any:
+        __tracebackhide__ = True
+        exec(self.body, namespace)
+        return eval(self.last, namespace) if self.last is not None else None
+
+
+def mlx_arrays(value: Any) -> list[Any]:
+    """The MLX arrays in ``value``: an array, or arrays inside lists, tuples and dicts."""
+    if isinstance(value, mx.array):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [a for item in value for a in mlx_arrays(item)]
+    return []
+
+
+@dataclasses.dataclass
+class _Runner:
+    """Runs a compiled cell for :func:`measure`, evaluating its arrays and catching Ctrl-C so the
+    run is still recorded (the interrupt is raised again afterwards)."""
+
+    program: CellProgram
+    namespace: dict[str, Any]
+    evaluate: bool
+    interrupt: KeyboardInterrupt | None = None
+    evaluated: int = 0
+
+    def __call__(self) -> Any:
+        __tracebackhide__ = True
+        try:
+            value = self.program.run(self.namespace)
+            arrays = mlx_arrays(value) if self.evaluate else []
+            if arrays:
+                mx.eval(arrays)
+            self.evaluated = len(arrays)
+            return value
+        except KeyboardInterrupt as exc:
+            self.interrupt = exc
+            return None
+
+
+def _one_run(_: Any) -> Work:
+    return Work(units=1.0, unit="runs")
+
+
+def _run_once(
+    runner: _Runner, result: CellResult, params: dict[str, Any], repeat: int, clear: bool
+) -> RunRecord:
+    """One measured run of the cell; its value, arrays evaluated and failure go into ``result``."""
+    __tracebackhide__ = True
+    runner.interrupt = None
+    measured = measure(runner, params=params, repeat=repeat, clear=clear, count=_one_run)
+    record = measured.record
+    if runner.interrupt is not None:
+        record = dataclasses.replace(record, error=describe_error(runner.interrupt), units=0.0)
+    result.value, result.evaluated = measured.value, runner.evaluated
+    result.exception = runner.interrupt or measured.exception
+    return record
+
+
+# -- the result ---------------------------------------------------------------------------------
+
+
+def format_seconds(seconds: float) -> str:
+    """A short time: ``812 us``, ``3.41 ms``, ``2.05 s``."""
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds:.3g} s"
+
+
+def _signed(n: int) -> str:
+    return ("+" if n > 0 else "") + format_size(n)
+
+
+@dataclasses.dataclass
+class CellResult:
+    """What ``%%mlxmem`` measured: the runs of the cell (one record each), their context, the
+    value of the cell's last expression and the exception that stopped it, if any."""
+
+    records: list[RunRecord]
+    label: str = ""
+    cell: str = ""
+    warmup: int = 0
+    wired_limit: int = 0
+    evaluated: int = 0
+    value: Any = None
+    exception: BaseException | None = None
+
+    @property
+    def error(self) -> str:
+        return next((r.error for r in self.records if r.error), "")
+
+    @property
+    def times(self) -> list[float]:
+        """Wall time of each measured run, in seconds."""
+        return [r.wall_seconds for r in self.records]
+
+    @property
+    def seconds(self) -> float:
+        """Median wall time of the runs."""
+        return statistics.median(self.times)
+
+    @property
+    def peak(self) -> int:
+        """The largest MLX memory during any run."""
+        return max(r.peak_memory for r in self.records)
+
+    @property
+    def active(self) -> tuple[int, int]:
+        """MLX active memory before the first run and after the last."""
+        return self.records[0].active_before, self.records[-1].active_after
+
+    @property
+    def cache(self) -> tuple[int, int]:
+        """MLX cache memory before the first run and after the last."""
+        return self.records[0].cache_before, self.records[-1].cache_after
+
+    @property
+    def note(self) -> str:
+        """Says when the cell most likely built a lazy graph and never evaluated it."""
+        lazy = all(
+            r.peak_memory <= r.active_before and r.active_after == r.active_before
+            and r.wall_seconds < LAZY_NOTE_SECONDS
+            for r in self.records
+        )
+        return LAZY_NOTE if lazy and not self.error else ""
+
+    def frame(self) -> pd.DataFrame:
+        """The runs as rows of the runs frame, like :func:`mlxtune.history`."""
+        from mlxtune.measure import runs_frame
+
+        return runs_frame(self.records, params=history.HISTORY_PARAMS)
+
+    def _rows(self) -> list[tuple[str, str]]:
+        record = self.records[-1]
+        times = self.times
+        time_text = format_seconds(self.seconds)
+        if len(times) > 1:
+            low, high = format_seconds(min(times)), format_seconds(max(times))
+            time_text += f" (median of {len(times)}; min {low}, max {high})"
+        rows = [
+            ("Peak during cell", format_size(self.peak)),
+            ("Process RSS after", format_size(record.process_rss)),
+            ("Wall time", time_text),
+            ("Limits", f"cache {format_size(record.cache_limit)}, memory {format_size(record.memory_limit)}, "
+                       f"wired {format_size(self.wired_limit)}"),
+        ]
+        if self.error:
+            rows.append(("Error", self.error))
+        if self.note:
+            rows.append(("Note", self.note))
+        return rows
+
+    def _title(self) -> str:
+        runs = f"{len(self.records)} run" + ("s" if len(self.records) != 1 else "")
+        if self.warmup:
+            runs += f" after {self.warmup} warm-up"
+        parts = [p for p in (self.label, self.cell) if p]
+        return f"%%mlxmem {' | '.join(parts)} ({runs})" if parts else f"%%mlxmem ({runs})"
+
+    def _memory_rows(self) -> list[tuple[str, int, int]]:
+        return [("Active", *self.active), ("Cache", *self.cache)]
+
+    def __repr__(self) -> str:
+        return (
+            f"CellResult(label={self.label!r}, runs={len(self.records)}, seconds={self.seconds:.6f}, "
+            f"peak={self.peak}, error={self.error!r})"
+        )
+
+    def _text(self) -> str:
+        lines = [self._title(), f"{'':<19}{'before':>10}{'after':>10}{'delta':>10}"]
+        for name, before, after in self._memory_rows():
+            cells = (format_size(before), format_size(after), _signed(after - before))
+            lines.append(f"{name:<19}" + "".join(f"{c:>10}" for c in cells))
+        lines += [f"{name + ':':<19}{value}" for name, value in self._rows()]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self._text()
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self._text())
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        head = "<tr><th></th><th>before</th><th>after</th><th>delta</th></tr>"
+        memory_rows = "".join(
+            f"<tr><th style='text-align:left'>{esc(name)}</th><td>{esc(format_size(before))}</td>"
+            f"<td>{esc(format_size(after))}</td><td>{esc(_signed(after - before))}</td></tr>"
+            for name, before, after in self._memory_rows()
+        )
+        other_rows = "".join(
+            f"<tr><th style='text-align:left'>{esc(name)}</th><td colspan='3'>{esc(value)}</td></tr>"
+            for name, value in self._rows()
+        )
+        return (
+            f"<table class='mlxtune-mlxmem'><caption style='text-align:left'>{esc(self._title())}</caption>"
+            f"{head}{memory_rows}{other_rows}</table>"
+        )
+
+
+def first_line(cell: str, width: int = 120) -> str:
+    """The cell's first non-blank line, cut to ``width`` characters."""
+    line = next((s.strip() for s in cell.splitlines() if s.strip()), "")
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+# -- the magics ---------------------------------------------------------------------------------
+
+
+def _usage_name(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Name a method's generated usage after its magic (``%mlxmem``) rather than the method."""
+
+    def name_it(func: Callable[..., Any]) -> Callable[..., Any]:
+        func.argcmd_name = name  # type: ignore[attr-defined]
+        return func
+
+    return name_it
+
+
+@magics_class
+class MlxtuneMagics(Magics):
+    """mlxtune's magics; registered by ``%load_ext mlxtune``."""
+
+    @magic_arguments()
+    @argument("--cache-limit", type=size_option, metavar="SIZE", help="cache limit for this cell, e.g. 1MB")
+    @argument("--memory-limit", type=size_option, metavar="SIZE", help="memory limit for this cell")
+    @argument("--wired-limit", type=size_option, metavar="SIZE", help="wired limit for this cell (Metal)")
+    @argument("--clear-cache", action="store_true", help="empty MLX's cache before each run")
+    @argument("-r", "--repeat", type=count_option(1), default=1, metavar="N", help="measured runs (1)")
+    @argument("-w", "--warmup", type=count_option(0), default=0, metavar="N", help="unmeasured runs first")
+    @argument("--label", default="", help="a name for this measurement in the history")
+    @argument("-o", dest="output", action="store_true", help="return the result object")
+    @argument("-v", dest="variable", type=name_option, metavar="NAME", help="store the result object as NAME")
+    @argument("-q", dest="quiet", action="store_true", help="do not display the result")
+    @argument("--no-eval", action="store_true", help="do not evaluate the arrays the cell ends with")
+    @cell_magic
+    def mlxmem(self, line: str, cell: str) -> CellResult | None:
+        """Run the cell and show the MLX memory it used under the limits given.
+
+        MLX is lazy: when the cell ends with an MLX array (or a list, tuple or dict of them) it is
+        evaluated inside the measurement, unless --no-eval. The limits given apply to this cell
+        only and are restored afterwards, also when the cell raises or is interrupted. Every run
+        is kept in ``mlxtune.history()``.
+        """
+        __tracebackhide__ = True
+        options = parse_options(MlxtuneMagics.mlxmem, line)
+        program = CellProgram.compile(self.shell, cell)
+        result = self._measure(program, options, first_line(cell))
+        if options.variable:
+            self.shell.user_ns[options.variable] = result
+        if not options.quiet and not options.output:
+            display(result)
+        if result.exception is not None:
+            raise result.exception.with_traceback(_user_frames(result.exception.__traceback__))
+        return result if options.output else None
+
+    def _measure(self, program: CellProgram, options: argparse.Namespace, cell: str) -> CellResult:
+        """Run warm-ups and measured runs under the limits; record them, stopping at a failure."""
+        __tracebackhide__ = True
+        params = {"run": history.next_run(), "label": options.label, "cell": cell}
+        runner = _Runner(program, self.shell.user_ns, evaluate=not options.no_eval)
+        result = CellResult(records=[], label=options.label, cell=cell, warmup=options.warmup)
+        try:
+            with _limits(options) as wired:
+                result.wired_limit = wired
+                for index in range(options.warmup + options.repeat):
+                    repeat = index - options.warmup
+                    record = _run_once(runner, result, params, max(repeat, 0), options.clear_cache)
+                    if repeat >= 0 or result.exception is not None:
+                        result.records.append(record)
+                    if result.exception is not None:
+                        break
+        finally:
+            history.record(result.records)
+        return result
+
+    @magic_arguments()
+    @_usage_name("mlxmem")
+    @argument("--history", action="store_true", help="every measured cell run of this session, as a frame")
+    @line_magic("mlxmem")
+    def mlxmem_line(self, line: str) -> memory.Snapshot | pd.DataFrame:
+        """Show MLX's memory now (active, cache, peak, limits, process memory), or --history."""
+        options = parse_options(MlxtuneMagics.mlxmem_line, line)
+        return history.history() if options.history else memory.snapshot()
+
+
+def _user_frames(tb: TracebackType | None) -> TracebackType | None:
+    """The traceback from the cell's own code on, so errors read as in a plain cell."""
+    while tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith("mlxtune."):
+        tb = tb.tb_next
+    return tb
+
+
+@contextlib.contextmanager
+def _limits(options: argparse.Namespace) -> Any:
+    """Apply the limits given for one cell; yields the wired limit in force."""
+    with contextlib.ExitStack() as stack:
+        if options.cache_limit is not None:
+            stack.enter_context(memory.cache_limit(options.cache_limit))
+        if options.memory_limit is not None:
+            stack.enter_context(memory.memory_limit(options.memory_limit))
+        if options.wired_limit is not None:
+            stack.enter_context(memory.wired_limit(options.wired_limit))
+        yield memory.get_wired_limit()
+
+
+def register(shell: Any) -> None:
+    """Register the magics with an IPython shell."""
+    shell.register_magics(MlxtuneMagics)
+
+
+def unregister(shell: Any) -> None:
+    """Remove the magics again (IPython has no API for this: drop them from the manager)."""
+    manager = shell.magics_manager
+    for kind, names in MlxtuneMagics.magics.items():
+        for name in names:
+            manager.magics[kind].pop(name, None)
+    manager.registry.pop(MlxtuneMagics.__name__, None)
