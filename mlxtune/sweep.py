@@ -354,7 +354,7 @@ class SweepProgress:
 
 
 def _name(workload: object) -> str:
-    return str(getattr(workload, "__qualname__", None) or type(workload).__name__)
+    return str(getattr(workload, "__name__", None) or type(workload).__name__)
 
 
 def _describe(instance: object) -> str:
