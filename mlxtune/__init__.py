@@ -13,6 +13,7 @@ from mlxtune.result import SweepResult
 from mlxtune.stats import Recommendation
 from mlxtune.sweep import SweepError, Workload, sweep
 from mlxtune.units import UNLIMITED, format_size, parse_size
+from mlxtune.workloads import allocator_churn, lm, lm_factory, tiny_model
 
 __all__ = [
     "UNLIMITED",
@@ -21,14 +22,18 @@ __all__ = [
     "SweepError",
     "SweepResult",
     "Workload",
+    "allocator_churn",
     "cache_limit",
     "clear_history",
     "format_size",
     "history",
+    "lm",
+    "lm_factory",
     "memory_limit",
     "parse_size",
     "snapshot",
     "sweep",
+    "tiny_model",
     "track",
     "wired_limit",
 ]
