@@ -15,6 +15,7 @@ intervals. The throughput ratio's confidence interval is the Hodges-Lehmann inte
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import os
 import re
@@ -24,13 +25,44 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlxtune.report import load
+from mlxtune.plots import comparison, plot_labels
+from mlxtune.report import (
+    Row,
+    Table,
+    check_format,
+    data_uri,
+    environment_rows,
+    figure_bytes,
+    figure_files,
+    load,
+    markdown_table,
+    markdown_text,
+    number,
+    param_text,
+    render_template,
+    write_atomic,
+)
 from mlxtune.result import SweepResult
 from mlxtune.stats import is_significant, ratio_ci
 from mlxtune.units import format_size
 
-__all__ = ["METRICS", "Gate", "GateResult", "as_result", "check_gates", "compare", "comparison_text",
-           "describe_point", "parse_gate"]
+__all__ = [
+    "METRICS",
+    "Gate",
+    "GateResult",
+    "as_result",
+    "check_gates",
+    "compare",
+    "comparison_table",
+    "comparison_text",
+    "describe_point",
+    "differs",
+    "parse_gate",
+    "render_comparison_html",
+    "verdict",
+    "write_comparison_html",
+    "write_comparison_markdown",
+]
 
 #: What a gate can watch, and the comparison column holding its relative change.
 METRICS = {"throughput": "throughput_change", "footprint": "footprint_change", "peak": "peak_change"}
@@ -269,3 +301,180 @@ def comparison_text(frame: pd.DataFrame) -> str:
         )
         lines.append(f"  {describe_point(row, params)}: {speed}; {memory}")
     return "\n".join(lines)
+
+
+# -- reports ------------------------------------------------------------------------------------
+
+
+def comparison_table(frame: pd.DataFrame) -> Table:
+    """The comparison as display text, each changed cell marked "better" or "worse"."""
+    params = _params(frame)
+    headers = [p.replace("_", " ") for p in params] + [
+        "throughput A", "throughput B", "change (95% CI)", "footprint A", "footprint B", "change",
+        "peak A", "peak B", "change",
+    ]
+    rows = []
+    for _, row in frame.iterrows():
+        cells = [param_text(p, row[p]) for p in params]
+        css = [""] * len(params)
+        ci = f"{_percent(row['throughput_ratio_low'] - 1)} .. {_percent(row['throughput_ratio_high'] - 1)}"
+        cells += [number(row["throughput_a"]), number(row["throughput_b"]),
+                  f"{_percent(row['throughput_change'])} ({ci})"]
+        css += ["", "", _verdict_css(row, "throughput", higher_is_better=True)]
+        for metric in ("footprint", "peak"):
+            cells += [format_size(int(row[f"{metric}_a"])), format_size(int(row[f"{metric}_b"])),
+                      f"{_percent(row[f'{metric}_change'])} ({_signed_size(int(row[f'{metric}_diff']))})"]
+            css += ["", "", _verdict_css(row, metric, higher_is_better=False)]
+        rows.append(Row(cells, cell_css=css))
+    return Table(headers, rows, text_columns=len(params))
+
+
+def _percent(value: float) -> str:
+    return f"{value:+.1%}" if math.isfinite(value) else "–"
+
+
+def _signed_size(value: int) -> str:
+    return f"+{format_size(value)}" if value > 0 else format_size(value)
+
+
+def _verdict_css(row: pd.Series, metric: str, higher_is_better: bool) -> str:
+    if not row[f"{metric}_changed"]:
+        return ""
+    return "better" if (row[f"{metric}_change"] > 0) == higher_is_better else "worse"
+
+
+def verdict(frame: pd.DataFrame) -> str:
+    """One sentence: which metrics really changed, at how many points, and by how much."""
+    if frame.empty:
+        return "The two results share no grid point: nothing to compare."
+    parts = []
+    for metric in ("throughput", "footprint", "peak"):
+        changed = frame[frame[f"{metric}_changed"]]
+        if len(changed):
+            low, high = changed[f"{metric}_change"].min(), changed[f"{metric}_change"].max()
+            span = _percent(low) if low == high else f"{_percent(low)} to {_percent(high)}"
+            parts.append(f"{metric} changed at {len(changed)} of {len(frame)} points ({span})")
+    if not parts:
+        return f"No real change at any of the {len(frame)} shared grid points: all within the noise."
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
+def _environment_table(a: SweepResult, b: SweepResult) -> Table:
+    left, right = dict(environment_rows(a)), dict(environment_rows(b))
+    rows = []
+    for key in [*left, *(k for k in right if k not in left)]:
+        pair = [left.get(key, "–"), right.get(key, "–")]
+        rows.append(Row([key, *pair], css="differs" if pair[0] != pair[1] else ""))
+    return Table(["", "A", "B"], rows, text_columns=3)
+
+
+def _only_text(a: SweepResult, b: SweepResult, frame: pd.DataFrame) -> str:
+    counts = [len(a.summary()) - len(frame), len(b.summary()) - len(frame)]
+    parts = [f"{n} grid point{'s' if n != 1 else ''} only in {side}"
+             for n, side in zip(counts, "AB", strict=True) if n]
+    return ("Not compared: " + " and ".join(parts) + ".") if parts else ""
+
+
+def _gate_rows(results: Sequence[GateResult]) -> list[Row]:
+    rows = []
+    for result in results:
+        details = "; ".join([*result.failures, *(f"within noise at {t}" for t in result.within_noise)]) or "–"
+        rows.append(Row([str(result.gate), "PASS" if result.passed else "FAIL", details],
+                        cell_css=["", "better" if result.passed else "worse", ""]))
+    return rows
+
+
+def _context(a: SweepResult, b: SweepResult, gates: Sequence[str | Gate], factor: float,
+             alpha: float) -> tuple[pd.DataFrame, dict[str, Any]]:
+    frame = compare(a, b, factor=factor, alpha=alpha)
+    labels = plot_labels([a, b])
+    return frame, {
+        "title": f"mlxtune comparison: {labels[0]} vs {labels[1]}",
+        "labels": labels,
+        "shared": len(frame),
+        "only": _only_text(a, b, frame),
+        "verdict": verdict(frame),
+        "factor_text": f"{factor - 1:.0%}",
+        "gates": _gate_rows(check_gates(frame, gates)) if gates else [],
+        "table": comparison_table(frame),
+        "environment": _environment_table(a, b),
+        "version": a.environment.get("mlxtune", ""),
+    }
+
+
+def render_comparison_html(
+    a: SweepResult | str | os.PathLike[str],
+    b: SweepResult | str | os.PathLike[str],
+    *,
+    gates: Sequence[str | Gate] = (),
+    factor: float = 1.05,
+    alpha: float = 0.05,
+    image_format: str = "svg",
+    title: str | None = None,
+) -> str:
+    """Both results side by side in one self-contained HTML page, real changes highlighted."""
+    check_format(image_format)
+    a, b = as_result(a), as_result(b)
+    frame, context = _context(a, b, gates, factor, alpha)
+    figures = [
+        {"kind": kind, "uri": data_uri(comparison([a, b], kind=kind), image_format),
+         "caption": caption, "alt": f"{kind} comparison"}
+        for kind, caption in _FIGURES.items()
+    ] if not frame.empty else []
+    return render_template(
+        "comparison.html.j2", **{**context, "title": title or context["title"]}, figures=figures,
+        written=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+_FIGURES = {
+    "tradeoff": "Speed against memory for both results (error bars: quartiles of the runs).",
+    "throughput": "Median throughput against cache limit for both results.",
+}
+
+
+def write_comparison_html(a: SweepResult | str | os.PathLike[str], b: SweepResult | str | os.PathLike[str],
+                          path: str | os.PathLike[str], **options: Any) -> str:
+    """Write :func:`render_comparison_html` (same options) atomically; returns the path."""
+    return write_atomic(path, render_comparison_html(a, b, **options))
+
+
+def write_comparison_markdown(
+    a: SweepResult | str | os.PathLike[str],
+    b: SweepResult | str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    gates: Sequence[str | Gate] = (),
+    factor: float = 1.05,
+    alpha: float = 0.05,
+) -> str:
+    """The comparison as Markdown (changed cells in bold) with its figures as PNG files beside it."""
+    a, b = as_result(a), as_result(b)
+    frame, context = _context(a, b, gates, factor, alpha)
+    kinds = [] if frame.empty else list(_FIGURES)
+    images = {kind: figure_bytes(comparison([a, b], kind=kind), "png") for kind in kinds}
+    files = figure_files(path, images)
+    table = context["table"]
+    parts = [
+        f"# {markdown_text(context['title'])}",
+        f"A: {markdown_text(context['labels'][0])} (baseline) · B: {markdown_text(context['labels'][1])} · "
+        f"{len(frame)} shared grid points",
+        *([markdown_text(context["only"])] if context["only"] else []),
+        f"**{markdown_text(context['verdict'])}**",
+        f"Changes (in bold) are larger than {context['factor_text']} and beat the noise of the runs.",
+    ]
+    if gates:
+        gate_table = Table(["gate", "result", "details"], context["gates"], 3)
+        parts += ["## Gates", markdown_table(gate_table)]
+    changed = [[bool(css) for css in row.cell_css] for row in table.rows]
+    parts += ["## Side by side", markdown_table(table, changed)]
+    if images:
+        parts += ["## Figures", *(f"![{kind} comparison]({files[kind].name})" for kind in images)]
+    environment = context["environment"]
+    differs_rows = [[row.css == "differs"] * 3 for row in environment.rows]
+    parts += ["## Environment", markdown_table(environment, differs_rows)]
+    text = "\n\n".join(parts) + "\n"
+    for kind, data in images.items():
+        write_atomic(files[kind], data)
+    return write_atomic(path, text)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from mlxtune.result import SweepResult
     from mlxtune.stats import Recommendation
 
-__all__ = ["KINDS", "comparison", "memory", "pareto_front", "plot", "throughput", "tradeoff"]
+__all__ = ["KINDS", "comparison", "memory", "pareto_front", "plot", "plot_labels", "throughput", "tradeoff"]
 
 KINDS = ("tradeoff", "throughput", "memory")
 #: Error bars: "iqr" (quartiles of the runs) or "ci" (95% interval of the median); summary columns.
@@ -205,7 +205,7 @@ def comparison(
     summaries = [r.summary() for r in results]
     positions = _LimitAxis(pd.concat([s["cache_limit"] for s in summaries]))
     index = 0
-    for label, result, summary in zip(_distinct_labels(results), results, summaries, strict=True):
+    for label, result, summary in zip(plot_labels(results), results, summaries, strict=True):
         for name, points in _series(summary, result.params):
             series_label = f"{label} · {name}" if name else label
             x = points["footprint"] if kind == "tradeoff" else positions.of(points["cache_limit"])
@@ -222,7 +222,7 @@ def comparison(
     else:
         positions.apply(ax)
         ax.set_ylim(bottom=0)
-    ax.set_title(title if title is not None else " vs ".join(_distinct_labels(results)))
+    ax.set_title(title if title is not None else " vs ".join(plot_labels(results)))
     _legend(ax)
     return ax.figure
 
@@ -362,7 +362,7 @@ def _unit(result: SweepResult, summary: pd.DataFrame) -> str:
     return str(units.iloc[0]) if len(units) else result.unit
 
 
-def _distinct_labels(results: Sequence[SweepResult]) -> list[str]:
+def plot_labels(results: Sequence[SweepResult]) -> list[str]:
     """Each result's label, numbered where two results share one."""
     labels = [r.label for r in results]
     return [f"{label} #{labels[:i].count(label) + 1}" if labels.count(label) > 1 else label

@@ -454,12 +454,15 @@ def figure_bytes(figure: Figure, fmt: str = "svg", dpi: int = 110) -> bytes:
     return buffer.getvalue()
 
 
-def _data_uri(figure: Figure, fmt: str) -> str:
+def data_uri(figure: Figure, fmt: str = "svg") -> str:
+    """A figure as a ``data:`` URI for an ``<img>``: inline, and unable to run anything."""
+    check_format(fmt)
     mime = {"svg": "image/svg+xml", "png": "image/png"}[fmt]
     return f"data:{mime};base64,{base64.b64encode(figure_bytes(figure, fmt)).decode('ascii')}"
 
 
-def _check_format(fmt: str) -> None:
+def check_format(fmt: str) -> None:
+    """ValueError unless ``fmt`` is an image format reports can embed."""
     if fmt not in ("svg", "png"):
         raise ValueError(f"unknown image format {fmt!r}: expected svg or png")
 
@@ -476,6 +479,11 @@ def _figures(result: SweepResult, kinds: Iterable[str], budget: int | str | None
 
 
 # -- HTML ---------------------------------------------------------------------------------------
+
+
+def render_template(name: str, **context: Any) -> str:
+    """Render one of the package's HTML templates; every value is autoescaped."""
+    return _TEMPLATES.get_template(name).render(**context)
 
 
 def _template_context(result: SweepResult, budget: int | str | None, tolerance: float) -> dict[str, Any]:
@@ -504,14 +512,15 @@ def render_html(
     image_format: str = "svg",
 ) -> str:
     """The report as one HTML document (figures inline as data URIs, no scripts, no network)."""
-    _check_format(image_format)
+    check_format(image_format)
     context = _template_context(result, budget, tolerance)
     items = [
-        {"kind": kind, "uri": _data_uri(fig, image_format), "caption": _CAPTIONS[kind],
+        {"kind": kind, "uri": data_uri(fig, image_format), "caption": _CAPTIONS[kind],
          "alt": f"{kind} figure of {result.label}"}
         for kind, fig in _figures(result, figures, budget, tolerance)
     ]
-    return _TEMPLATES.get_template("report.html.j2").render(
+    return render_template(
+        "report.html.j2",
         **context,
         title=title or f"mlxtune report: {result.label}",
         figures=items,
@@ -530,7 +539,7 @@ def result_html_fragment(result: SweepResult) -> str:
     if not len(result.runs):
         return f"<div class='mlxtune-result'><strong>{html.escape(result.label)}</strong>: no runs yet</div>"
     context = _template_context(result, None, 0.05)
-    return _TEMPLATES.get_template("fragment.html.j2").render(**context)
+    return render_template("fragment.html.j2", **context)
 
 
 # -- Markdown -----------------------------------------------------------------------------------
