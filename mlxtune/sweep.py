@@ -30,6 +30,10 @@ Hooks for front ends
 ``progress.result()`` to build the partial SweepResult on demand). ``stop`` (a ``threading.Event``
 or a callable returning True to stop) is checked before every run; a stopped sweep returns its runs
 marked ``complete=False``. These are the only ways a front end gets progress or stops a sweep.
+Both run on the thread that called ``sweep`` (a front end that keeps its event loop free calls
+``sweep`` from a thread of its own), between runs: keep ``on_run`` short, and know that Stop takes
+effect when the current run ends. If ``on_run`` raises, the sweep stops with :class:`SweepError`
+carrying the runs so far.
 
 Faults
 ------

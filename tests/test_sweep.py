@@ -10,7 +10,7 @@ import mlx.core as mx
 import pytest
 
 from mlxtune import memory
-from mlxtune.measure import MEASURED_COLUMNS
+from mlxtune.measure import MEASURED_COLUMNS, Work
 from mlxtune.stats import SUMMARY_COLUMNS
 from mlxtune.sweep import SweepError, SweepProgress, Workload, sweep
 from mlxtune.units import UNLIMITED
@@ -254,6 +254,17 @@ def test_a_workload_that_is_not_callable_is_a_type_error():
         sweep("model.safetensors", cache_limits=[0], progress=False)
 
 
+def test_work_objects_give_the_unit_and_metric_columns():
+    def decode() -> Work:
+        churn()
+        return Work(units=64, unit="tokens", seconds=0.5, metrics={"prompt_tps": 1000.0})
+
+    result = sweep(decode, cache_limits=[0, "1MB"], repeats=2, progress=False)
+    assert result.unit == "tokens" and (result.runs["throughput"] == 128.0).all()
+    summary = result.summary()
+    assert (summary["unit"] == "tokens").all() and (summary["prompt_tps_median"] == 1000.0).all()
+
+
 def test_a_comma_separated_string_of_limits_is_accepted():
     result = sweep(churn, cache_limits="0, 1MB,unlimited", repeats=1, warmup=0, progress=False)
     assert sorted(set(result.runs["cache_limit"])) == [0, MB, UNLIMITED]
@@ -292,8 +303,8 @@ def test_a_hung_run_is_abandoned_and_the_sweep_stops(limits):
             sweep(churn, cache_limits=[0], progress=False)
     finally:
         release.set()
-    worker = next(t for t in threading.enumerate() if t.name == "mlxtune-sweep-run")
-    worker.join(5)
+    for worker in [t for t in threading.enumerate() if t.name == "mlxtune-sweep-run"]:
+        worker.join(5)
     assert len(sweep(churn, cache_limits=[0], repeats=1, progress=False).runs) == 1
 
 
