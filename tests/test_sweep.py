@@ -280,20 +280,20 @@ def test_a_run_past_its_timeout_that_ends_within_the_grace_period_is_recorded(li
         def __call__(self) -> int:
             self.calls += 1
             if self.calls == 3:
-                threading.Event().wait(0.6)
+                threading.Event().wait(0.6)  # past the timeout, within the grace period (as long again)
             return churn()
 
-    result = sweep(SlowOnce(), cache_limits=[0, "1MB"], repeats=2, warmup=1, timeout=0.4, progress=False)
+    result = sweep(SlowOnce(), cache_limits=[0, "1MB"], repeats=2, warmup=1, timeout=0.5, progress=False)
     assert result.complete and len(result.runs) == 4 and result.failed_runs == 1
     error = result.runs.loc[result.runs["error"] != "", "error"].iloc[0]
-    assert error.startswith("TimeoutError: the run took") and "over the timeout of 0.4s" in error
+    assert error.startswith("TimeoutError: the run took") and "over the timeout of 0.5s" in error
     assert_restored(limits)
 
 
 def test_a_hung_run_is_abandoned_and_the_sweep_stops(limits):
     release = threading.Event()
     work = Counting(fail_on={3}, hang=release)
-    result = sweep(work, cache_limits=[0, "1MB"], repeats=3, warmup=1, timeout=0.2, progress=False)
+    result = sweep(work, cache_limits=[0, "1MB"], repeats=3, warmup=1, timeout=0.5, progress=False)
     try:
         assert not result.complete and len(result.runs) == 2 and result.failed_runs == 1
         assert "was abandoned" in result.runs["error"].iloc[-1]
