@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 
-__all__ = ["UNLIMITED", "ACCEPTED_FORMS", "parse_size", "format_size"]
+__all__ = ["ACCEPTED_FORMS", "UNLIMITED", "format_size", "parse_size"]
 
 #: "No limit": the largest value MLX's limit setters accept, so MLX never trims for it.
 UNLIMITED: int = 2**63 - 1
@@ -34,13 +35,19 @@ _MULTIPLIERS: dict[str, int] = {
     "tib": 1024**4,
 }
 _NO_LIMIT_WORDS = frozenset({"unlimited", "none", "inf", "infinity"})
-_SIZE_RE = re.compile(r"^\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[A-Za-z]*)\s*$")
+_SIZE_RE = re.compile(r"(?P<whole>[0-9]*)(?:\.(?P<frac>[0-9]*))?\s*(?P<unit>[A-Za-z]*)", re.ASCII)
+#: An integer part this long is beyond UNLIMITED whatever the unit, so it means "no limit".
+_MAX_DIGITS = len(str(UNLIMITED))
+#: Decimal places kept: later ones are far below a byte for any accepted unit.
+_MAX_DECIMALS = 18
 
 
 def parse_size(value: str | int | float) -> int:
-    """Return ``value`` as a byte count; ``UNLIMITED`` for unlimited/none/inf.
+    """Return ``value`` as a byte count; ``UNLIMITED`` for unlimited/none/inf and for any size
+    beyond it. Raises ValueError naming the bad text and the accepted forms, and nothing else.
 
-    Raises ValueError naming the bad text and the accepted forms.
+    Decimals are exact ("1.5GiB" is 1610612736); a fraction of a byte is rounded when a unit is
+    given and rejected for a plain byte count.
     """
     if isinstance(value, bool):
         raise _size_error(value)
@@ -59,30 +66,38 @@ def parse_size(value: str | int | float) -> int:
     text = value.strip()
     if text.lower() in _NO_LIMIT_WORDS:
         return UNLIMITED
-    match = _SIZE_RE.match(text)
-    if match is None:
+    match = _SIZE_RE.fullmatch(text)
+    if match is None or not (match["whole"] or match["frac"]):
         raise _size_error(value)
     unit = match["unit"].lower()
     if unit not in _MULTIPLIERS:
         raise _size_error(value)
-    number = float(match["number"]) * _MULTIPLIERS[unit]
-    if not number.is_integer() and unit in ("", "b"):
+    whole = match["whole"].lstrip("0")
+    if len(whole) > _MAX_DIGITS:
+        return UNLIMITED
+    decimals = (match["frac"] or "")[:_MAX_DECIMALS]
+    number = int(whole or "0") + (Fraction(int(decimals), 10 ** len(decimals)) if decimals else 0)
+    size = number * _MULTIPLIERS[unit]
+    if unit in ("", "b") and Fraction(size).denominator != 1:
         raise _size_error(value)
-    return min(int(round(number)), UNLIMITED)
+    return min(round(size), UNLIMITED)
 
 
 def _size_error(value: object) -> ValueError:
-    return ValueError(f"invalid size {value!r}: expected {ACCEPTED_FORMS}")
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return ValueError(f"invalid size {shown}: expected {ACCEPTED_FORMS}")
 
 
-_SCALES = (("TB", 1000**4), ("GB", 1000**3), ("MB", 1000**2), ("KB", 1000))
+_SCALES = (("KB", 1000), ("MB", 1000**2), ("GB", 1000**3), ("TB", 1000**4))
 
 
 def format_size(n: int | float | None) -> str:
     """A short human form of a byte count: ``20MB``, ``1.5GB``, ``512B``, ``unlimited``.
 
-    Decimal units, up to three significant digits; ``parse_size(format_size(n))`` is within
-    0.5% of ``n``, and exact for round numbers.
+    Decimal units, three significant digits (more only beyond 999TB); ``parse_size(format_size(n))``
+    is within 0.5% of ``n``, and exact below 1000 and for round numbers.
     """
     if n is None or (isinstance(n, float) and math.isnan(n)):
         return "n/a"
@@ -90,12 +105,17 @@ def format_size(n: int | float | None) -> str:
         return "unlimited"
     sign = "-" if n < 0 else ""
     magnitude = abs(n)
-    for suffix, scale in _SCALES:
-        if magnitude >= scale:
-            return f"{sign}{_significant(magnitude / scale)}{suffix}"
-    return f"{sign}{int(magnitude)}B"
+    if magnitude < 1000:
+        return f"{sign}{int(magnitude)}B"
+    for index, (suffix, scale) in enumerate(_SCALES):
+        text = _three_digits(magnitude / scale)
+        if float(text) < 1000 or index == len(_SCALES) - 1:
+            return f"{sign}{text}{suffix}"
+    raise AssertionError("unreachable")
 
 
-def _significant(x: float) -> str:
-    text = f"{x:.3g}" if x < 1000 else f"{x:.0f}"
-    return text
+def _three_digits(x: float) -> str:
+    """``x`` rounded to three significant digits, without an exponent or trailing zeros."""
+    decimals = 2 if x < 10 else 1 if x < 100 else 0
+    text = f"{x:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
