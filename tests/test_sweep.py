@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import random
 import threading
 
 import mlx.core as mx
 import pytest
 
-from mlxtune import memory
+from mlxtune import memory, report
 from mlxtune.measure import MEASURED_COLUMNS, Work
 from mlxtune.stats import SUMMARY_COLUMNS
 from mlxtune.sweep import SweepError, SweepProgress, Workload, sweep
@@ -106,7 +105,7 @@ def test_an_error_run_is_recorded_and_the_sweep_goes_on(limits):
     assert_restored(limits)
 
 
-def test_on_error_raise_stops_with_the_partial_result(limits):
+def test_on_error_raise_stops_with_the_partial_result(limits, tmp_path):
     work = Counting(fail_on={4})
     with pytest.raises(SweepError, match="boom on call 4") as caught:
         sweep(work, cache_limits=[0, "1MB"], repeats=3, warmup=1, on_error="raise", progress=False)
@@ -115,15 +114,24 @@ def test_on_error_raise_stops_with_the_partial_result(limits):
     assert not result.complete and len(result.runs) == 3 and result.failed_runs == 1
     assert "boom on call 4" in result.stop_reason and work.calls == 4
     assert_restored(limits)
+    assert_saved_intact(result, tmp_path)
 
 
-def test_keyboard_interrupt_returns_the_runs_so_far(limits):
+def assert_saved_intact(result, tmp_path) -> None:
+    """What was measured can be written and read back, whatever stopped the sweep."""
+    loaded = report.load(result.to_json(tmp_path / "partial.json"))
+    assert loaded.complete == result.complete and len(loaded.runs) == len(result.runs)
+    assert list(loaded.runs["error"]) == list(result.runs["error"])
+
+
+def test_keyboard_interrupt_returns_the_runs_so_far(limits, tmp_path):
     work = Counting(fail_on={5}, exc=KeyboardInterrupt())
     result = sweep(work, cache_limits=[0, "1MB", "2MB"], repeats=3, warmup=1, progress=False)
     assert not result.complete and result.planned_runs == 9
     assert len(result.runs) == 3 and result.failed_runs == 0  # the interrupted run is not a row
     assert "interrupted" in result.stop_reason and "incomplete (3 of 9 runs)" in repr(result)
     assert_restored(limits)
+    assert_saved_intact(result, tmp_path)
 
 
 def test_setup_and_teardown_run_outside_the_timed_part_once_per_point():
@@ -290,7 +298,7 @@ def test_a_run_past_its_timeout_that_ends_within_the_grace_period_is_recorded(li
     assert_restored(limits)
 
 
-def test_a_hung_run_is_abandoned_and_the_sweep_stops(limits):
+def test_a_hung_run_is_abandoned_and_the_sweep_stops(limits, tmp_path):
     release = threading.Event()
     work = Counting(fail_on={3}, hang=release)
     result = sweep(work, cache_limits=[0, "1MB"], repeats=3, warmup=1, timeout=0.5, progress=False)
@@ -299,6 +307,7 @@ def test_a_hung_run_is_abandoned_and_the_sweep_stops(limits):
         assert "was abandoned" in result.runs["error"].iloc[-1]
         assert "nothing runs beside it" in result.stop_reason
         assert_restored(limits)
+        assert_saved_intact(result, tmp_path)
         with pytest.raises(RuntimeError, match="still running"):
             sweep(churn, cache_limits=[0], progress=False)
     finally:
@@ -332,7 +341,7 @@ def test_arrays_built_in_setup_live_on_the_worker_threads_stream():
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_a_failure_at_a_random_run_keeps_every_other_row(limits, seed):
+def test_a_failure_at_a_random_run_keeps_every_other_row(limits, seed, tmp_path):
     planned = 3 * 3
     bad = random.Random(seed).randint(2, planned + 1)  # call 1 is the warm-up
     work = Counting(fail_on={bad})
@@ -341,9 +350,7 @@ def test_a_failure_at_a_random_run_keeps_every_other_row(limits, seed):
     assert result.runs["error"].iloc[bad - 2] == f"RuntimeError: boom on call {bad}"
     assert int(result.summary()["failed"].sum()) == 1
     assert_restored(limits)
-    saved = io.StringIO()
-    result.runs.to_csv(saved, index=False)  # what a writer needs is intact and serializable
-    assert saved.getvalue().count("\n") == planned + 1
+    assert_saved_intact(result, tmp_path)
 
 
 def test_a_run_allocating_past_the_memory_limit_is_recorded_honestly(limits):
