@@ -1,5 +1,6 @@
 """mlxtune: measure how MLX's cache and memory limits trade speed for footprint."""
 
+from mlxtune.compare import compare
 from mlxtune.history import clear_history, history
 from mlxtune.memory import (
     Snapshot,
@@ -9,6 +10,7 @@ from mlxtune.memory import (
     track,
     wired_limit,
 )
+from mlxtune.report import load
 from mlxtune.result import SweepResult
 from mlxtune.stats import Recommendation
 from mlxtune.sweep import SweepError, Workload, sweep
@@ -25,10 +27,12 @@ __all__ = [
     "allocator_churn",
     "cache_limit",
     "clear_history",
+    "compare",
     "format_size",
     "history",
     "lm",
     "lm_factory",
+    "load",
     "memory_limit",
     "parse_size",
     "snapshot",

@@ -1,4 +1,6 @@
-"""The ``mlxtune`` command: ``demo``, ``sweep`` and ``info`` over the same engine as the notebook.
+"""The ``mlxtune`` command: ``demo``, ``sweep``, ``info``, ``compare`` and ``report``.
+
+The commands run the same engine and reports as the notebook.
 
 A thin front end: it parses arguments, calls :func:`mlxtune.sweep.sweep` and the workloads, and
 prints. Exit codes: 0 done, 1 the work failed, 2 the command line was wrong, 130 interrupted.
@@ -110,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_sweep(commands)
     _add_info(commands)
+    _add_compare(commands)
+    _add_report(commands)
     return parser
 
 
@@ -172,6 +176,48 @@ def _add_info(commands: argparse._SubParsersAction) -> None:
     info = commands.add_parser("info", help="backend, device, versions and the limits in force")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=cmd_info)
+
+
+def _gate(text: str) -> Any:
+    from mlxtune.compare import parse_gate
+
+    try:
+        return parse_gate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_compare(commands: argparse._SubParsersAction) -> None:
+    compare = commands.add_parser(
+        "compare", help="compare two saved results; fail on regressions (a CI gate)",
+        description="Compare NEW against the baseline BASE (JSON files written by `mlxtune sweep --out` or "
+        "to_json) at every grid point they share. A difference counts as a change only when it beats both "
+        "--factor and the noise of the runs. Exit 1 when a --fail-if gate fails, 0 otherwise, 2 for bad "
+        "files or arguments.",
+    )
+    compare.add_argument("base", type=Path, help="baseline results (JSON)")
+    compare.add_argument("new", type=Path, help="results to check against it (JSON)")
+    compare.add_argument("--fail-if", dest="gates", type=_gate, action="append", default=[], metavar="GATE",
+                         help='repeatable; fails when a real change crosses it: "throughput<-5%%", '
+                         '"peak>+10%%", "footprint>+5%%"')
+    compare.add_argument("--factor", type=float, default=1.05,
+                         help="smallest ratio reported as a change (default 1.05)")
+    compare.add_argument("--html", type=Path, default=None, metavar="FILE", help="write an HTML comparison")
+    compare.add_argument("--md", type=Path, default=None, metavar="FILE", help="write a Markdown comparison")
+    compare.set_defaults(func=cmd_compare)
+
+
+def _add_report(commands: argparse._SubParsersAction) -> None:
+    report = commands.add_parser("report", help="render saved results as HTML and Markdown reports",
+                                 description="Render a saved result (JSON) as a self-contained HTML report "
+                                 "and/or Markdown with its figures beside it; with neither flag, the HTML "
+                                 "report is written next to the JSON file.")
+    report.add_argument("results", type=Path, help="results file (JSON)")
+    report.add_argument("--html", type=Path, default=None, metavar="FILE", help="HTML report to write")
+    report.add_argument("--md", type=Path, default=None, metavar="FILE", help="Markdown report to write")
+    report.add_argument("--budget", type=_size, default=None, metavar="SIZE",
+                        help="memory budget the recommended point's footprint must fit")
+    report.set_defaults(func=cmd_report)
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -241,13 +287,77 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_result(result, args.budget)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     files = [result.to_json(str(args.out_dir / "demo.json")), result.to_csv(str(args.out_dir / "demo.csv"))]
+    files.append(result.to_html(str(args.out_dir / "demo.html"), budget=args.budget))
     print(f"\nFiles ({time.perf_counter() - started:.0f}s in all):")
     for name in files:
         print(f"  {name}")
     return _exit_code(result, "mlxtune demo")
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare two saved results, print what changed, write reports, check the gates."""
+    from mlxtune.compare import (
+        check_gates,
+        compare,
+        comparison_text,
+        write_comparison_html,
+        write_comparison_markdown,
+    )
+
+    base, new = _load_results(args.base, args.new)
+    try:
+        frame = compare(base, new, factor=args.factor)
+        results = check_gates(frame, args.gates)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(comparison_text(frame))
+    for result in results:
+        print(result)
+    written = []
+    if args.html:
+        written.append(write_comparison_html(base, new, args.html, gates=args.gates, factor=args.factor))
+    if args.md:
+        written.append(write_comparison_markdown(base, new, args.md, gates=args.gates, factor=args.factor))
+    for path in written:
+        print(f"wrote {path}")
+    failed = [str(r.gate) for r in results if not r.passed]
+    if failed:
+        print(f"{PROG} compare: {len(failed)} of {len(results)} gates failed: {', '.join(failed)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Render a saved result as HTML and/or Markdown."""
+    (result,) = _load_results(args.results)
+    html = args.html if args.html or args.md else args.results.with_suffix(".html")
+    written = []
+    if html:
+        written.append(result.to_html(str(html), budget=args.budget))
+    if args.md:
+        written.append(result.to_markdown(str(args.md), budget=args.budget))
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _load_results(*paths: Path) -> list[SweepResult]:
+    """Saved results; a missing, unreadable or invalid file is a usage error naming it."""
+    from mlxtune.report import load
+
+    results = []
+    for path in paths:
+        try:
+            results.append(load(path))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        except OSError as exc:
+            raise UsageError(f"{path}: {exc.strerror or exc}") from None
+    return results
 
 
 def _grid(axes: Sequence[tuple[str, list[Any]]]) -> dict[str, list[Any]]:

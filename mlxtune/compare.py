@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlxtune.plots import comparison, plot_labels
 from mlxtune.report import (
     Row,
     Table,
@@ -387,6 +386,8 @@ def _gate_rows(results: Sequence[GateResult]) -> list[Row]:
 
 def _context(a: SweepResult, b: SweepResult, gates: Sequence[str | Gate], factor: float,
              alpha: float) -> tuple[pd.DataFrame, dict[str, Any]]:
+    from mlxtune.plots import plot_labels
+
     frame = compare(a, b, factor=factor, alpha=alpha)
     labels = plot_labels([a, b])
     return frame, {
@@ -414,6 +415,8 @@ def render_comparison_html(
     title: str | None = None,
 ) -> str:
     """Both results side by side in one self-contained HTML page, real changes highlighted."""
+    from mlxtune.plots import comparison
+
     check_format(image_format)
     a, b = as_result(a), as_result(b)
     frame, context = _context(a, b, gates, factor, alpha)
@@ -450,6 +453,8 @@ def write_comparison_markdown(
     alpha: float = 0.05,
 ) -> str:
     """The comparison as Markdown (changed cells in bold) with its figures as PNG files beside it."""
+    from mlxtune.plots import comparison
+
     a, b = as_result(a), as_result(b)
     frame, context = _context(a, b, gates, factor, alpha)
     kinds = [] if frame.empty else list(_FIGURES)

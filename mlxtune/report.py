@@ -149,8 +149,8 @@ def load(path: str | os.PathLike[str]) -> SweepResult:
         raise ValueError(f"{name}: not an mlxtune results file: not UTF-8 text ({exc.reason})") from None
     except json.JSONDecodeError as exc:
         raise ValueError(
-            f"{name}: not an mlxtune results file: invalid JSON at line {exc.lineno} column {exc.colno} "
-            f"({exc.msg}); the file may be truncated"
+            f"{name}: not an mlxtune results file: not valid JSON ({exc.msg} at line {exc.lineno} column "
+            f"{exc.colno}); is it truncated, or another kind of file?"
         ) from None
     except RecursionError:
         raise ValueError(f"{name}: not an mlxtune results file: JSON nested too deeply") from None
