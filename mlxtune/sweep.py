@@ -407,7 +407,6 @@ class _Sweep:
         self.records: list[RunRecord] = []
         self.description = ""
         self.complete, self.stop_reason = True, ""
-        self.runner: _Inline | _Worker = _Worker(grace=plan.timeout) if plan.timeout else _Inline()
         self.environment = environment()
         self.options = {
             "cache_limits": plan.cache_limits, "grid": {**plan.axes, **(
@@ -416,6 +415,7 @@ class _Sweep:
             "timeout": plan.timeout, "clear_cache": clear_cache, **options,
         }
         self.bar = tqdm(total=plan.planned_runs, desc=self.label, disable=not progress, leave=True)
+        self.runner: _Inline | _Worker = _Worker(grace=plan.timeout) if plan.timeout else _Inline()
 
     # -- results
     def result(self) -> SweepResult:
@@ -439,6 +439,7 @@ class _Sweep:
 
     def run_point(self, point: dict[str, Any], rng: random.Random) -> None:
         schedule = self.plan.schedule(rng)
+        self.check_stop()
         try:
             build = (lambda: self.workload(dict(point))) if self.plan.axes else (lambda: self.workload)
             instance = self.runner.call(build)

@@ -9,7 +9,7 @@ import mlx.core as mx
 import pytest
 
 from mlxtune import memory, report
-from mlxtune.measure import MEASURED_COLUMNS, Work
+from mlxtune.measure import MEASURED_COLUMNS, RunRecord, Work
 from mlxtune.stats import SUMMARY_COLUMNS
 from mlxtune.sweep import SweepError, SweepProgress, Workload, sweep
 from mlxtune.units import UNLIMITED
@@ -207,9 +207,9 @@ def test_on_run_sees_every_run_and_stop_ends_the_sweep(limits):
     assert seen == [(1, 6), (2, 6), (3, 6)] and partial == [3]
     assert not result.complete and len(result.runs) == 3 and result.stop_reason == "stopped on request"
     assert_restored(limits)
-    calls = iter(range(100))
+    done: list[RunRecord] = []
     stopped = sweep(churn, cache_limits=[0], repeats=5, warmup=0, progress=False,
-                    stop=lambda: next(calls) >= 2)
+                    on_run=lambda record, progress: done.append(record), stop=lambda: len(done) >= 2)
     assert len(stopped.runs) == 2 and not stopped.complete
 
 
