@@ -1,0 +1,153 @@
+"""Figures are checked for what they show: points, labels, the front, the recommended marker."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from matplotlib import _pylab_helpers
+from matplotlib.figure import Figure
+from sweep_data import LIMITS, MB, SPEEDS, make_result, row
+
+from mlxtune import plots
+from mlxtune.measure import runs_frame
+from mlxtune.result import SweepResult
+from mlxtune.units import format_size
+
+
+def artists(figure: Figure, gid: str) -> list:
+    return [a for a in figure.findobj() if a.get_gid() == gid]
+
+
+def points(figure: Figure) -> np.ndarray:
+    """Every measured point (x, y) drawn, across series."""
+    lines = artists(figure, "points")
+    return np.concatenate([np.column_stack([line.get_xdata(), line.get_ydata()]) for line in lines])
+
+
+def legend_texts(figure: Figure) -> list[str]:
+    return [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+
+
+def test_tradeoff_shows_one_labelled_point_per_limit_the_front_and_the_recommendation():
+    result = make_result()
+    summary = result.summary()
+    rec = result.recommend(budget="100MB")
+    figure = result.plot(kind="tradeoff", budget="100MB")
+
+    drawn = points(figure)
+    assert len(drawn) == len(LIMITS)
+    np.testing.assert_allclose(sorted(drawn[:, 1]), sorted(summary["throughput_median"]))
+    labels = sorted(t.get_text() for t in artists(figure, "limit-label"))
+    assert labels == sorted(format_size(limit) for limit in LIMITS)
+
+    (star,) = artists(figure, "recommended")
+    assert rec.cache_limit == 16 * MB  # the budget rules out the larger limits
+    assert (star.get_xdata()[0], star.get_ydata()[0]) == (rec.footprint, pytest.approx(rec.throughput))
+
+    (front,) = artists(figure, "pareto")
+    expected = plots.pareto_front(summary)
+    np.testing.assert_allclose(front.get_xdata(), expected["footprint"])
+    (budget,) = artists(figure, "budget")
+    assert budget.get_xdata()[0] == 100 * MB
+    assert {"Pareto front", "budget 100MB", "recommended: 16MB"} <= set(legend_texts(figure))
+    assert figure.axes[0].get_xlabel().startswith("footprint")
+
+
+def test_pareto_front_keeps_only_points_nothing_else_beats():
+    result = make_result({0: 100.0, 1 * MB: 90.0, 16 * MB: 160.0}, noise=0.0)
+    front = plots.pareto_front(result.summary())
+    # 1MB is bigger than 0 and slower: dominated.
+    assert list(front["cache_limit"]) == [0, 16 * MB]
+
+
+def test_highlight_marks_the_scrubbed_limit_in_each_kind():
+    result = make_result()
+    footprint = result.summary().set_index("cache_limit").loc[16 * MB, "footprint"]
+    (ring,) = artists(result.plot("tradeoff", highlight="16MB"), "highlight")
+    assert ring.get_xdata()[0] == footprint
+    assert len(artists(result.plot("throughput", highlight=16 * MB), "highlight")) == 1
+    assert len(artists(result.plot("memory", highlight="16MB"), "highlight")) == 1
+    assert artists(result.plot("tradeoff"), "highlight") == []
+
+
+def test_failed_points_are_left_out_and_a_lone_failure_does_not_break_the_chart():
+    rows = [row(limit, r, SPEEDS[limit], error="RuntimeError: boom" if limit == 0 else "")
+            for limit in LIMITS for r in range(3)]
+    result = SweepResult(runs=runs_frame(rows), params=["cache_limit"], label="half failed")
+    figure = result.plot("tradeoff")
+    assert len(points(figure)) == len(LIMITS) - 1
+    assert "0B" not in {t.get_text() for t in artists(figure, "limit-label")}
+
+
+def test_a_second_axis_becomes_series_told_apart_by_the_legend():
+    result = make_result(extra={"dtype": ["fp16", "q4"]}, scale={"q4": 0.6})
+    figure = result.plot("tradeoff")
+    assert len(artists(figure, "points")) == 2
+    assert len(points(figure)) == 2 * len(LIMITS)
+    assert {"dtype=fp16", "dtype=q4"} <= set(legend_texts(figure))
+    (star,) = artists(figure, "recommended")
+    assert star.get_ydata()[0] > 150  # on the fast fp16 series, not the slow q4 one
+
+
+def test_throughput_against_limit_places_zero_and_unlimited_at_the_ends_with_iqr_bars():
+    result = make_result()
+    figure = result.plot("throughput")
+    ax = figure.axes[0]
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks[0] == "0B" and ticks[-1] == "unlimited"
+    (line,) = artists(figure, "points")
+    x = line.get_xdata()
+    assert list(x) == sorted(x) and len(set(x)) == len(LIMITS)
+    assert x[1] == pytest.approx(math.log10(1 * MB))
+    summary = result.summary()
+    bars = ax.containers[0].lines[2][0].get_segments()
+    for segment, (_, point) in zip(bars, summary.iterrows(), strict=True):
+        low, high = sorted(segment[:, 1])
+        assert low == pytest.approx(point["throughput_q1"]) and high == pytest.approx(point["throughput_q3"])
+    ci = result.plot("throughput", spread="ci").axes[0].containers[0].lines[2][0].get_segments()
+    assert sorted(ci[0][:, 1])[0] == pytest.approx(summary["throughput_ci_low"].iloc[0])
+    with pytest.raises(ValueError, match="spread"):
+        result.plot("throughput", spread="stdev")
+
+
+def test_memory_figure_draws_each_memory_measure_at_its_largest():
+    result = make_result()
+    figure = result.plot("memory")
+    summary = result.summary()
+    for column in ("footprint", "peak_memory_max", "cache_after_max", "process_rss_max"):
+        (line,) = artists(figure, f"memory:{column}")
+        np.testing.assert_array_equal(line.get_ydata(), summary[column].to_numpy(dtype=float))
+    assert "footprint (peak + cache)" in legend_texts(figure)
+    assert figure.axes[0].yaxis.get_major_formatter()(50 * MB, 0) == "50MB"
+
+
+def test_comparison_puts_results_on_one_chart_with_a_legend():
+    fast = make_result(label="fp16")
+    slow = make_result({k: v * 0.7 for k, v in SPEEDS.items()}, label="q4", seed=1)
+    figure = plots.comparison([fast, slow])
+    assert legend_texts(figure) == ["fp16", "q4"]
+    assert len(points(figure)) == 2 * len(LIMITS)
+    twins = plots.comparison([fast, fast], kind="throughput")
+    assert legend_texts(twins) == ["fp16 #1", "fp16 #2"]
+    with pytest.raises(ValueError, match="tradeoff or throughput"):
+        plots.comparison([fast], kind="memory")
+
+
+def test_plot_draws_into_given_axes_and_rejects_unknown_kinds():
+    figure = Figure()
+    ax = figure.add_subplot()
+    assert make_result().plot("throughput", ax=ax) is figure
+    assert len(artists(figure, "points")) == 1
+    with pytest.raises(ValueError, match="tradeoff, throughput, memory"):
+        make_result().plot("pie")
+
+
+def test_no_figure_is_left_registered_with_pyplot():
+    before = _pylab_helpers.Gcf.get_num_fig_managers()
+    result = make_result()
+    for kind in plots.KINDS:
+        result.plot(kind)
+    plots.comparison([result, result])
+    assert _pylab_helpers.Gcf.get_num_fig_managers() == before == 0
