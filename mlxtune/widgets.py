@@ -225,6 +225,7 @@ class SweepPanel:
         limits, repeats = self.cache_limits, self.repeats.value
         self._stop_event.clear()
         self._last_draw, self._progress, self._result, self.error = 0.0, None, None, ""
+        self._stem = f"{_slug(self._label)}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
         self._scrub_ready = False
         self.errors.value = self.links.value = self.details.value = ""
         self.progress.value, self.progress.max = 0, len(limits) * repeats
@@ -367,15 +368,17 @@ class SweepPanel:
 
     # -- files --------------------------------------------------------------------------------------
     def export(self, kind: str) -> Path:
-        """Write the result as ``html``, ``csv`` or ``json`` into the output folder; link it below."""
+        """Write the result as ``html``, ``csv`` or ``json`` into the output folder; link it below.
+
+        The files of one sweep share a name: the label and the time the sweep started.
+        """
         writers = {"html": "to_html", "csv": "to_csv", "json": "to_json"}
         if kind not in writers:
             raise ValueError(f"unknown export kind {kind!r}: expected one of html, csv, json")
         if self.result is None:
             raise RuntimeError("nothing to export yet: run a sweep first")
         self._out_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = self._out_dir / f"{_slug(self._label)}-{stamp}.{kind}"
+        path = self._out_dir / f"{self._stem}.{kind}"
         written = Path(getattr(self.result, writers[kind])(str(path)) or path)
         self.links.value += _link_html(written)
         return written

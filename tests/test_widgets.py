@@ -1,0 +1,290 @@
+"""SweepPanel driven as a user would, without a browser: sliders set, buttons clicked, real MLX runs."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+import psutil
+import pytest
+from bs4 import BeautifulSoup
+from matplotlib.figure import Figure
+
+from mlxtune import memory
+from mlxtune.units import UNLIMITED, parse_size
+from mlxtune.widgets import LADDER, SweepPanel, spread
+
+HOSTILE = "<script>alert('x')</script>\n\"quoted\" & <b>bold</b>"
+
+
+def small_work() -> int:
+    """A few MLX allocations: quick, and real work for the allocator."""
+    a = mx.ones((128, 128))
+    mx.eval(a @ a + 1)
+    return 1
+
+
+def slow_work() -> None:
+    a = mx.ones((64, 64))
+    mx.eval(a * 2)
+    time.sleep(0.04)
+
+
+@pytest.fixture
+def make_panel(tmp_path: Path) -> Iterator[Callable[..., SweepPanel]]:
+    """Panels writing into a temp folder, closed (and their sweeps stopped) after the test."""
+    panels: list[SweepPanel] = []
+
+    def make(workload: Callable[..., Any], **options: Any) -> SweepPanel:
+        options.setdefault("out_dir", tmp_path / "out")
+        options.setdefault("warmup", 0)
+        panel = SweepPanel(workload, **options)
+        panels.append(panel)
+        return panel
+
+    yield make
+    for panel in panels:
+        panel.close()
+
+
+def run_and_wait(panel: SweepPanel, timeout: float = 60) -> None:
+    panel.run_button.click()
+    assert panel.wait(timeout), "the sweep did not finish in time"
+
+
+def table_rows(panel: SweepPanel) -> list[list[str]]:
+    soup = BeautifulSoup(panel.table.value, "html.parser")
+    return [[td.get_text() for td in tr.find_all("td")] for tr in soup.find("tbody").find_all("tr")]
+
+
+def plotted_points(figure: Figure) -> int:
+    ax = figure.axes[0]
+    return sum(len(line.get_xdata()) for line in ax.get_lines() if line.get_gid() == "points")
+
+
+# -- choosing limits ------------------------------------------------------------------------------
+
+
+def test_ladder_spans_zero_to_unlimited_with_readable_labels(make_panel: Callable[..., SweepPanel]) -> None:
+    panel = make_panel(small_work)
+    assert LADDER[0] == 0 and LADDER[-1] == UNLIMITED and parse_size("256KB") in LADDER
+    assert list(LADDER) == sorted(LADDER)
+    labels = [label for label, _ in panel.span.options]
+    assert labels == ["0", "256KB", "1MB", "4MB", "16MB", "64MB", "256MB", "1GB", "4GB", "unlimited"]
+    assert panel.cache_limits == list(LADDER)
+
+
+def test_spread_keeps_both_ends_and_rejects_nonsense() -> None:
+    assert spread([1, 2, 3, 4, 5], 3) == [1, 3, 5]
+    assert spread([1, 2, 3], 9) == [1, 2, 3]
+    assert spread([7, 8], 1) == [7]
+    with pytest.raises(ValueError, match="points must be at least 1"):
+        spread([1, 2], 0)
+
+
+def test_moving_the_range_slider_changes_the_swept_range(make_panel: Callable[..., SweepPanel]) -> None:
+    panel = make_panel(small_work, repeats=2)
+    panel.span.index = (2, 6)
+    assert panel.cache_limits == [parse_size(s) for s in ("1MB", "4MB", "16MB", "64MB", "256MB")]
+    assert "1MB, 4MB, 16MB, 64MB, 256MB (10 runs)" in panel.planned.value
+    panel.points.value = 3
+    assert panel.cache_limits == [parse_size(s) for s in ("1MB", "16MB", "256MB")]
+    panel.span.index = (0, 1)  # fewer limits than points: all of them
+    assert panel.cache_limits == [0, parse_size("256KB")]
+    assert panel.points.max == 2
+
+
+def test_explicit_cache_limits_replace_the_ladder(make_panel: Callable[..., SweepPanel]) -> None:
+    panel = make_panel(small_work, cache_limits=["16MB", 0, "1MB", "16MB"])
+    assert panel.cache_limits == [0, 1_000_000, 16_000_000]
+    with pytest.raises(ValueError, match="invalid size 'lots'"):
+        SweepPanel(small_work, cache_limits=["lots"])
+    with pytest.raises(TypeError, match="workload must be callable"):
+        SweepPanel("not a workload")  # type: ignore[arg-type]
+
+
+# -- running ----------------------------------------------------------------------------------------
+
+
+def test_run_fills_frame_plot_table_and_scrubber(make_panel: Callable[..., SweepPanel]) -> None:
+    previous = memory.get_cache_limit()
+    panel = make_panel(small_work, repeats=2, refresh=0)
+    panel.span.index = (0, 4)
+    panel.points.value = 3  # 0, 1MB, 16MB
+    run_and_wait(panel)
+
+    assert panel.error == "", panel.error
+    result = panel.result
+    assert result is not None and result.complete
+    assert len(result.runs) == 6 and set(result.runs["cache_limit"]) == {0, 1_000_000, 16_000_000}
+    assert (result.runs["error"] == "").all()
+    assert panel.progress.value == panel.progress.max == 6
+    assert memory.get_cache_limit() == previous
+    assert plotted_points(panel.figure) == 3
+    assert [row[0] for row in table_rows(panel)] == ["0", "1MB", "16MB"]
+    assert [label for label, _ in panel.scrub.options] == ["0", "1MB", "16MB"]
+    assert not panel.scrub.disabled and not panel.run_button.disabled and panel.stop_button.disabled
+
+    panel.scrub.value = 16_000_000
+    highlighted = [a for a in panel.figure.axes[0].get_children() if a.get_gid() == "highlight"]
+    assert highlighted, "moving the scrubber did not highlight a point"
+    details = BeautifulSoup(panel.details.value, "html.parser").get_text()
+    assert "cache limit 16MB" in details and "active delta" in details and "seconds (median)" in details
+
+
+def test_plot_and_table_update_while_the_sweep_runs(make_panel: Callable[..., SweepPanel]) -> None:
+    panel = make_panel(slow_work, repeats=3, refresh=0)
+    panel.span.index = (0, 2)
+    seen: list[int] = []
+    panel.table.observe(lambda change: seen.append(len(table_rows(panel))), names="value")
+    run_and_wait(panel)
+    assert len(seen) >= 3, "the table was not redrawn as runs landed"
+    assert seen[0] < 3 or len(seen) > 3  # it showed something before the end
+    assert panel.result is not None and len(panel.result.runs) == 9
+
+
+def test_stop_mid_sweep_keeps_runs_and_restores_limits(make_panel: Callable[..., SweepPanel]) -> None:
+    previous = memory.get_cache_limit()
+    panel = make_panel(slow_work, repeats=20)
+    panel.span.index = (0, 2)  # 3 limits x 20 repeats = 60 planned runs (about 3 s)
+    panel.run_button.click()
+    deadline = time.monotonic() + 30
+    while panel.progress.value < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert panel.running and not panel.stop_button.disabled
+    panel.stop_button.click()
+    assert panel.wait(30)
+
+    result = panel.result
+    assert result is not None and not result.complete
+    assert 3 <= len(result.runs) < 60
+    assert "stopped" in result.stop_reason
+    assert memory.get_cache_limit() == previous
+    assert "stopped" in panel.status.value
+    assert not panel.run_button.disabled
+    panel.repeats.value = 1
+    run_and_wait(panel)  # still usable
+    assert panel.result is not None and panel.result.complete and len(panel.result.runs) == 3
+
+
+def test_an_erroring_workload_shows_its_error_as_text(make_panel: Callable[..., SweepPanel]) -> None:
+    previous = memory.get_cache_limit()
+
+    def broken() -> None:
+        raise ValueError(HOSTILE.splitlines()[0] + " & <b>bold</b>")  # errors are kept as one line
+
+    panel = make_panel(broken, repeats=1, label=HOSTILE)
+    panel.span.index = (0, 1)
+    run_and_wait(panel)
+    assert panel.result is not None and panel.result.failed_runs == 2
+    assert memory.get_cache_limit() == previous
+    shown = BeautifulSoup(panel.errors.value, "html.parser")
+    assert "ValueError: <script>alert('x')</script>" in shown.get_text()
+    for box in (panel.errors, panel.status, panel.table, panel.details, panel.planned):
+        assert "<script>" not in box.value and "<b>bold" not in box.value
+    assert panel.progress.bar_style == "warning"
+
+
+def test_errors_in_handlers_and_in_the_sweep_show_in_the_panel(make_panel: Callable[..., SweepPanel]) -> None:
+    panel = make_panel(small_work, repeats=1)
+    panel.export_buttons["json"].disabled = False
+    panel.export_buttons["json"].click()  # nothing to export yet: shown, not raised
+    assert "nothing to export yet" in panel.errors.value
+
+    def fails_on_second_run(calls: list[int] = []) -> None:  # noqa: B006 - counts calls
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("second run broke")
+
+    stopping = make_panel(fails_on_second_run, repeats=2, on_error="raise")
+    stopping.span.index = (0, 1)
+    run_and_wait(stopping)
+    assert "SweepError" in stopping.error and "second run broke" in stopping.error
+    assert stopping.result is not None and len(stopping.result.runs) == 2  # measured runs kept
+    assert not stopping.run_button.disabled
+
+
+def test_lazy_array_from_the_kernel_thread_gets_a_hint(make_panel: Callable[..., SweepPanel]) -> None:
+    """MLX (0.31.2+) ties a lazy array to its thread's stream; the panel says what to do about it."""
+    lazy = mx.ones((16, 16)) * 3  # recorded on this thread, not evaluated
+
+    panel = make_panel(lambda: mx.eval(lazy + 1), repeats=1)
+    panel.span.index = (0, 0)
+    run_and_wait(panel)
+    assert panel.result is not None and panel.result.failed_runs == 1
+    assert "in current thread" in panel.result.runs["error"].iloc[0]
+    hint = BeautifulSoup(panel.errors.value, "html.parser").get_text()
+    assert "evaluate it (mx.eval) before the sweep" in hint
+    mx.eval(lazy)
+    panel.run(wait=True)
+    assert panel.result.failed_runs == 0
+
+
+def test_one_sweep_at_a_time_across_panels(make_panel: Callable[..., SweepPanel]) -> None:
+    first = make_panel(slow_work, repeats=10)
+    second = make_panel(small_work, repeats=1)
+    first.run()
+    try:
+        second.run_button.click()
+        assert "another panel's sweep is running" in second.error
+        with pytest.raises(RuntimeError, match="already running"):
+            first.run()
+    finally:
+        first.stop()
+        assert first.wait(30)
+    second.run(wait=True)
+    assert second.result is not None and second.result.complete
+
+
+def test_exports_write_files_and_link_them(make_panel: Callable[..., SweepPanel], tmp_path: Path) -> None:
+    pytest.importorskip("mlxtune.report")
+    panel = make_panel(small_work, repeats=1, label="exports")
+    panel.span.index = (0, 1)
+    run_and_wait(panel)
+    for kind in ("html", "csv", "json"):
+        panel.export_buttons[kind].click()
+    assert panel.error == "", panel.error
+    written = sorted((tmp_path / "out").iterdir())
+    assert [p.suffix for p in written] == [".csv", ".html", ".json"]
+    assert len({p.stem for p in written}) == 1 and written[0].stem.startswith("exports-")
+    assert all(p.stat().st_size > 0 for p in written)
+    links = BeautifulSoup(panel.links.value, "html.parser").find_all("a")
+    assert sorted(Path(a["href"]).suffix for a in links) == [".csv", ".html", ".json"]
+
+
+def test_display_gives_a_widget_bundle(make_panel: Callable[..., SweepPanel]) -> None:
+    bundle = make_panel(small_work)._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+# -- resources --------------------------------------------------------------------------------------
+
+
+def _live_figures() -> int:
+    gc.collect()
+    return sum(isinstance(o, Figure) for o in gc.get_objects())
+
+
+def test_many_runs_leave_no_threads_figures_or_files() -> None:
+    process = psutil.Process()
+
+    def cycle() -> None:
+        panel = SweepPanel(small_work, repeats=2, warmup=0, refresh=0)
+        panel.span.index = (0, 2)
+        for _ in range(2):
+            run_and_wait(panel)
+            panel.scrub.value = panel.scrub.options[-1][1]
+        panel.close()
+
+    cycle()  # first use loads fonts and starts tqdm's monitor thread once per process: not leaks
+    threads, files, figures = threading.active_count(), len(process.open_files()), _live_figures()
+    for _ in range(5):
+        cycle()
+    assert threading.active_count() == threads
+    assert len(process.open_files()) <= files
+    assert _live_figures() <= figures
