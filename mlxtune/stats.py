@@ -286,10 +286,11 @@ def recommend(
 ) -> Recommendation:
     """The smallest cache limit as fast as the best, within noise or ``tolerance``, inside ``budget``.
 
-    Rule: a point counts as fast as the best when its 95% CI of the median throughput overlaps the
-    best point's CI, or its median is within ``tolerance`` (a fraction) of the best median. CI
-    overlap is used rather than a Mann-Whitney test because at the default 3 repeats that test can
-    never reach p < 0.05 and would call everything "within noise". The best is taken among the
+    Rule: a point counts as fast as the best when its 95% CI of the median throughput (the range of
+    its runs when it has fewer than 6, see :func:`median_ci`) overlaps the best point's, or its
+    median is within ``tolerance`` (a fraction) of the best median. CI overlap is used rather than
+    a Mann-Whitney test because at the default 3 repeats that test can never reach p < 0.05 and
+    would call everything "within noise". The best is taken among the
     points whose ``footprint`` fits ``budget`` (bytes or a size such as "2GB"). Among the points
     that qualify, the smallest cache limit wins, then the smallest footprint. ``source`` is a
     SweepResult or a frame from :func:`summarize`.
@@ -346,27 +347,34 @@ def _reason(
     within_noise: bool,
 ) -> str:
     """One or two plain sentences: what was chosen, against what, and how sure we are."""
+    fewest = int((measured["runs"] - measured["failed"]).min())
+    # below 6 runs the "95% CI" is the range of the runs (see median_ci): say what was compared
+    spread, spreads = ("95% confidence interval", "95% confidence intervals") if fewest >= 6 else (
+        "range of runs", "ranges of runs")
     what = _describe_point(chosen, params)
     head = what[0].upper() + what[1:]
     speed = f"{chosen['throughput_median']:.4g} {unit}/s"
     footprint = format_size(int(chosen["footprint"]))
     if within_noise:
         text = (
-            f"All {len(measured)} points are within the noise of each other (their 95% confidence "
-            f"intervals overlap the best one's), so the cache limit does not measurably change "
-            f"throughput here; the smallest, {what}, is recommended ({speed}, footprint {footprint})."
+            f"All {len(measured)} points are within the noise of each other (their {spreads} overlap "
+            f"the best one's), so {'the cache limit does' if len(params) == 1 else 'these settings do'} "
+            f"not measurably change throughput here; the smallest, {what}, is recommended ({speed}, "
+            f"footprint {footprint})."
         )
     elif chosen.name == top.name:
         text = f"{head} is the fastest ({speed}, footprint {footprint}); no smaller cache limit comes close."
     else:
         ratio = chosen["throughput_median"] / top["throughput_median"]
-        how = "its 95% confidence interval overlaps the best one's" if _overlaps(chosen, top) else (
+        how = f"its {spread} overlaps the best one's" if _overlaps(chosen, top) else (
             f"it is within {tolerance:.0%} of the best"
         )
         text = (
             f"{head} gives {speed} ({ratio:.1%} of the best, {_describe_point(top, params)} at "
             f"{top['throughput_median']:.4g} {unit}/s) with footprint {footprint}: {how}."
         )
+    if fewest < 2:
+        text += " Only one successful run per point: the noise is unknown; measure with repeats >= 3."
     if limit is not None and len(fits) < len(measured):
         over = len(measured) - len(fits)
         text += f" {over} of {len(measured)} points exceed the budget of {format_size(limit)}."

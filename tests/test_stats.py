@@ -147,7 +147,8 @@ def test_recommends_the_smallest_limit_indistinguishable_from_the_best():
     assert isinstance(rec, Recommendation) and rec.found
     assert rec.cache_limit == 16 * MB and not rec.within_noise and rec.throughput == 96
     assert rec.footprint == 10 * MB + 16 * MB
-    assert "Cache limit 16MB gives 96 tokens/s" in rec.reason and "overlaps the best" in rec.reason
+    assert "Cache limit 16MB gives 96 tokens/s" in rec.reason
+    assert "its range of runs overlaps the best one's" in rec.reason
     assert rec.python_code == "mx.set_cache_limit(16000000)  # 16MB"
     assert rec.swift_code == "MLX.Memory.cacheLimit = 16_000_000  // 16MB"
 
@@ -155,7 +156,8 @@ def test_recommends_the_smallest_limit_indistinguishable_from_the_best():
 def test_says_plainly_when_everything_is_within_the_noise():
     rec = recommend(result_of({0: [90, 100, 110], MB: [95, 101, 108], UNLIMITED: [92, 99, 112]}))
     assert rec.cache_limit == 0 and rec.within_noise
-    assert rec.reason.startswith("All 3 points are within the noise of each other")
+    assert rec.reason.startswith("All 3 points are within the noise of each other (their ranges of runs")
+    assert "the cache limit does not measurably change throughput" in rec.reason
     assert rec.python_code == "mx.set_cache_limit(0)  # 0B"
 
 
@@ -204,3 +206,11 @@ def test_recommend_takes_a_summary_frame_and_reports_other_axes():
         recommend(summary, tolerance=5)
     with pytest.raises(ValueError, match="summary frame"):
         recommend(pd.DataFrame({"x": [1]}))
+
+
+def test_the_reason_names_what_was_compared_and_warns_about_single_runs():
+    many = result_of({0: [50, 60, 70, 80, 90, 100], MB: [52, 62, 72, 82, 92, 102]})
+    assert "(their 95% confidence intervals overlap" in many.recommend().reason
+    single = result_of({0: [50], MB: [100]}).recommend()
+    assert single.cache_limit == MB and single.reason.endswith(
+        "Only one successful run per point: the noise is unknown; measure with repeats >= 3.")
