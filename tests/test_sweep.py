@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import threading
 
 import mlx.core as mx
@@ -321,6 +323,25 @@ def test_keyboard_interrupt_on_the_worker_thread_returns_the_runs_so_far(limits)
     work = Counting(fail_on={4}, exc=KeyboardInterrupt())
     result = sweep(work, cache_limits=[0, "1MB"], repeats=3, warmup=1, timeout=5, progress=False)
     assert not result.complete and len(result.runs) == 2 and "interrupted" in result.stop_reason
+    assert_restored(limits)
+
+
+def test_ctrl_c_while_waiting_on_the_worker_lets_its_run_end_first(limits):
+    finished: list[int] = []
+
+    class InterruptedFromOutside(Counting):
+        def __call__(self) -> int:
+            units = super().__call__()
+            if self.calls == 3:  # a real SIGINT reaches the main thread while it waits for this run
+                os.kill(os.getpid(), signal.SIGINT)
+                threading.Event().wait(0.3)
+                finished.append(self.calls)
+            return units
+
+    result = sweep(InterruptedFromOutside(), cache_limits=[0, "1MB"], repeats=3, timeout=5, progress=False)
+    assert finished == [3]  # the main thread waited for the run before touching MLX again
+    assert not result.complete and len(result.runs) == 1
+    assert result.stop_reason == "interrupted (KeyboardInterrupt) after 1 runs"
     assert_restored(limits)
 
 
