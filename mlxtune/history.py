@@ -14,7 +14,7 @@ import pandas as pd
 
 from mlxtune.measure import RunRecord, runs_frame
 
-__all__ = ["HISTORY_PARAMS", "clear_history", "history", "next_run", "record"]
+__all__ = ["HISTORY_PARAMS", "add_runs", "clear_history", "history", "next_run"]
 
 #: The parameter columns of a history row, in order.
 HISTORY_PARAMS = ("run", "label", "cell")
@@ -32,7 +32,7 @@ def next_run() -> int:
         return _runs
 
 
-def record(records: Iterable[RunRecord]) -> None:
+def add_runs(records: Iterable[RunRecord]) -> None:
     """Add measured runs to the session's history."""
     with _lock:
         _records.extend(records)

@@ -24,8 +24,9 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from mlxtune import history, memory
+from mlxtune import memory
 from mlxtune._mlx import mx
+from mlxtune.history import HISTORY_PARAMS, add_runs, history, next_run
 from mlxtune.measure import RunRecord, Work, describe_error, measure
 from mlxtune.units import ACCEPTED_FORMS, format_size, parse_size
 
@@ -33,6 +34,8 @@ __all__ = ["CellResult", "MlxtuneMagics", "parse_options", "register", "unregist
 
 #: Below this wall time, a run that allocated nothing most likely built a lazy graph only.
 LAZY_NOTE_SECONDS = 0.01
+#: ... and less than this much MLX memory moved (lazy ops keep small constants such as scalars).
+LAZY_NOTE_BYTES = 4096
 LAZY_NOTE = "nothing was evaluated: MLX is lazy (end the cell with the arrays to evaluate, or call mx.eval)"
 
 
@@ -60,6 +63,21 @@ def count_option(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def sizes_option(text: str) -> list[int]:
+    """argparse type for comma-separated sizes (``0,1MB,unlimited``)."""
+    sizes = [size_option(part) for part in text.split(",") if part.strip()]
+    if not sizes:
+        raise argparse.ArgumentTypeError(f"expected comma-separated sizes, got {text!r}")
+    return sizes
+
+
+def label_option(text: str) -> str:
+    """argparse type for a label: IPython keeps the quotes around a quoted word, so drop them."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
 
 
 def name_option(text: str) -> str:
@@ -222,9 +240,11 @@ class CellResult:
 
     @property
     def note(self) -> str:
-        """Says when the cell most likely built a lazy graph and never evaluated it."""
-        lazy = all(
-            r.peak_memory <= r.active_before and r.active_after == r.active_before
+        """Says when the cell most likely built a lazy graph and never evaluated it: no arrays were
+        evaluated for it, MLX memory moved by less than a page, and the run was quick."""
+        lazy = not self.evaluated and all(
+            r.peak_memory - r.active_before < LAZY_NOTE_BYTES
+            and abs(r.active_after - r.active_before) < LAZY_NOTE_BYTES
             and r.wall_seconds < LAZY_NOTE_SECONDS
             for r in self.records
         )
@@ -234,7 +254,7 @@ class CellResult:
         """The runs as rows of the runs frame, like :func:`mlxtune.history`."""
         from mlxtune.measure import runs_frame
 
-        return runs_frame(self.records, params=history.HISTORY_PARAMS)
+        return runs_frame(self.records, params=HISTORY_PARAMS)
 
     def _rows(self) -> list[tuple[str, str]]:
         record = self.records[-1]
@@ -334,7 +354,7 @@ class MlxtuneMagics(Magics):
     @argument("--clear-cache", action="store_true", help="empty MLX's cache before each run")
     @argument("-r", "--repeat", type=count_option(1), default=1, metavar="N", help="measured runs (1)")
     @argument("-w", "--warmup", type=count_option(0), default=0, metavar="N", help="unmeasured runs first")
-    @argument("--label", default="", help="a name for this measurement in the history")
+    @argument("--label", type=label_option, default="", help="a name for this measurement in the history")
     @argument("-o", dest="output", action="store_true", help="return the result object")
     @argument("-v", dest="variable", type=name_option, metavar="NAME", help="store the result object as NAME")
     @argument("-q", dest="quiet", action="store_true", help="do not display the result")
@@ -363,7 +383,7 @@ class MlxtuneMagics(Magics):
     def _measure(self, program: CellProgram, options: argparse.Namespace, cell: str) -> CellResult:
         """Run warm-ups and measured runs under the limits; record them, stopping at a failure."""
         __tracebackhide__ = True
-        params = {"run": history.next_run(), "label": options.label, "cell": cell}
+        params = {"run": next_run(), "label": options.label, "cell": cell}
         runner = _Runner(program, self.shell.user_ns, evaluate=not options.no_eval)
         result = CellResult(records=[], label=options.label, cell=cell, warmup=options.warmup)
         try:
@@ -377,7 +397,7 @@ class MlxtuneMagics(Magics):
                     if result.exception is not None:
                         break
         finally:
-            history.record(result.records)
+            add_runs(result.records)
         return result
 
     @magic_arguments()
@@ -387,7 +407,27 @@ class MlxtuneMagics(Magics):
     def mlxmem_line(self, line: str) -> memory.Snapshot | pd.DataFrame:
         """Show MLX's memory now (active, cache, peak, limits, process memory), or --history."""
         options = parse_options(MlxtuneMagics.mlxmem_line, line)
-        return history.history() if options.history else memory.snapshot()
+        return history() if options.history else memory.snapshot()
+
+    @magic_arguments()
+    @argument("--cache-limits", type=sizes_option, metavar="SIZES",
+              help="comma-separated sizes to sweep, e.g. 0,1MB,16MB,unlimited (default: 0 to unlimited)")
+    @argument("-r", "--repeats", type=count_option(1), default=3, metavar="N", help="runs per limit (3)")
+    @argument("-w", "--warmup", type=count_option(0), default=1, metavar="N", help="unmeasured runs (1)")
+    @argument("--units", metavar="EXPR", help="work done per run, evaluated after it (default: 1 run)")
+    @argument("--label", type=label_option, default="", help="a name for the sweep in plots and reports")
+    @argument("--wait", action="store_true", help="block until the sweep ends")
+    @argument("-v", dest="variable", type=name_option, metavar="NAME", help="store the panel as NAME")
+    @cell_magic
+    def mlxsweep(self, line: str, cell: str) -> None:
+        """Sweep the cell over cache limits in a SweepPanel (see ``mlxtune.widgets``).
+
+        The cell runs once per run, in a worker thread, so Stop works while it sweeps; arrays it
+        uses from earlier cells must already be evaluated (MLX ties lazy arrays to their thread).
+        """
+        from mlxtune.widgets import sweep_cell
+
+        sweep_cell(self.shell, cell, parse_options(MlxtuneMagics.mlxsweep, line))
 
 
 def _user_frames(tb: TracebackType | None) -> TracebackType | None:
