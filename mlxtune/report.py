@@ -119,6 +119,7 @@ def to_document(result: SweepResult) -> dict[str, Any]:
         "unit": result.unit,
         "complete": bool(result.complete),
         "planned_runs": int(result.planned_runs),
+        "stop_reason": result.stop_reason,
         "params": list(result.params),
         "options": _jsonable(result.options),
         "environment": _jsonable(result.environment),
@@ -186,6 +187,9 @@ def from_document(document: Any) -> SweepResult:
         value = document.get(key)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise _FileProblem(f"field {key!r} is {_short(value)}, expected {_KIND_NAMES[kind]}")
+    stop_reason = document.get("stop_reason", "")
+    if not isinstance(stop_reason, str):
+        raise _FileProblem(f"field 'stop_reason' is {_short(stop_reason)}, expected a string")
     runs = _runs_from(document["columns"], document["runs"], document["params"])
     return SweepResult(
         runs=runs,
@@ -195,6 +199,7 @@ def from_document(document: Any) -> SweepResult:
         unit=document["unit"],
         complete=document["complete"],
         planned_runs=document["planned_runs"],
+        stop_reason=stop_reason,
         environment=document["environment"],
         options=document["options"],
         schema_version=version,
@@ -219,7 +224,8 @@ def _runs_from(columns: list[Any], rows: list[Any], params: list[Any]) -> pd.Dat
         dtypes.append(entry[1])
     if len(set(names)) != len(names):
         raise _FileProblem("a column is listed twice")
-    if not params or not all(isinstance(p, str) for p in params) or params[0] != "cache_limit":
+    if (not params or not all(isinstance(p, str) for p in params) or params[0] != "cache_limit"
+            or len(set(params)) != len(params)):
         raise _FileProblem(f"bad params {_short(params)}: expected column names starting with cache_limit")
     required = [*params, *MEASURED_COLUMNS]
     missing = [name for name in required if name not in names]
@@ -232,7 +238,7 @@ def _runs_from(columns: list[Any], rows: list[Any], params: list[Any]) -> pd.Dat
     data = {name: _column(name, dtype, [row.get(name) for row in rows])
             for name, dtype in zip(names, dtypes, strict=True)}
     frame = pd.DataFrame(data, columns=names)
-    for name in ("cache_limit", *_NUMERIC):
+    for name in ("cache_limit", *_NUMERIC) if len(frame) else ():
         if not pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(frame[name]):
             raise _FileProblem(f"column {name!r} must be numeric, not {frame[name].dtype}")
     for name in ("unit", "error"):
@@ -417,7 +423,8 @@ def status_text(result: SweepResult) -> str:
     failed = f", {result.failed_runs} failed" if result.failed_runs else ""
     if result.complete:
         return f"complete: {runs} runs{failed}"
-    return f"incomplete: {runs} of {result.planned_runs} planned runs{failed}"
+    reason = f" ({result.stop_reason.rstrip('.')})" if result.stop_reason else ""
+    return f"incomplete: {runs} of {result.planned_runs} planned runs{failed}{reason}"
 
 
 def headline(rec: Recommendation) -> str:
