@@ -55,6 +55,7 @@ __all__ = [
     "ratio_ci",
     "recommend",
     "summarize",
+    "u_null_cdf",
 ]
 
 #: The summary's measured columns, after the parameter columns (see the module docstring).
@@ -130,19 +131,48 @@ def ratio_ci(
 
     The Hodges-Lehmann estimate on the log scale (the median of all pairwise ``log a_i - log b_j``,
     turned back into a ratio) with the distribution-free interval that goes with the Mann-Whitney
-    test (normal approximation of its critical value). Positive values only; NaNs ignored. With
-    too few values for the requested confidence the interval spans all pairwise ratios.
+    test: exact critical values up to 40 values in all, a normal approximation beyond. Positive
+    values only; NaNs ignored. With too few values for the requested confidence the interval spans
+    all pairwise ratios (for 3 against 3 that covers 90%).
     """
     x, y = _clean(a), _clean(b)
     x, y = x[x > 0], y[y > 0]
     if len(x) == 0 or len(y) == 0:
         return (math.nan, math.nan, math.nan)
     diffs = np.sort(np.subtract.outer(np.log(x), np.log(y)).ravel())
-    m, n = len(x), len(y)
-    z = _scipy_stats().norm.ppf(1 - (1 - confidence) / 2)
-    k = max(math.floor(m * n / 2 - z * math.sqrt(m * n * (m + n + 1) / 12)), 0)
+    k = _rank_bound(len(x), len(y), (1 - confidence) / 2)
     low, high = np.exp(diffs[k]), np.exp(diffs[len(diffs) - 1 - k])
     return (float(np.exp(np.median(diffs))), float(low), float(high))
+
+
+def _rank_bound(m: int, n: int, tail: float) -> int:
+    """0-based index into the m*n sorted pairwise differences where the interval starts.
+
+    The largest C with P(U <= C - 1) <= ``tail`` under no difference gives the bound D(C); at
+    least C = 1, the smallest difference.
+    """
+    if m + n <= 40:
+        found = int(np.searchsorted(u_null_cdf(m, n), tail, side="right"))
+    else:
+        z = _scipy_stats().norm.ppf(1 - tail)
+        found = math.floor(m * n / 2 - z * math.sqrt(m * n * (m + n + 1) / 12)) + 1
+    return max(found, 1) - 1
+
+
+def u_null_cdf(m: int, n: int) -> np.ndarray:
+    """P(U <= u), u = 0..m*n, for the Mann-Whitney U of m against n values that do not differ.
+
+    The counts of each U are the coefficients of the Gaussian binomial coefficient
+    [m+n choose m] in q: the product over i = 1..m of (1 - q^(n+i)) / (1 - q^i). Exact in floats
+    while C(m+n, m) < 2**53, i.e. up to 40 values in all with an even split.
+    """
+    counts = np.zeros(m * n + 1)
+    counts[0] = 1.0
+    for i in range(1, m + 1):
+        for j in range(i, len(counts)):  # divide by (1 - q^i): a running sum with stride i
+            counts[j] += counts[j - i]
+        counts[n + i :] -= counts[: len(counts) - n - i].copy()  # multiply by (1 - q^(n+i))
+    return np.cumsum(counts) / counts.sum()
 
 
 # -- summaries ----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from mlxtune.stats import (
     ratio_ci,
     recommend,
     summarize,
+    u_null_cdf,
 )
 from mlxtune.units import UNLIMITED
 
@@ -92,6 +93,28 @@ def test_ratio_ci_on_known_data():
     assert same[0] == pytest.approx(1.0) and same[1] < 1.0 < same[2]
     assert ratio_ci(10 * base, base)[1] > 5  # far apart: the interval excludes small ratios
     assert all(math.isnan(v) for v in ratio_ci([], base))
+
+
+@pytest.mark.parametrize(("m", "n"), [(3, 3), (3, 4), (5, 5), (6, 8), (10, 10)])
+def test_u_null_cdf_matches_the_exact_mann_whitney_p_values(m, n):
+    cdf = u_null_cdf(m, n)
+    assert len(cdf) == m * n + 1 and cdf[-1] == pytest.approx(1.0)
+    rng = np.random.default_rng(m * 100 + n)
+    for _ in range(10):
+        values = rng.permutation(m + n).astype(float)
+        test = scipy_stats.mannwhitneyu(values[:m], values[m:], method="exact", alternative="less")
+        assert cdf[int(test.statistic)] == pytest.approx(test.pvalue)
+
+
+def test_ratio_ci_uses_the_textbook_ranks():
+    a = np.array([11.0, 13.0, 17.0, 19.0, 23.0])
+    b = np.array([2.0, 3.0, 5.0, 7.0, 29.0])
+    ratios = np.sort(np.divide.outer(a, b).ravel())
+    _, low, high = ratio_ci(a, b)
+    # 5 against 5 at 95%: the critical U is 2, so the bounds are the 3rd smallest and 3rd largest
+    assert (low, high) == (pytest.approx(ratios[2]), pytest.approx(ratios[-3]))
+    _, low, high = ratio_ci([4.0, 5.0, 6.0], [1.0, 2.0, 3.0])
+    assert (low, high) == (pytest.approx(4 / 3), pytest.approx(6.0))  # 3 against 3: all pairs
 
 
 # -- summaries ------------------------------------------------------------------------------------
