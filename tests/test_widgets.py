@@ -288,3 +288,77 @@ def test_many_runs_leave_no_threads_figures_or_files() -> None:
     assert threading.active_count() == threads
     assert len(process.open_files()) <= files
     assert _live_figures() <= figures
+
+
+# -- %%mlxsweep ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shell() -> Iterator[Any]:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "mlxtune")
+    ip.run_cell("import mlx.core as mx")
+    yield ip
+    ip.run_line_magic("unload_ext", "mlxtune")
+
+
+def sweep_magic(shell: Any, line: str, cell: str) -> SweepPanel:
+    shell.user_ns.pop("panel", None)
+    shell.run_cell_magic("mlxsweep", f"{line} --wait -v panel", cell)
+    panel = shell.user_ns["panel"]
+    assert isinstance(panel, SweepPanel)
+    return panel
+
+
+def test_mlxsweep_sweeps_the_cell_and_counts_runs(shell: Any) -> None:
+    previous = memory.get_cache_limit()
+    cell = "x = mx.ones((512, 512))\nx @ x  # left lazy: the magic evaluates it"
+    panel = sweep_magic(shell, "--cache-limits 0,16MB,unlimited -r 2 -w 0", cell)
+    try:
+        runs = panel.result.runs
+        assert panel.result.complete and len(runs) == 6 and (runs["error"] == "").all()
+        assert set(runs["cache_limit"]) == {0, 16_000_000, UNLIMITED}
+        assert set(runs["unit"]) == {"runs"} and (runs["units"] == 1).all()
+        assert (runs["peak_memory"] >= 512 * 512 * 4).all(), "the final expression was not evaluated"
+        assert memory.get_cache_limit() == previous
+        assert panel.result.workload.startswith("%%mlxsweep cell: x = mx.ones")
+    finally:
+        panel.close()
+
+
+def test_mlxsweep_units_expression_names_the_unit(shell: Any) -> None:
+    shell.run_cell("tokens = 0")
+    cell = "tokens = 32\nmx.eval(mx.ones((8,)))"
+    panel = sweep_magic(shell, "--cache-limits 1MB -r 2 -w 0 --units tokens", cell)
+    try:
+        runs = panel.result.runs
+        assert set(runs["unit"]) == {"tokens"} and (runs["units"] == 32).all()
+        assert (runs["throughput"] > 0).all()
+    finally:
+        panel.close()
+
+
+def test_mlxsweep_cell_errors_show_in_the_panel(shell: Any) -> None:
+    panel = sweep_magic(shell, "--cache-limits 0 -r 1 -w 0", "raise KeyError('<i>gone</i>')")
+    try:
+        assert panel.result.failed_runs == 1
+        assert "KeyError" in panel.errors.value and "&lt;i&gt;gone" in panel.errors.value
+    finally:
+        panel.close()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [("--cache-limits banana", "invalid size 'banana'"), ("-r 0", "whole number >= 1"),
+     ("--no-such-flag", "unrecognized arguments")],
+)
+def test_mlxsweep_bad_options_are_one_line_and_run_nothing(shell: Any, line: str, message: str) -> None:
+    from IPython.core.error import UsageError
+
+    shell.user_ns["touched"] = False
+    with pytest.raises(UsageError, match=message) as caught:
+        shell.run_cell_magic("mlxsweep", line, "touched = True")
+    assert "\n" not in str(caught.value)
+    assert shell.user_ns["touched"] is False
