@@ -10,8 +10,9 @@ How a sweep runs
   runs are interleaved: each repeat round runs every limit point once, in an order shuffled by
   ``seed``, so slow drift of the machine does not masquerade as a trade-off.
 - ``warmup`` unmeasured runs go first for each workload point (compilation, first touches of the
-  weights). Not per limit: every measured run starts from a cleared cache anyway. A warm-up that
-  raises ends the warm-up; the measured runs then record the error if it persists.
+  weights), under the limits in force when ``sweep`` was called. Not per limit: every measured run
+  starts from a cleared cache anyway. A warm-up that raises ends the warm-up; the measured runs
+  then record the error if it persists.
 - Each measured run goes through :func:`mlxtune.measure.measure` (clear the cache, synchronize,
   reset the peak, time, synchronize, record) inside :func:`mlxtune.memory.cache_limit` and
   :func:`mlxtune.memory.memory_limit`, so every limit is restored on any exit, Ctrl-C included.
@@ -305,8 +306,9 @@ class _Worker:
                 raise _Abandoned(time.perf_counter() - started) from None
             raise _Late(value, time.perf_counter() - started)
         except KeyboardInterrupt:
-            # Ctrl-C while the worker runs: give it the grace period before anything else touches MLX.
-            with contextlib.suppress(concurrent.futures.TimeoutError, BaseException):
+            # Ctrl-C while the worker runs: give it the grace period before anything else touches MLX;
+            # whatever the run raised, or a second Ctrl-C, does not replace this interrupt.
+            with contextlib.suppress(BaseException):
                 future.result(self.grace)
             if not future.done():
                 self._abandon()
