@@ -46,7 +46,10 @@ class SweepResult:
 
     # -- statistics (mlxtune.stats) -------------------------------------------------------------
     def summary(self) -> pd.DataFrame:
-        """One row per grid point: median throughput with IQR and 95% CI, footprint, failures."""
+        """One row per grid point: median throughput with IQR and 95% CI, footprint, failures.
+
+        The column names are a contract, listed in the docstring of ``mlxtune.stats``.
+        """
         from mlxtune.stats import summarize
 
         return summarize(self.runs, self.params)
