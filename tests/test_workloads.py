@@ -31,6 +31,8 @@ def test_tiny_model_is_a_model_folder_mlx_lm_loads(tiny_model_path: Path) -> Non
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= names
     config = json.loads((tiny_model_path / "config.json").read_text())
     assert config["model_type"] == "llama"
+    facts = json.loads((tiny_model_path / "mlxtune-model.json").read_text())
+    assert 10_000 < facts["parameters"] < 200_000
     model, tokenizer = load(str(tiny_model_path))
     assert len(tokenizer.get_vocab()) == config["vocab_size"]
     text = "hello world, a tiny model"

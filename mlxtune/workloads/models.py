@@ -33,7 +33,7 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
 }
 
 #: Bump when the recipe (text, tokenizer, initialisation) changes, so old folders are not reused.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 _SPECIAL_TOKENS = ("<s>", "</s>", "<unk>")
 _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
@@ -118,8 +118,8 @@ def _write_model(folder: Path, config: dict[str, Any], seed: int) -> None:
     model = Model(ModelArgs.from_dict(config))
     model.set_dtype(getattr(mx, config["torch_dtype"]))
     mx.eval(model.parameters())
-    save_model(folder, model, donate_model=True)
     n_params = sum(v.size for _, v in tree_flatten(model.parameters()))
+    save_model(folder, model, donate_model=True)  # donating frees each weight once written
     del model
     save_config(dict(config), folder / "config.json")
     _write_tokenizer(folder, config["vocab_size"], seed)
