@@ -171,3 +171,16 @@ def test_allocator_churn_rejects_bad_arguments() -> None:
         allocator_churn(min_size="2MB", max_size="1MB")
     with pytest.raises(ValueError, match="buffers must be"):
         allocator_churn(buffers=0)
+
+
+def test_lm_takes_a_loaded_model_and_converts_it_once(tiny_model_path: Path) -> None:
+    from mlx_lm import load
+
+    model, tokenizer = load(str(tiny_model_path))
+    work = lm(model, tokenizer, prompt_tokens=8, gen_tokens=4, dtype="q8")
+    assert work().units == 4
+    work.teardown()
+    assert work.model is model  # not ours to drop
+    work.setup()
+    assert work().units == 4
+    assert "Model" in work.describe()

@@ -147,18 +147,23 @@ class LM:
         self.vocab_size = vocab_size
         self.seed = seed
         self.model: Any = None if _is_reference(model) else model
+        self._converted = False
         self._prompt: Any = None
 
     def setup(self) -> None:
-        """Load the model through ``mlx_lm.load`` if given a path or id, apply ``dtype``, draw the prompt."""
+        """Load the model through ``mlx_lm.load`` if given a path or id, apply ``dtype``, draw the prompt.
+
+        A model passed in already loaded is converted to ``dtype`` in place, once.
+        """
         if self.model is None:
             from mlx_lm import load
 
             self.model, self.tokenizer, config = load(str(self.source), return_config=True)
             self.vocab_size = self.vocab_size or _config_vocab(config)
+            self._converted = False
+        if not self._converted:
             apply_dtype(self.model, self.dtype)
-        elif self._prompt is None:
-            apply_dtype(self.model, self.dtype)
+            self._converted = True
         if self._prompt is None:
             vocab = self.vocab_size or _model_vocab(self.model)
             key = mx.random.key(self.seed)
