@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/sweep_cost.py
 	$(PY) benchmarks/cpu_sweep.py
+	$(PY) benchmarks/lm_accuracy.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check mlxtune tests benchmarks
