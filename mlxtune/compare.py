@@ -2,8 +2,9 @@
 
 A difference is called a change only when it beats both a factor and a significance test on the
 raw runs, as asv does, so noise is not reported as a regression. The test is the two-sided
-Mann-Whitney U test (:func:`mlxtune.stats.is_significant`) where the numbers of runs allow it to
-reach the level at all; with fewer runs (3 against 3 cannot go below p = 0.1) the samples must not
+Mann-Whitney U test (:func:`mlxtune.stats.is_significant`) at level ``alpha`` (default 0.01: a CI
+gate must not cry wolf) where the numbers of runs allow it to reach that level at all; with fewer
+runs (5 against 5 cannot go below p = 0.008, 3 against 3 not below 0.1) the samples must not
 overlap (every run of one side beyond every run of the other), asv's fallback of non-overlapping
 intervals. The throughput ratio's confidence interval is the Hodges-Lehmann interval of
 :func:`mlxtune.stats.ratio_ci`.
@@ -88,7 +89,7 @@ def compare(
     b: SweepResult | str | os.PathLike[str],
     *,
     factor: float = 1.05,
-    alpha: float = 0.05,
+    alpha: float = 0.01,
     confidence: float = 0.95,
 ) -> pd.DataFrame:
     """One row per grid point the two results share: ``b`` against the baseline ``a``.
@@ -168,7 +169,7 @@ def _compare_point(point: pd.Series, runs_a: pd.DataFrame, runs_b: pd.DataFrame,
     return row
 
 
-def differs(a: Sequence[float] | pd.Series, b: Sequence[float] | pd.Series, alpha: float = 0.05) -> bool:
+def differs(a: Sequence[float] | pd.Series, b: Sequence[float] | pd.Series, alpha: float = 0.01) -> bool:
     """Whether two samples of runs differ (see the module docstring for the rule)."""
     x = np.asarray(a, dtype=float)
     y = np.asarray(b, dtype=float)
@@ -410,7 +411,7 @@ def render_comparison_html(
     *,
     gates: Sequence[str | Gate] = (),
     factor: float = 1.05,
-    alpha: float = 0.05,
+    alpha: float = 0.01,
     image_format: str = "svg",
     title: str | None = None,
 ) -> str:
@@ -450,7 +451,7 @@ def write_comparison_markdown(
     *,
     gates: Sequence[str | Gate] = (),
     factor: float = 1.05,
-    alpha: float = 0.05,
+    alpha: float = 0.01,
 ) -> str:
     """The comparison as Markdown (changed cells in bold) with its figures as PNG files beside it."""
     from mlxtune.plots import comparison
