@@ -12,6 +12,7 @@ import argparse
 import ast
 import contextlib
 import dataclasses
+import functools
 import html
 import statistics
 from collections.abc import Callable
@@ -88,7 +89,16 @@ def name_option(text: str) -> str:
 
 
 def parse_options(magic: Callable[..., Any], line: str) -> argparse.Namespace:
-    """Parse a magic's line with its ``magic_arguments``; any error is one-line UsageError."""
+    """Parse a magic's line with its ``magic_arguments``; any error is one-line UsageError.
+
+    The same line gives the same options, so parses are remembered (a cell run many times in a
+    loop pays for argparse once); callers must not change the namespace returned.
+    """
+    return _parse_options(magic, line)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_options(magic: Callable[..., Any], line: str) -> argparse.Namespace:
     try:
         return parse_argstring(magic, line)
     except UsageError:
@@ -283,8 +293,13 @@ class CellResult:
         parts = [p for p in (self.label, self.cell) if p]
         return f"%%mlxmem {' | '.join(parts)} ({runs})" if parts else f"%%mlxmem ({runs})"
 
-    def _memory_rows(self) -> list[tuple[str, int, int]]:
-        return [("Active", *self.active), ("Cache", *self.cache)]
+    def _table(self) -> _Table:
+        """Everything shown, as text: title, memory rows (name, before, after, delta), other rows."""
+        memory_rows = [
+            (name, format_size(before), format_size(after), _signed(after - before))
+            for name, (before, after) in (("Active", self.active), ("Cache", self.cache))
+        ]
+        return self._title(), memory_rows, self._rows()
 
     def __repr__(self) -> str:
         return (
@@ -292,36 +307,51 @@ class CellResult:
             f"peak={self.peak}, error={self.error!r})"
         )
 
-    def _text(self) -> str:
-        lines = [self._title(), f"{'':<19}{'before':>10}{'after':>10}{'delta':>10}"]
-        for name, before, after in self._memory_rows():
-            cells = (format_size(before), format_size(after), _signed(after - before))
-            lines.append(f"{name:<19}" + "".join(f"{c:>10}" for c in cells))
-        lines += [f"{name + ':':<19}{value}" for name, value in self._rows()]
-        return "\n".join(lines)
-
     def __str__(self) -> str:
-        return self._text()
+        return _text(self._table())
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(self._text())
+        p.text(str(self))
 
     def _repr_html_(self) -> str:
-        esc = html.escape
-        head = "<tr><th></th><th>before</th><th>after</th><th>delta</th></tr>"
-        memory_rows = "".join(
-            f"<tr><th style='text-align:left'>{esc(name)}</th><td>{esc(format_size(before))}</td>"
-            f"<td>{esc(format_size(after))}</td><td>{esc(_signed(after - before))}</td></tr>"
-            for name, before, after in self._memory_rows()
-        )
-        other_rows = "".join(
-            f"<tr><th style='text-align:left'>{esc(name)}</th><td colspan='3'>{esc(value)}</td></tr>"
-            for name, value in self._rows()
-        )
-        return (
-            f"<table class='mlxtune-mlxmem'><caption style='text-align:left'>{esc(self._title())}</caption>"
-            f"{head}{memory_rows}{other_rows}</table>"
-        )
+        return _html(self._table())
+
+    def mimebundle(self) -> dict[str, str]:
+        """Plain text and HTML at once, for ``display(..., raw=True)``: the magic's own display
+        skips IPython's search through a dozen formatters, a good part of its overhead."""
+        table = self._table()
+        return {"text/plain": _text(table), "text/html": _html(table)}
+
+
+_Table = tuple[str, list[tuple[str, str, str, str]], list[tuple[str, str]]]
+
+
+def _text(table: _Table) -> str:
+    title, memory_rows, rows = table
+    lines = [title, f"{'':<19}{'before':>10}{'after':>10}{'delta':>10}"]
+    lines += [f"{name:<19}{before:>10}{after:>10}{delta:>10}" for name, before, after, delta in memory_rows]
+    lines += [f"{name + ':':<19}{value}" for name, value in rows]
+    return "\n".join(lines)
+
+
+def _html(table: _Table) -> str:
+    """The table as HTML; every text in it is escaped (labels and cell lines are the user's)."""
+    title, memory_rows, rows = table
+    esc = html.escape
+    head = "<tr><th></th><th>before</th><th>after</th><th>delta</th></tr>"
+    body = "".join(
+        f"<tr><th style='text-align:left'>{esc(name)}</th><td>{esc(before)}</td><td>{esc(after)}</td>"
+        f"<td>{esc(delta)}</td></tr>"
+        for name, before, after, delta in memory_rows
+    )
+    body += "".join(
+        f"<tr><th style='text-align:left'>{esc(name)}</th><td colspan='3'>{esc(value)}</td></tr>"
+        for name, value in rows
+    )
+    return (
+        f"<table class='mlxtune-mlxmem'><caption style='text-align:left'>{esc(title)}</caption>"
+        f"{head}{body}</table>"
+    )
 
 
 def first_line(cell: str, width: int = 120) -> str:
@@ -375,7 +405,7 @@ class MlxtuneMagics(Magics):
         if options.variable:
             self.shell.user_ns[options.variable] = result
         if not options.quiet and not options.output:
-            display(result)
+            display(result.mimebundle(), raw=True)
         if result.exception is not None:
             raise result.exception.with_traceback(_user_frames(result.exception.__traceback__))
         return result if options.output else None
