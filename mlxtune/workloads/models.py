@@ -36,7 +36,7 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
 RECIPE_VERSION = 2
 
 _SPECIAL_TOKENS = ("<s>", "</s>", "<unk>")
-_REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+_REQUIRED_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")
 _DTYPES = ("float32", "float16", "bfloat16")
 
 
@@ -104,7 +104,9 @@ def tiny_model(path: str | os.PathLike[str] | None = None, size: str = "tiny", s
 
 
 def _complete(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in _REQUIRED_FILES)
+    """Config, tokenizer and weights (one file, or shards past mlx-lm's 5GB shard size) present."""
+    weights = folder.is_dir() and any(folder.glob("model*.safetensors"))
+    return weights and all((folder / name).is_file() for name in _REQUIRED_FILES)
 
 
 def _write_model(folder: Path, config: dict[str, Any], seed: int) -> None:
