@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import html
 import statistics
+import warnings
 from collections.abc import Callable
 from types import CodeType, TracebackType
 from typing import Any
@@ -469,14 +470,20 @@ def _user_frames(tb: TracebackType | None) -> TracebackType | None:
 
 @contextlib.contextmanager
 def _limits(options: argparse.Namespace) -> Any:
-    """Apply the limits given for one cell; yields the wired limit in force."""
+    """Apply the limits given for one cell; yields the wired limit in force.
+
+    Their warnings (a memory limit below what MLX holds, a wired limit the backend ignores) show
+    on every cell that earns them, not only the first time as Python's default filter would.
+    """
     with contextlib.ExitStack() as stack:
-        if options.cache_limit is not None:
-            stack.enter_context(memory.cache_limit(options.cache_limit))
-        if options.memory_limit is not None:
-            stack.enter_context(memory.memory_limit(options.memory_limit))
-        if options.wired_limit is not None:
-            stack.enter_context(memory.wired_limit(options.wired_limit))
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            if options.cache_limit is not None:
+                stack.enter_context(memory.cache_limit(options.cache_limit))
+            if options.memory_limit is not None:
+                stack.enter_context(memory.memory_limit(options.memory_limit))
+            if options.wired_limit is not None:
+                stack.enter_context(memory.wired_limit(options.wired_limit))
         yield memory.get_wired_limit()
 
 
