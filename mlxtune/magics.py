@@ -29,7 +29,7 @@ from IPython.display import display
 from mlxtune import memory
 from mlxtune._mlx import mx
 from mlxtune.history import HISTORY_PARAMS, add_runs, history, next_run
-from mlxtune.measure import RunRecord, Work, describe_error, measure
+from mlxtune.measure import RunRecord, Work, describe_error, measure, runs_frame
 from mlxtune.units import ACCEPTED_FORMS, format_size, parse_size
 
 __all__ = ["CellResult", "MlxtuneMagics", "parse_options", "register", "unregister"]
@@ -263,8 +263,6 @@ class CellResult:
 
     def frame(self) -> pd.DataFrame:
         """The runs as rows of the runs frame, like :func:`mlxtune.history`."""
-        from mlxtune.measure import runs_frame
-
         return runs_frame(self.records, params=HISTORY_PARAMS)
 
     def _rows(self) -> list[tuple[str, str]]:

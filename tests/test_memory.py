@@ -162,6 +162,27 @@ def test_process_rss_matches_the_os() -> None:
     assert abs(memory.process_rss() - rss) < 16 * MiB
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_process_rss_in_a_forked_child_is_the_childs() -> None:
+    memory.process_rss()  # the parent's reader is open before the fork
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: grow by 64 MiB of touched memory, report both readings, exit at once
+        try:
+            ballast = bytearray(64 * MiB)
+            ballast[:: 4096] = b"x" * len(ballast[:: 4096])
+            mine = psutil.Process().memory_info().rss
+            os.write(write_end, f"{memory.process_rss()} {mine}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    measured, expected = map(int, os.read(read_end, 100).split())
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert abs(measured - expected) < 16 * MiB
+    assert abs(memory.process_rss() - measured) > 32 * MiB  # the parent did not grow
+
+
 def test_snapshot_description_and_reprs() -> None:
     snap = memory.Snapshot(
         active=2_000_000, cache=0, peak=3_500_000, cache_limit=MiB, memory_limit=UNLIMITED,
