@@ -153,7 +153,8 @@ def memory(
     """Footprint, peak active, cache held and process RSS against cache limit.
 
     Each point is the largest value over the point's runs; a bar down to the smallest shows the
-    spread between runs.
+    spread between runs. When the process holds far more than MLX's allocator (a small model in a
+    big process), process RSS gets its own axis on the right so MLX's numbers stay readable.
     """
     params = list(result.params)
     runs = result.runs.assign(footprint=result.runs["peak_memory"] + result.runs["cache_after"])
@@ -163,12 +164,17 @@ def memory(
     ax = _axes(ax)
     positions = _LimitAxis(summary["cache_limit"])
     series = _series(summary, params)
+    apart = summary["process_rss_max"].max() > _OWN_AXIS * max(summary["footprint"].max(), 1)
+    rss_ax = ax.twinx() if apart else ax
     for index, (column, label) in enumerate(_MEMORY_SERIES):
+        target = rss_ax if column == "process_rss_max" else ax
+        if target is not ax:
+            label += " (right axis)"
         for series_index, (name, points) in enumerate(series):
             high = points[column].to_numpy(dtype=float)
             low = points[f"{column.removesuffix('_max')}_min"].to_numpy(dtype=float)
             below = np.clip(np.nan_to_num(high - low), 0, None)
-            container = ax.errorbar(
+            container = target.errorbar(
                 positions.of(points["cache_limit"]), high, yerr=[below, np.zeros_like(high)],
                 marker="os^v"[index], color=_color(index), capsize=3, linestyle=_LINESTYLES[series_index % 4],
                 label=f"{label} ({name})" if len(series) > 1 else label,
@@ -177,11 +183,15 @@ def memory(
     if highlight is not None:
         ax.axvline(positions.of([parse_size(highlight)])[0], **_HIGHLIGHT_LINE)
     positions.apply(ax)
-    _size_axis(ax.yaxis, summary["footprint"], log_if_wide=False)
-    ax.set_ylim(bottom=0)
-    ax.set_ylabel("memory")
+    for axes in {ax, rss_ax}:
+        _size_axis(axes.yaxis, summary["footprint"], log_if_wide=False)
+        top = axes.dataLim.ymax
+        axes.set_ylim(0, top * 1.08 if np.isfinite(top) and top > 0 else 1)
+    ax.set_ylabel("MLX memory" if rss_ax is not ax else "memory")
+    if rss_ax is not ax:
+        rss_ax.set_ylabel("process RSS")
     ax.set_title(title if title is not None else f"{result.label}: memory against cache limit")
-    _legend(ax)
+    _legend(ax, rss_ax)
     return ax.figure
 
 
@@ -235,6 +245,8 @@ _HIGHLIGHT_STYLE: dict[str, Any] = {
 }
 _HIGHLIGHT_LINE: dict[str, Any] = {"color": "black", "linewidth": 1.5, "alpha": 0.6, "gid": "highlight"}
 _LINESTYLES = ("-", "--", ":", "-.")
+#: Process RSS moves to its own axis when it exceeds MLX's footprint by this factor.
+_OWN_AXIS = 5
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -369,6 +381,12 @@ def plot_labels(results: Sequence[SweepResult]) -> list[str]:
             for i, label in enumerate(labels)]
 
 
-def _legend(ax: Axes) -> None:
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, loc="best")
+def _legend(ax: Axes, *others: Axes) -> None:
+    """One legend on ``ax`` for its artists and those of ``others`` (twin axes)."""
+    handles, labels = ax.get_legend_handles_labels()
+    for other in others:
+        if other is not ax:
+            more = other.get_legend_handles_labels()
+            handles, labels = handles + more[0], labels + more[1]
+    if handles:
+        ax.legend(handles, labels, fontsize=8, loc="best")

@@ -123,6 +123,18 @@ def test_memory_figure_draws_each_memory_measure_at_its_largest():
     assert figure.axes[0].yaxis.get_major_formatter()(50 * MB, 0) == "50MB"
 
 
+def test_process_rss_far_above_mlx_memory_gets_its_own_axis():
+    rows = [row(limit, r, SPEEDS[limit], peak=1 * MB, cache=0) for limit in LIMITS for r in range(3)]
+    result = SweepResult(runs=runs_frame(rows), params=["cache_limit"], label="small model, big process")
+    figure = result.plot("memory")
+    mlx_axis, rss_axis = figure.axes
+    (rss,) = artists(figure, "memory:process_rss_max")
+    assert rss.axes is rss_axis and artists(figure, "memory:footprint")[0].axes is mlx_axis
+    assert rss_axis.get_ylim()[1] > 300 * MB > mlx_axis.get_ylim()[1]
+    assert "process RSS (right axis)" in legend_texts(figure)
+    assert len(make_result().plot("memory").axes) == 1  # comparable sizes share one axis
+
+
 def test_comparison_puts_results_on_one_chart_with_a_legend():
     fast = make_result(label="fp16")
     slow = make_result({k: v * 0.7 for k, v in SPEEDS.items()}, label="q4", seed=1)
