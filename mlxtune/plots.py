@@ -1,9 +1,11 @@
 """Figures of sweep results, drawn with matplotlib's object API.
 
 Every function returns a :class:`matplotlib.figure.Figure` built without pyplot, so nothing is
-registered globally and nothing is left open. Artists carry gids so code (tests, the widget) can
-find them: ``"points"`` (one measured line per series), ``"limit-label"`` (a point's cache limit),
-``"pareto"``, ``"recommended"``, ``"budget"`` and ``"highlight"``.
+registered globally and nothing is left open; new figures show themselves in Jupyter as PNG (see
+:class:`NotebookFigure`), with or without ``%matplotlib inline``. Artists carry gids so code
+(tests, the widget) can find them: ``"points"`` (one measured line per series),
+``"limit-label"`` (a point's cache limit), ``"pareto"``, ``"recommended"``, ``"budget"`` and
+``"highlight"``.
 
 A cache-limit axis spans 0 to "unlimited" (2**63 - 1), which no log scale shows well: limits are
 placed at log10 of their size, with 0 one decade left of the smallest positive limit and
@@ -12,6 +14,7 @@ placed at log10 of their size, with 0 one decade left of the smallest positive l
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,7 +31,17 @@ if TYPE_CHECKING:
     from mlxtune.result import SweepResult
     from mlxtune.stats import Recommendation
 
-__all__ = ["KINDS", "comparison", "memory", "pareto_front", "plot", "plot_labels", "throughput", "tradeoff"]
+__all__ = [
+    "KINDS",
+    "NotebookFigure",
+    "comparison",
+    "memory",
+    "pareto_front",
+    "plot",
+    "plot_labels",
+    "throughput",
+    "tradeoff",
+]
 
 KINDS = ("tradeoff", "throughput", "memory")
 #: Error bars: "iqr" (quartiles of the runs) or "ci" (95% interval of the median); summary columns.
@@ -249,11 +262,25 @@ _LINESTYLES = ("-", "--", ":", "-.")
 _OWN_AXIS = 5
 
 
+class NotebookFigure(Figure):
+    """A Figure that IPython displays as PNG by itself.
+
+    IPython shows a plain Figure as an image only once pyplot's inline backend has registered a
+    formatter for it; a figure made without pyplot would otherwise show as ``<Figure size ...>``.
+    Where such a formatter is registered, it takes precedence and the figure shows once.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=100)
+        return buffer.getvalue()
+
+
 def _axes(ax: Axes | None) -> Axes:
     """The given axes, or those of a new figure that pyplot does not know about."""
     if ax is not None:
         return ax
-    figure = Figure(figsize=_FIGSIZE, layout="constrained")
+    figure = NotebookFigure(figsize=_FIGSIZE, layout="constrained")
     return figure.add_subplot()
 
 

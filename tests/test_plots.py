@@ -156,6 +156,15 @@ def test_plot_draws_into_given_axes_and_rejects_unknown_kinds():
         make_result().plot("pie")
 
 
+def test_figures_show_in_ipython_without_pyplot():
+    from IPython.core.formatters import DisplayFormatter
+
+    figure = make_result().plot()
+    data, _ = DisplayFormatter().format(figure)
+    assert data["image/png"].startswith(b"\x89PNG")
+    assert _pylab_helpers.Gcf.get_num_fig_managers() == 0
+
+
 def test_no_figure_is_left_registered_with_pyplot():
     before = _pylab_helpers.Gcf.get_num_fig_managers()
     result = make_result()
