@@ -108,9 +108,15 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> str:
 def to_document(result: SweepResult) -> dict[str, Any]:
     """The JSON-ready form of a result: metadata, column dtypes, raw runs and the summary.
 
-    Options and environment values that JSON cannot hold are saved as their ``repr``.
+    Options, environment and run values that JSON cannot hold are saved as their ``repr``, so
+    whatever was measured can be saved. The summary is derived (``load`` recomputes it): if it
+    cannot be computed, the file holds null there rather than losing the runs.
     """
     runs = result.runs
+    try:
+        summary: list[dict[str, Any]] | None = _records(result.summary())
+    except Exception:  # the raw runs matter more than a derived table
+        summary = None
     return {
         "format": FILE_FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -125,7 +131,7 @@ def to_document(result: SweepResult) -> dict[str, Any]:
         "environment": _jsonable(result.environment),
         "columns": [[str(name), str(runs[name].dtype)] for name in runs.columns],
         "runs": _records(runs),
-        "summary": _records(result.summary()),
+        "summary": summary,
     }
 
 

@@ -14,6 +14,7 @@ import re
 import stat
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from bs4 import BeautifulSoup
@@ -205,6 +206,35 @@ def test_json_round_trip_gives_an_equal_result(tmp_path, kind):
 def test_json_keeps_nan_as_null_and_unlimited_exactly(tmp_path):
     text = Path(hostile_result().to_json(str(tmp_path / "r.json"))).read_text(encoding="utf-8")
     assert "NaN" not in text and "9223372036854775807" in text
+
+
+def test_whatever_was_measured_can_be_saved_even_values_json_cannot_hold(tmp_path):
+    class Model:
+        def __repr__(self) -> str:
+            return "<Model tiny>"
+
+    rows = [row(limit, r, SPEEDS[limit], model=Model()) for limit in LIMITS for r in range(2)]
+    options = {"workload": len, "sizes": (1, 2), "array": np.arange(3), "inf": float("inf")}
+    result = SweepResult(runs=runs_frame(rows, ["model"]), params=["cache_limit", "model"], options=options)
+    loaded = report.load(result.to_json(str(tmp_path / "odd.json")))
+    assert loaded.options == {"workload": "<built-in function len>", "sizes": [1, 2],
+                              "array": "array([0, 1, 2])", "inf": "inf"}
+    assert set(loaded.runs["model"]) == {"<Model tiny>"}
+    pd.testing.assert_frame_equal(loaded.runs.drop(columns="model"), result.runs.drop(columns="model"))
+    assert len(loaded.summary()) == len(LIMITS)
+
+
+def test_many_reports_leave_no_file_handles_or_temporaries_behind(tmp_path):
+    result = make_result(repeats=2)
+    open_before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    for index in range(5):
+        result.to_html(str(tmp_path / "r.html"), figures=["tradeoff"])
+        result.to_markdown(str(tmp_path / "r.md"), figures=["tradeoff"])
+        result.to_json(str(tmp_path / f"r{index}.json"))
+        report.load(tmp_path / f"r{index}.json")
+    if open_before is not None:
+        assert len(os.listdir("/proc/self/fd")) == open_before
+    assert leftovers(tmp_path) == []
 
 
 # -- loading bad files ------------------------------------------------------------------------
