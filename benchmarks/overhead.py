@@ -80,8 +80,9 @@ def snapshot_parts(repeats: int, pause: float) -> dict[str, list[float]]:
     """Seconds per call of snapshot(), its parts and MLX primitives, interleaved like the cells.
 
     A synchronize wakes MLX's stream thread: cheap right after another call while it still spins,
-    dearer once it sleeps. ``pause`` seconds before each call (not timed) gives that cold case,
-    the one a cell magic meets after IPython's own work.
+    dearer once it sleeps. ``pause`` seconds of busy Python before each call (not timed) give that
+    cold case, the one a cell magic meets after IPython's own work: this thread stays busy (so its
+    CPU stays warm) while MLX's stream thread falls asleep.
     """
     limit = memory.get_cache_limit()
     parts: dict[str, Callable[[], object]] = {
@@ -104,8 +105,9 @@ def snapshot_parts(repeats: int, pause: float) -> dict[str, list[float]]:
     for _ in range(repeats):
         random.shuffle(names)
         for name in names:
-            if pause:
-                time.sleep(pause)
+            busy_until = time.perf_counter() + pause
+            while time.perf_counter() < busy_until:
+                pass
             start = time.perf_counter()
             parts[name]()
             samples[name].append(time.perf_counter() - start)
@@ -137,7 +139,7 @@ def report(rounds: int, repeats: int) -> str:
     lines += [
         "",
         f"snapshot() and its parts: median [IQR] in us; hot = back to back ({repeats} calls each),",
-        f"cold = after a 1 ms pause ({repeats // 4} calls each), as a magic meets it",
+        f"cold = after 1 ms of other Python work ({repeats // 4} calls each), as a magic meets it",
         f"  {'':<38}{'hot':>8}  {'':<20}{'cold':>8}",
     ]
     hot = {name: quartiles(samples) for name, samples in snapshot_parts(repeats, 0.0).items()}
@@ -155,8 +157,7 @@ def report(rounds: int, repeats: int) -> str:
         "Its floor is one cache-limit read: MLX 0.32's CPU build synchronizes every CPU stream inside",
         f"set_cache_limit (PR 3566), {floor_hot:.1f} us hot and {floor_cold:.1f} us cold here: a wake-up of",
         "the stream's worker thread, which swings with the load on the other core. On that build the",
-        "read is also the synchronize; elsewhere mx.synchronize() comes first. After a pause every",
-        "part is slower (cold CPU caches): compare the cold column with the cold first-written figure.",
+        "read is also the synchronize; elsewhere mx.synchronize() comes first.",
     ]
     return "\n".join(lines)
 
