@@ -19,7 +19,7 @@ from IPython.utils.capture import capture_output
 
 import mlxtune
 from mlxtune import memory
-from mlxtune.magics import LAZY_NOTE, CellResult
+from mlxtune.magics import LAZY_NOTE, CellResult, MlxtuneMagics, parse_options
 from mlxtune.units import UNLIMITED
 
 MiB = 1024**2
@@ -296,3 +296,10 @@ def test_unload_removes_the_magics_and_load_brings_them_back(shell: InteractiveS
     finally:
         shell.run_line_magic("load_ext", "mlxtune")
     assert "mlxmem" in shell.magics_manager.magics["cell"]
+
+
+def test_remembered_option_parses_are_not_shared() -> None:
+    first = parse_options(MlxtuneMagics.mlxmem, "-r 2 --label shared")
+    first.repeat, first.label = 9, "changed"
+    again = parse_options(MlxtuneMagics.mlxmem, "-r 2 --label shared")
+    assert (again.repeat, again.label) == (2, "shared")
