@@ -137,14 +137,17 @@ class CellProgram:
 
 
 def mlx_arrays(value: Any) -> list[Any]:
-    """The MLX arrays in ``value``: an array, or arrays inside lists, tuples and dicts."""
-    if isinstance(value, mx.array):
-        return [value]
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, (list, tuple)):
-        return [a for item in value for a in mlx_arrays(item)]
-    return []
+    """The MLX arrays in ``value``: an array, or arrays inside lists, tuples and dicts (nested
+    any depth; a container that holds itself is visited once)."""
+    arrays, pending, seen = [], [value], set()
+    while pending:
+        item = pending.pop()
+        if isinstance(item, mx.array):
+            arrays.append(item)
+        elif isinstance(item, (list, tuple, dict)) and id(item) not in seen:
+            seen.add(id(item))
+            pending.extend(reversed(list(item.values() if isinstance(item, dict) else item)))
+    return arrays
 
 
 @dataclasses.dataclass

@@ -19,7 +19,7 @@ from IPython.utils.capture import capture_output
 
 import mlxtune
 from mlxtune import memory
-from mlxtune.magics import LAZY_NOTE, CellResult, MlxtuneMagics, parse_options
+from mlxtune.magics import LAZY_NOTE, CellResult, MlxtuneMagics, mlx_arrays, parse_options
 from mlxtune.units import UNLIMITED
 
 MiB = 1024**2
@@ -303,3 +303,12 @@ def test_remembered_option_parses_are_not_shared() -> None:
     first.repeat, first.label = 9, "changed"
     again = parse_options(MlxtuneMagics.mlxmem, "-r 2 --label shared")
     assert (again.repeat, again.label) == (2, "shared")
+
+
+def test_arrays_are_found_in_nested_and_self_referencing_containers() -> None:
+    a, b = mx.zeros((2,)), mx.ones((3,))
+    loop: list = [a]
+    loop.append(loop)
+    assert [x.shape for x in mlx_arrays({"x": [a, (b, {"y": a})]})] == [(2,), (3,), (2,)]
+    assert [x.shape for x in mlx_arrays(loop)] == [(2,)]
+    assert mlx_arrays("not arrays") == [] and mlx_arrays(3) == []
