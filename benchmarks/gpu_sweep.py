@@ -23,7 +23,8 @@ from _tradeoff import Preset, run
 from mlxtune.result import SweepResult
 from mlxtune.units import parse_size
 
-PRESET = Preset(prefix="gpu_sweep", size="1b", prompt_tokens=512, gen_tokens=256, repeats=5)
+PRESET = Preset(prefix="gpu_sweep", size="1b", prompt_tokens=512, gen_tokens=256, repeats=5,
+                churn_buffers=1000)
 
 #: Seen on an H100 before (median of 3 runs, decode of 256 tokens with generate_step, ~1.1B fp16).
 SEEN_BEFORE = {"0": 229, "1MB": 262, "16MB": 329, "256MB": 353, "4GB": 388, "unlimited": 389}
