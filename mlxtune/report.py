@@ -129,7 +129,7 @@ def to_document(result: SweepResult) -> dict[str, Any]:
         "params": list(result.params),
         "options": _jsonable(result.options),
         "environment": _jsonable(result.environment),
-        "columns": [[str(name), str(runs[name].dtype)] for name in runs.columns],
+        "columns": [[str(name), _saved_dtype(runs[name])] for name in runs.columns],
         "runs": _records(runs),
         "summary": summary,
     }
@@ -302,10 +302,21 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def _saved_dtype(column: pd.Series) -> str:
+    """The dtype a column is saved as: its own when :func:`load` accepts it, else object."""
+    name = str(column.dtype)
+    return name if _DTYPE_RE.match(name) else "object"
+
+
+def _cell(value: Any) -> Any:
+    """A frame cell as a JSON scalar (lists and other objects as their repr)."""
+    value = _jsonable(value)
+    return repr(value) if isinstance(value, (list, dict)) else value
+
+
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     columns = [str(c) for c in frame.columns]
-    return [{c: _jsonable(v) for c, v in zip(columns, row, strict=True)}
-            for row in frame.itertuples(index=False)]
+    return [{c: _cell(v) for c, v in zip(columns, row, strict=True)} for row in frame.itertuples(index=False)]
 
 
 # -- CSV ----------------------------------------------------------------------------------------

@@ -213,15 +213,19 @@ def test_whatever_was_measured_can_be_saved_even_values_json_cannot_hold(tmp_pat
         def __repr__(self) -> str:
             return "<Model tiny>"
 
-    rows = [row(limit, r, SPEEDS[limit], model=Model()) for limit in LIMITS for r in range(2)]
+    rows = [row(limit, r, SPEEDS[limit], model=Model(), shape=(1, r), when=pd.Timestamp("2026-01-01"))
+            for limit in LIMITS for r in range(2)]
     options = {"workload": len, "sizes": (1, 2), "array": np.arange(3), "inf": float("inf")}
-    result = SweepResult(runs=runs_frame(rows, ["model"]), params=["cache_limit", "model"], options=options)
+    result = SweepResult(runs=runs_frame(rows, ["model", "shape"]), params=["cache_limit", "model", "shape"],
+                         options=options)
     loaded = report.load(result.to_json(str(tmp_path / "odd.json")))
     assert loaded.options == {"workload": "<built-in function len>", "sizes": [1, 2],
                               "array": "array([0, 1, 2])", "inf": "inf"}
-    assert set(loaded.runs["model"]) == {"<Model tiny>"}
-    pd.testing.assert_frame_equal(loaded.runs.drop(columns="model"), result.runs.drop(columns="model"))
-    assert len(loaded.summary()) == len(LIMITS)
+    assert set(loaded.runs["model"]) == {"<Model tiny>"} and set(loaded.runs["shape"]) == {"[1, 0]", "[1, 1]"}
+    assert set(loaded.runs["when"]) == {"Timestamp('2026-01-01 00:00:00')"}
+    same = ["model", "shape", "when"]
+    pd.testing.assert_frame_equal(loaded.runs.drop(columns=same), result.runs.drop(columns=same))
+    assert len(loaded.summary()) == 2 * len(LIMITS)  # one point per limit and shape
 
 
 def test_many_reports_leave_no_file_handles_or_temporaries_behind(tmp_path):
