@@ -1,0 +1,186 @@
+"""The slider notebook in a real JupyterLab, in headless Chromium: widgets render and respond.
+
+JupyterLab runs on 127.0.0.1 with a random port and token, over a copy of the notebooks; Playwright
+drives Debian's Chromium (never a downloaded browser). If the widget front end and the kernel-side
+ipywidgets disagree, the panel renders as text or as an error, and this test fails. Without
+Chromium it skips, except in CI (``CI`` set), where it fails. A screenshot is kept in
+``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jupyter_env import copy_notebooks, jupyter_env
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = os.environ.get("MLXTUNE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+NOTEBOOK = "02-cache-limit-slider.ipynb"
+
+
+def _require_browser() -> None:
+    """Skip (or, in CI, fail) when Chromium or Playwright is missing, saying which."""
+    missing = None
+    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
+        missing = f"Chromium not found at {CHROMIUM} (make test installs Debian's chromium on Linux)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            missing = "Playwright for Python is not installed (it is in the test extra)"
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"browser test cannot run in CI: {missing}")
+    if missing:
+        pytest.skip(missing)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def lab(tmp_path: Path, tiny_model_path: Path) -> Iterator[str]:
+    """A JupyterLab server over a copy of the notebooks; yields its base URL (token in the query)."""
+    _require_browser()
+    root = copy_notebooks(tmp_path / "notebooks")
+    port, token = _free_port(), secrets.token_hex(16)
+    log = (tmp_path / "jupyterlab.log").open("w")
+    command = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}", "--LabApp.news_url=",
+        f"--LabApp.user_settings_dir={_lab_settings(tmp_path / 'lab-settings')}",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI runners often run as root
+        command.append("--allow-root")
+    env = jupyter_env(tmp_path)
+    labconfig = Path(env["JUPYTER_CONFIG_DIR"]) / "labconfig"
+    labconfig.mkdir(parents=True, exist_ok=True)  # no "get Jupyter news?" prompt over the page
+    (labconfig / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    )
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_server(f"{base}/api/status?token={token}", server, tmp_path / "jupyterlab.log")
+        yield f"{base}/lab/tree/{NOTEBOOK}?token={token}"
+    finally:
+        with contextlib.suppress(OSError):
+            request = urllib.request.Request(f"{base}/api/shutdown?token={token}", method="POST")
+            urllib.request.urlopen(request, timeout=10).close()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.terminate()
+            server.wait(timeout=10)
+        log.close()
+
+
+def _lab_settings(folder: Path) -> Path:
+    """User settings: every cell stays in the page (no windowing), so off-screen outputs can be checked."""
+    tracker = folder / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    return folder
+
+
+def _wait_for_server(url: str, server: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"JupyterLab exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+            if response.status == 200:
+                return
+        time.sleep(0.5)
+    pytest.fail(f"JupyterLab did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def test_slider_notebook_renders_widgets_and_runs(lab: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(lab)
+            page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
+            # the kernel named in the notebook's metadata starts by itself (no "Select Kernel" dialog)
+            idle = page.get_by_role("button", name=re.compile(r"Python 3 \(ipykernel\) \| Idle"))
+            expect(idle).to_be_visible(timeout=60_000)
+            assert page.locator(".jp-Dialog").count() == 0
+            page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+            page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+
+            panel = page.locator(".jp-OutputArea-output .widget-vbox")
+            panel = panel.filter(has=page.locator(".mlxtune-plan")).first
+            expect(panel).to_be_visible(timeout=60_000)
+            table = panel.locator(".mlxtune-summary table tbody tr")
+            expect(table).to_have_count(5, timeout=90_000)  # the notebook's own run: 5 points
+            # widgets, not the text fallback: a noUiSlider range slider and the plot as an image widget
+            expect(panel.locator(".widget-slider .noUi-handle")).to_have_count(3)  # range (2) + inspect (1)
+            expect(panel.locator(".widget-image")).to_be_visible()
+            assert panel.locator(".widget-image").evaluate("img => img.naturalWidth") > 100
+            assert page.get_by_text("Error displaying widget").count() == 0
+            assert page.get_by_text("VBox(children=").count() == 0
+
+            last_plot = page.locator(".jp-CodeCell").last.locator(".jp-OutputArea-output img")
+            expect(last_plot).to_be_visible(timeout=90_000)  # the whole notebook ran
+            expect(idle).to_be_visible(timeout=30_000)
+            panel.scroll_into_view_if_needed()
+            plan = panel.locator(".mlxtune-plan")
+            before = plan.inner_text()
+            assert "unlimited" in before
+            _drag_upper_handle(page, panel.locator(".widget-slider").first, to_fraction=4 / 9)  # -> 16MB
+            expect(plan).to_contain_text("16MB (", timeout=10_000)
+            after = plan.inner_text()
+            assert after != before and "unlimited" not in after and "256KB" in after
+
+            run = panel.locator(".widget-button", has_text=re.compile(r"^\s*Run\s*$"))
+            run.click()
+            expect(run).to_be_disabled(timeout=10_000)
+            expect(run).to_be_enabled(timeout=60_000)  # the sweep ended
+            expect(table).to_have_count(5)
+            cells = [[td.inner_text().strip() for td in row.locator("td").all()] for row in table.all()]
+            assert [row[0] for row in cells] == ["0", "256KB", "1MB", "4MB", "16MB"]
+            assert [row[1] for row in cells] == ["3"] * 5  # every point ran its 3 repeats
+            panel.scroll_into_view_if_needed()
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "browser-02-cache-limit-slider.png"), full_page=True)
+            browser.close()
+
+
+def _drag_upper_handle(page: Any, slider: Any, to_fraction: float) -> None:
+    """Drag a range slider's upper handle with the mouse to a fraction of its track, as a user would."""
+    slider.scroll_into_view_if_needed()
+    handle = slider.locator(".noUi-handle-upper").bounding_box()
+    track = slider.locator(".noUi-base").bounding_box()
+    assert handle is not None and track is not None
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    page.mouse.down()
+    target_x = track["x"] + track["width"] * to_fraction
+    page.mouse.move(target_x, handle["y"] + handle["height"] / 2, steps=12)
+    page.mouse.up()
