@@ -35,6 +35,7 @@ from mlxtune.report import (
     figure_bytes,
     figure_files,
     load,
+    markdown_image,
     markdown_table,
     markdown_text,
     number,
@@ -476,7 +477,7 @@ def write_comparison_markdown(
     changed = [[bool(css) for css in row.cell_css] for row in table.rows]
     parts += ["## Side by side", markdown_table(table, changed)]
     if images:
-        parts += ["## Figures", *(f"![{kind} comparison]({files[kind].name})" for kind in images)]
+        parts += ["## Figures", *(markdown_image(f"{kind} comparison", files[kind].name) for kind in images)]
     environment = context["environment"]
     differs_rows = [[row.css == "differs"] * 3 for row in environment.rows]
     parts += ["## Environment", markdown_table(environment, differs_rows)]

@@ -20,6 +20,7 @@ import math
 import os
 import re
 import tempfile
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ __all__ = [
     "FIGURE_KINDS",
     "FILE_FORMAT",
     "load",
+    "markdown_image",
     "markdown_text",
     "result_html_fragment",
     "write_atomic",
@@ -596,6 +598,11 @@ def code_block(code: str, language: str) -> str:
     return f"{fence}{language}\n{code}\n{fence}"
 
 
+def markdown_image(alt: str, file_name: str) -> str:
+    """An image link to a file beside the Markdown; the name is URL-quoted (spaces, brackets)."""
+    return f"![{markdown_text(alt)}]({urllib.parse.quote(file_name)})"
+
+
 def figure_files(path: str | os.PathLike[str], names: Iterable[str]) -> dict[str, Path]:
     """Where the PNG figures of a Markdown file go: beside it, named ``<stem>-<figure>.png``."""
     target = Path(path)
@@ -627,7 +634,7 @@ def render_markdown(
     ]
     if figure_names:
         parts.append("## Figures")
-        parts += [f"![{kind} figure]({name})" for kind, name in figure_names.items()]
+        parts += [markdown_image(f"{kind} figure", name) for kind, name in figure_names.items()]
     environment = Table(["setting", "value"], [Row([k, v]) for k, v in environment_rows(result)], 2)
     parts += ["## Environment", markdown_table(environment)]
     runs = runs_table(result)

@@ -154,6 +154,9 @@ def test_markdown_report_has_tables_and_figure_files_beside_it(tmp_path):
     for name in linked:
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
     assert "```python\nimport mlx.core as mx" in text and "```swift\nimport MLX" in text
+    spaced = Path(result.to_markdown(str(tmp_path / "my [report].md"), figures=["tradeoff"])).read_text()
+    assert "![tradeoff figure](my%20%5Breport%5D-tradeoff.png)" in spaced
+    assert (tmp_path / "my [report]-tradeoff.png").exists()
 
 
 def test_user_text_in_markdown_cannot_break_tables_or_inject_html(tmp_path):
