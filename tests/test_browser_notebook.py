@@ -147,8 +147,8 @@ def test_slider_notebook_renders_widgets_and_runs(lab: str) -> None:
             assert page.get_by_text("Error displaying widget").count() == 0
             assert page.get_by_text("VBox(children=").count() == 0
 
-            last_plot = page.locator(".jp-CodeCell").last.locator(".jp-OutputArea-output img")
-            expect(last_plot).to_be_visible(timeout=90_000)  # the whole notebook ran
+            last_table = page.locator(".jp-CodeCell").last.locator(".jp-OutputArea-output table")
+            expect(last_table).to_be_visible(timeout=90_000)  # the whole notebook ran
             expect(idle).to_be_visible(timeout=30_000)
             panel.scroll_into_view_if_needed()
             plan = panel.locator(".mlxtune-plan")
@@ -167,6 +167,11 @@ def test_slider_notebook_renders_widgets_and_runs(lab: str) -> None:
             cells = [[td.inner_text().strip() for td in row.locator("td").all()] for row in table.all()]
             assert [row[0] for row in cells] == ["0", "256KB", "1MB", "4MB", "16MB"]
             assert [row[1] for row in cells] == ["3"] * 5  # every point ran its 3 repeats
+
+            panel.locator(".widget-button", has_text="Export HTML").click()
+            link = panel.locator("a[href$='.html']")
+            expect(link).to_be_visible(timeout=30_000)
+            assert link.inner_text().startswith("mlxtune-out/tiny-model-")
             panel.scroll_into_view_if_needed()
         finally:
             page.screenshot(path=str(ARTIFACTS / "browser-02-cache-limit-slider.png"), full_page=True)
