@@ -87,8 +87,6 @@ def tradeoff(
     ax = _axes(ax)
     for index, (name, points) in enumerate(_series(summary, result.params)):
         _errorbar(ax, points["footprint"], points, spread, _color(index), name)
-        for _, row in points.iterrows():
-            _label_point(ax, row["footprint"], row["throughput_median"], int(row["cache_limit"]))
     measured = summary[summary["throughput_median"].notna()]
     front = pareto_front(measured)
     if len(front) > 1:
@@ -103,6 +101,7 @@ def tradeoff(
     if highlight is not None:
         _highlight(ax, measured, "footprint", parse_size(highlight))
     _size_axis(ax.xaxis, measured["footprint"] if len(measured) else summary["footprint"], log_if_wide=True)
+    _label_limits(ax, measured)
     ax.set_xlabel("footprint: peak active + cache held")
     ax.set_ylabel(f"throughput ({_unit(result, summary)}/s)")
     ax.set_title(title if title is not None else f"{result.label}: speed against memory")
@@ -233,14 +232,12 @@ def comparison(
             series_label = f"{label} · {name}" if name else label
             x = points["footprint"] if kind == "tradeoff" else positions.of(points["cache_limit"])
             _errorbar(ax, x, points, spread, _color(index), series_label, line=kind == "throughput")
-            if kind == "tradeoff":
-                for _, row in points.iterrows():
-                    _label_point(ax, row["footprint"], row["throughput_median"], int(row["cache_limit"]))
             index += 1
     units = {_unit(r, s) for r, s in zip(results, summaries, strict=True)}
     ax.set_ylabel(f"throughput ({' / '.join(sorted(units))}/s)")
     if kind == "tradeoff":
         _size_axis(ax.xaxis, pd.concat([s["footprint"] for s in summaries]), log_if_wide=True)
+        _label_limits(ax, pd.concat(summaries))
         ax.set_xlabel("footprint: peak active + cache held")
     else:
         positions.apply(ax)
@@ -330,11 +327,28 @@ def _errorbar(ax: Axes, x: Any, points: pd.DataFrame, spread: str, color: str, l
     container.lines[0].set_gid("points")
 
 
-def _label_point(ax: Axes, x: float, y: float, limit: int) -> None:
-    if not (np.isfinite(x) and np.isfinite(y)):
+def _label_limits(ax: Axes, points: pd.DataFrame) -> None:
+    """Label each point with its cache limit; points drawn within a few pixels share one label.
+
+    On a CPU, footprints often coincide for every limit above the working set; one label
+    "16MB, 1GB, unlimited" reads, six labels on top of each other do not.
+    """
+    points = points[points["throughput_median"].notna()].sort_values("cache_limit", kind="stable")
+    if points.empty:
         return
-    ax.annotate(format_size(limit), (x, y), xytext=(4, 5), textcoords="offset points", fontsize=8,
-                color="0.25", gid="limit-label")
+    ax.autoscale_view()
+    data = np.column_stack([points["footprint"].to_numpy(float), points["throughput_median"].to_numpy(float)])
+    pixels = ax.transData.transform(data)
+    groups: list[tuple[np.ndarray, np.ndarray, list[int]]] = []
+    for pixel, point, limit in zip(pixels, data, points["cache_limit"], strict=True):
+        near = next((g for g in groups if abs(g[0][0] - pixel[0]) < 14 and abs(g[0][1] - pixel[1]) < 9), None)
+        if near is None:
+            groups.append((pixel, point, [int(limit)]))
+        elif int(limit) not in near[2]:
+            near[2].append(int(limit))
+    for _, (x, y), limits in groups:
+        ax.annotate(", ".join(format_size(v) for v in limits), (x, y), xytext=(4, 5),
+                    textcoords="offset points", fontsize=8, color="0.25", gid="limit-label")
 
 
 def _mark_recommended(ax: Axes, measured: pd.DataFrame, params: Sequence[str], rec: Recommendation) -> None:
