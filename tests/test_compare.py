@@ -216,3 +216,13 @@ def test_cli_report_renders_saved_results(saved, tmp_path):
     assert f"wrote {tmp_path / 'r.html'}" in done.stdout
     assert BeautifulSoup((tmp_path / "r.html").read_text(encoding="utf-8"), "html.parser").find("table")
     assert markdown_tables((tmp_path / "r.md").read_text(encoding="utf-8"))
+
+
+def test_cli_report_without_flags_writes_html_beside_the_results(saved, tmp_path, capsys):
+    from mlxtune.cli import main
+
+    results = tmp_path / "sweep.json"
+    results.write_bytes(saved["base"].read_bytes())
+    assert main(["report", str(results)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'sweep.html'}"
+    assert BeautifulSoup((tmp_path / "sweep.html").read_text(encoding="utf-8"), "html.parser").find("img")
