@@ -334,6 +334,8 @@ def write_csv(result: SweepResult, path: str | os.PathLike[str]) -> str:
 
 @dataclasses.dataclass
 class Row:
+    """One table row as display text, so HTML, Markdown and the terminal show the same cells."""
+
     cells: list[str]
     css: str = ""
     cell_css: list[str] = dataclasses.field(default_factory=list)
@@ -341,6 +343,8 @@ class Row:
 
 @dataclasses.dataclass
 class Table:
+    """Headers and rows; the first ``text_columns`` columns are labels (left-aligned), the rest numbers."""
+
     headers: list[str]
     rows: list[Row]
     text_columns: int = 0
@@ -348,9 +352,11 @@ class Table:
 
 def number(value: Any) -> str:
     """A measured number for a table: 4 significant digits, thousands separated; "–" for missing."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    if value is None:
         return "–"
     value = float(value)
+    if not math.isfinite(value):
+        return "–"
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
