@@ -3,7 +3,8 @@
 The commands run the same engine and reports as the notebook.
 
 A thin front end: it parses arguments, calls :func:`mlxtune.sweep.sweep` and the workloads, and
-prints. Exit codes: 0 done, 1 the work failed, 2 the command line was wrong, 130 interrupted.
+prints. Exit codes: 0 done, 1 the work failed or stopped early (what was measured is still
+printed and written), 2 the command line was wrong, 130 interrupted before any result.
 Every error is one line on stderr, never a traceback. Nothing here imports IPython or widgets, so
 the command runs on hosts without them.
 """
@@ -250,11 +251,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.model:
         from mlxtune.workloads import lm, lm_factory
 
+        model = os.path.expanduser(args.model)
+        if model.startswith((".", "/")) and not Path(model).is_dir():
+            raise UsageError(f"no model folder at {args.model!r} (a hub id looks like org/name)")
         options = dict(prompt_tokens=args.prompt_tokens, gen_tokens=args.gen_tokens, batch=args.batch,
                        mlx_cache_clearing=args.mlx_cache_clearing)
         workload_axes = [name for name in grid if name != "memory_limit"]
-        workload = lm_factory(args.model, **options) if workload_axes else lm(args.model, **options)
-        label = args.label or Path(args.model).name
+        workload = lm_factory(model, **options) if workload_axes else lm(model, **options)
+        label = args.label or Path(model).name
     else:
         workload = _workload_from_spec(args.workload, bool([n for n in grid if n != "memory_limit"]))
         label = args.label or args.workload.partition(":")[2]

@@ -84,6 +84,7 @@ def test_failed_runs_give_exit_1_and_keep_the_file(tmp_path: Path, capsys: Captu
         (["sweep", "--workload", "mlxtune.workloads:allocator_churn", "--grid", "a=1", "--grid", "a=2"],
          "given twice"),
         (["demo", "--size", "huge"], "invalid choice: 'huge'"),
+        (["sweep", "--model", "./no/such/folder"], "no model folder at './no/such/folder'"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(argv: list[str], says: str, capsys: CaptureFixture[str]) -> None:
