@@ -270,9 +270,20 @@ def _live_figures() -> int:
     return sum(isinstance(o, Figure) for o in gc.get_objects())
 
 
-def test_many_runs_leave_no_threads_figures_or_files() -> None:
+def assert_no_leaks(cycle: Callable[[], None], times: int = 5) -> None:
+    """After a first cycle (fonts load, tqdm starts its monitor thread: once per process), more cycles
+    leave no threads, open files or matplotlib figures behind."""
     process = psutil.Process()
+    cycle()
+    threads, files, figures = threading.active_count(), len(process.open_files()), _live_figures()
+    for _ in range(times):
+        cycle()
+    assert threading.active_count() == threads
+    assert len(process.open_files()) <= files
+    assert _live_figures() <= figures
 
+
+def test_many_runs_leave_no_threads_figures_or_files() -> None:
     def cycle() -> None:
         panel = SweepPanel(small_work, repeats=2, warmup=0, refresh=0)
         panel.span.index = (0, 2)
@@ -281,13 +292,7 @@ def test_many_runs_leave_no_threads_figures_or_files() -> None:
             panel.scrub.value = panel.scrub.options[-1][1]
         panel.close()
 
-    cycle()  # first use loads fonts and starts tqdm's monitor thread once per process: not leaks
-    threads, files, figures = threading.active_count(), len(process.open_files()), _live_figures()
-    for _ in range(5):
-        cycle()
-    assert threading.active_count() == threads
-    assert len(process.open_files()) <= files
-    assert _live_figures() <= figures
+    assert_no_leaks(cycle)
 
 
 # -- %%mlxsweep ---------------------------------------------------------------------------------------
@@ -362,3 +367,10 @@ def test_mlxsweep_bad_options_are_one_line_and_run_nothing(shell: Any, line: str
         shell.run_cell_magic("mlxsweep", line, "touched = True")
     assert "\n" not in str(caught.value)
     assert shell.user_ns["touched"] is False
+
+
+def test_mlxsweep_leaves_no_threads_figures_or_files(shell: Any) -> None:
+    def cycle() -> None:
+        sweep_magic(shell, "--cache-limits 0,1MB -r 2 -w 0", "mx.eval(mx.ones((64, 64)) + 1)").close()
+
+    assert_no_leaks(cycle)
