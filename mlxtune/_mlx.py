@@ -10,7 +10,7 @@ INSTALL_HINT = (
 )
 
 
-def import_mlx():  # noqa: ANN201 - returns the mlx.core module
+def import_mlx():
     """Return ``mlx.core`` or raise ImportError with :data:`INSTALL_HINT`."""
     try:
         import mlx.core as mx
