@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/sweep_cost.py
 	$(PY) benchmarks/cpu_sweep.py
 	$(PY) benchmarks/lm_accuracy.py
+	$(PY) benchmarks/panel_long_sweep.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check mlxtune tests benchmarks
