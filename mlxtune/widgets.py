@@ -5,23 +5,25 @@ A thin front end over :func:`mlxtune.sweep.sweep`: it measures nothing itself. I
 each run as it lands (progress, trade-off plot, summary table), lets you stop it, scrub through
 the measured limits afterwards and export reports.
 
-Threads, and what MLX allows across them (checked on MLX 0.32 and its changelog):
+Threads, and what MLX allows across them (MLX's changelog and issues, and tried on MLX 0.32.4 CPU):
 
-* Since MLX 0.31.2 every thread has its own default stream, and a stream's command encoder lives
-  in the thread that created it (Metal and CUDA first, the CPU backend since 0.32). A *lazy* array
-  recorded on one thread and evaluated on another fails with "There is no Stream(cpu, 0) in
-  current thread"; this is true on the CPU backend here, and on Metal and CUDA with "gpu".
+* Since MLX 0.31.2 every thread gets its own default stream, and a stream's command encoder lives
+  in the thread that created it: first on Metal and CUDA, and on the CPU backend too (tried here).
+  A *lazy* array recorded on one thread and evaluated on another fails with "There is no
+  Stream(cpu, 0) in current thread" ("gpu" on Metal and CUDA), in either direction.
 * *Evaluated* arrays (model weights after ``mlx_lm.load``, anything passed through ``mx.eval``)
-  carry no graph and can be read and computed with from any thread. Arrays a worker evaluates can
-  be used by the kernel's thread afterwards.
-* Two threads evaluating at once is not supported for a shared stream, and even with separate
-  streams the cache and memory limits are process-wide, so concurrent work would distort what a
-  sweep measures.
+  carry no graph and can be computed with on any thread; arrays a worker evaluated can be used by
+  the kernel's thread afterwards. mlx-lm generates on ``mx.new_thread_local_stream``, so it works
+  from a worker thread; ``mx.new_thread_unsafe_stream`` shares one stream across threads, with the
+  locking left to the caller (not needed here).
+* Two threads evaluating on one stream at once is not supported, and even on separate streams the
+  cache and memory limits are process-wide, so concurrent work would distort what a sweep measures.
 
 So the panel runs each sweep in one worker thread (the kernel's thread stays free to deliver the
 Stop click), builds and evaluates every array of a run inside that thread (the workload is called
-there), never touches MLX from the kernel's thread while it runs, and lets one sweep run at a time
-in the whole process. A workload must not capture lazy arrays made in a notebook cell: evaluate
+there; with ``timeout=`` the engine moves all of a sweep's MLX calls to one thread of its own),
+never touches MLX from the kernel's thread while it runs, and lets one sweep run at a time in the
+whole process. A workload must not capture lazy arrays made in a notebook cell: evaluate
 them first (``mx.eval``). The panel says so when a run fails with the cross-thread error. The
 kernel's own cells should leave MLX alone while a sweep runs; their work would be measured too.
 """
@@ -227,9 +229,9 @@ class SweepPanel:
         """Start a sweep of :attr:`cache_limits` in a worker thread; ``wait=True`` blocks until it ends."""
         if self.running:
             raise RuntimeError("a sweep is already running in this panel: Stop it or wait for it")
+        limits, repeats = self.cache_limits, self.repeats.value
         if not _SWEEP_LOCK.acquire(blocking=False):
             raise RuntimeError("another panel's sweep is running: MLX measures one sweep at a time")
-        limits, repeats = self.cache_limits, self.repeats.value
         self._stop_event.clear()
         self._next_draw, self._progress, self._result, self.error = 0.0, None, None, ""
         self._stem = f"{_slug(self._label)}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
@@ -278,11 +280,16 @@ class SweepPanel:
                 self._workload, cache_limits=limits, repeats=repeats, progress=False,
                 on_run=self._on_run, stop=self._stop_event, **options,
             )
-        except Exception as exc:  # shown in the panel, which stays usable
+        except Exception as exc:  # shown in the panel, which stays usable; measured runs are kept
+            self._result = getattr(exc, "result", None)  # SweepError carries the runs so far
             self._show_error(exc)
         finally:
             _SWEEP_LOCK.release()
-            self._finish()
+            self._busy = False
+            try:
+                self._finish()
+            except Exception as exc:  # e.g. a figure that cannot be drawn: the panel stays usable
+                self._show_error(exc)
 
     def _on_run(self, record: RunRecord, progress: SweepProgress) -> None:
         """Called by the sweep after each run, in the worker thread."""
@@ -299,7 +306,6 @@ class SweepPanel:
 
     def _finish(self) -> None:
         result = self.result
-        self._busy = False
         self._set_running(False)
         if result is None:
             self.progress.bar_style = "danger"
@@ -318,7 +324,7 @@ class SweepPanel:
             parts.append(f"{result.failed_runs} failed: {first}")
             if "in current thread" in first:
                 parts.append(_THREAD_HINT)
-            self.errors.value = _error_box(" · ".join(parts[1:]))
+            self.errors.value += _error_box(" · ".join(parts[1:]))
         try:
             parts.append(f"recommendation: {result.recommend()}")
         except Exception as exc:  # e.g. every run failed: nothing to recommend

@@ -205,6 +205,8 @@ def test_errors_in_handlers_and_in_the_sweep_show_in_the_panel(make_panel: Calla
     stopping.span.index = (0, 1)
     run_and_wait(stopping)
     assert "SweepError" in stopping.error and "second run broke" in stopping.error
+    shown = BeautifulSoup(stopping.errors.value, "html.parser").get_text()
+    assert "SweepError" in shown and "1 failed: RuntimeError: second run broke" in shown
     assert stopping.result is not None and len(stopping.result.runs) == 2  # measured runs kept
     assert not stopping.run_button.disabled
 
