@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/cpu_sweep.py
 	$(PY) benchmarks/lm_accuracy.py
 	$(PY) benchmarks/panel_long_sweep.py
+	$(PY) benchmarks/publish.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check mlxtune tests benchmarks
