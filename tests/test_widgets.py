@@ -356,6 +356,18 @@ def test_mlxsweep_cell_errors_show_in_the_panel(shell: Any) -> None:
         panel.close()
 
 
+def test_mlxsweep_hostile_cell_source_is_shown_as_text(shell: Any) -> None:
+    cell = "note = '<script>alert(1)</script>'  # <img src=x onerror=alert(2)>\nraise ValueError(note)"
+    panel = sweep_magic(shell, "--cache-limits 0 -r 1 -w 0", cell)
+    try:
+        boxes = [w.value for w in (panel.errors, panel.status, panel.table, panel.details, panel.planned)]
+        assert not any("<script>" in value or "<img" in value for value in boxes)
+        shown = BeautifulSoup(panel.errors.value, "html.parser").get_text()
+        assert "ValueError: <script>alert(1)</script>" in shown
+    finally:
+        panel.close()
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [("--cache-limits banana", "invalid size 'banana'"), ("-r 0", "whole number >= 1"),
