@@ -145,7 +145,6 @@ SWEEPS: dict[str, Sweep] = {
 RUN1_CONSOLE = GPU / "run1" / "console.txt"
 GPU_ACCURACY = GPU / "run2" / "lm_accuracy.json"
 CPU_ACCURACY = RESULTS / "lm_accuracy.json"
-COST_FILES = ("overhead.txt", "sweep_cost.txt", "long_sweep.txt", "report_scale.txt")
 
 
 def _rel(path: Path) -> str:
@@ -445,66 +444,100 @@ def block_cpu(figs: dict[str, bytes]) -> str:
     return note + "\n\n" + link + "\n\n" + "\n\n".join(sections)
 
 
-def block_cost(figs: dict[str, bytes]) -> str:
-    over, cost, long_, scale = (RESULTS / name for name in COST_FILES)
+def _overhead_rows(path: Path) -> list[list[str]]:
     magic = {m.group(1): (m.group(2), m.group(3)) for m in re.finditer(
         r"^  (bare|%%time|%%mlxmem(?: -q)?)\s+([\d.]+)\s+\[[^\]]*\](?:\s+adds\s+([\d.]+))?",
-        _read_text(over), re.MULTILINE)}
+        _read_text(path), re.MULTILINE)}
     if not {"bare", "%%time", "%%mlxmem", "%%mlxmem -q"} <= magic.keys():
-        raise PublishError(f"{_rel(over)}: expected lines for bare, %%time, %%mlxmem and %%mlxmem -q")
-    factor = _match(over, r"%%mlxmem adds ([\d.]+)x what %%time adds \((.*?)\)")
-    snap = _match(over, r"snapshot\(\) costs ([\d.]+) us hot \((.*?)\) and ([\d.]+) us cold \((.*?)\)")
-    engine = {m.group(1): m for m in re.finditer(
-        r"^progress=(\w+): sweep ([\d.]+)s.*?median run ([\d.]+)s\), engine ([\d.]+)ms = ([\d.]+)% of the "
-        r"total \(([\d.]+)ms per run\)", _read_text(cost), re.MULTILINE)}
-    if not engine:
-        raise PublishError(f"{_rel(cost)}: no 'progress=...: sweep ...' lines")
-    drift = _match(long_, r"first 100 ([\d.]+)ms, last 100 ([\d.]+)ms")
-    runs = _match(long_, r"^(\d+) runs in ([\d.]+)s; median run ([\d.]+)ms")
-    rss = _match(long_, r"\(([+-]\d+) bytes per run\)")
-    heap = _match(long_, r"(\d+) bytes per run, against (\d+) bytes per kept record")
-    scales = re.findall(r"^\s*([\d,]+) runs: (.*)$", _read_text(scale), re.MULTILINE)
-    if not scales:
-        raise PublishError(f"{_rel(scale)}: no 'N runs: ...' lines")
-    most, big = max(scales, key=lambda found: int(found[0].replace(",", "")))
-    steps = dict(re.findall(r"(\w+) ([\d.]+)ms", big))
-    sizes = dict(re.findall(r"(HTML|JSON) ([\d.]+MB)", big))
-    rounds = _match(scale, r"trend ([+-]\d+) bytes per round \((.*?)\)")
-
-    def accuracy(path: Path) -> str:
-        doc = _read_json(path)
-        env = doc["environment"]
-        return (f"{env['device_name']} ({env['backend']}), model {doc['size']}: lm workload "
-                f"{doc['generation_tps']['lm_workload']:.2f} tokens/s, mlx_lm.benchmark "
-                f"{doc['generation_tps']['mlx_lm_benchmark']:.2f}: {doc['difference']:+.1%}")
-
-    rows = [
-        ["`%%mlxmem` on an empty cell", f"adds {magic['%%mlxmem'][1]} µs to a bare {magic['bare'][0]} µs "
-         f"`run_cell`, where `%%time` adds {magic['%%time'][1]} µs: {factor.group(1)}× ({factor.group(2)}); "
-         f"`%%mlxmem -q` adds {magic['%%mlxmem -q'][1]} µs", f"`{COST_FILES[0]}`"],
-        ["one `snapshot()`", f"{snap.group(1)} µs back to back ({snap.group(2)}), {snap.group(3)} µs after "
-         f"other work ({snap.group(4)}); most of it is one cache-limit read, which synchronizes MLX's CPU "
-         "stream",
-         f"`{COST_FILES[0]}`"],
-        ["sweep engine, runs of ~0.5 s", "; ".join(
-            f"progress bar {key}: {m.group(6)} ms a run, {m.group(5)}% of the sweep"
-            for key, m in engine.items()),
-         f"`{COST_FILES[1]}`"],
-        [f"a sweep of {runs.group(1)} short runs", f"engine {drift.group(1)} ms a run over the first 100, "
-         f"{drift.group(2)} ms over the last 100; process RSS {rss.group(1)} B a run; Python heap "
-         f"{heap.group(1)} B a run against {heap.group(2)} B per kept record", f"`{COST_FILES[2]}`"],
-        [f"reports of {most} runs", f"`summary()` {steps.get('summary')} ms; figures "
-         f"{steps.get('tradeoff')}, {steps.get('throughput')}, {steps.get('memory')} ms; HTML "
-         f"{steps.get('to_html')} ms ({sizes.get('HTML')}); JSON {steps.get('to_json')} ms "
-         f"({sizes.get('JSON')}); `load` {steps.get('load')} ms. Heap {rounds.group(1)} B a round of "
-         f"{rounds.group(2)}",
-         f"`{COST_FILES[3]}`"],
-        ["lm workload's decode tokens/s against `python -m mlx_lm.benchmark`",
-         f"{accuracy(GPU_ACCURACY)}; {accuracy(CPU_ACCURACY)}",
-         f"`{_rel(GPU_ACCURACY)}`, `{_rel(CPU_ACCURACY)}`"],
+        raise PublishError(f"{_rel(path)}: expected lines for bare, %%time, %%mlxmem and %%mlxmem -q")
+    factor = _match(path, r"%%mlxmem adds ([\d.]+)x what %%time adds \((.*?)\)")
+    snap = _match(path, r"snapshot\(\) costs ([\d.]+) us hot \((.*?)\) and ([\d.]+) us cold \((.*?)\)")
+    return [
+        ["`%%mlxmem` on an empty cell",
+         f"adds {magic['%%mlxmem'][1]} µs to a bare {magic['bare'][0]} µs `run_cell`, where `%%time` adds "
+         f"{magic['%%time'][1]} µs: {factor.group(1)}× ({factor.group(2)}); `%%mlxmem -q` adds "
+         f"{magic['%%mlxmem -q'][1]} µs"],
+        ["one `snapshot()`",
+         f"{snap.group(1)} µs back to back ({snap.group(2)}), {snap.group(3)} µs after other work "
+         f"({snap.group(4)}); most of it is one cache-limit read, which synchronizes MLX's CPU stream"],
     ]
+
+
+def _sweep_cost_rows(path: Path) -> list[list[str]]:
+    engine = re.findall(r"^progress=(\w+): .*? engine [\d.]+ms = ([\d.]+)% of the total "
+                        r"\(([\d.]+)ms per run\)", _read_text(path), re.MULTILINE)
+    if not engine:
+        raise PublishError(f"{_rel(path)}: no 'progress=...: sweep ...' lines")
+    return [["sweep engine, runs of ~0.5 s", "; ".join(
+        f"progress bar {key}: {per_run} ms a run, {share}% of the sweep" for key, share, per_run in engine)]]
+
+
+def _long_sweep_rows(path: Path) -> list[list[str]]:
+    drift = _match(path, r"first 100 ([\d.]+)ms, last 100 ([\d.]+)ms")
+    runs = _match(path, r"^(\d+) runs in ([\d.]+)s; median run ([\d.]+)ms")
+    rss = _match(path, r"\(([+-]\d+) bytes per run\)")
+    heap = _match(path, r"(\d+) bytes per run, against (\d+) bytes per kept record")
+    return [[f"a sweep of {runs.group(1)} short runs",
+             f"engine {drift.group(1)} ms a run over the first 100, {drift.group(2)} ms over the last 100; "
+             f"process RSS {rss.group(1)} B a run; Python heap {heap.group(1)} B a run against "
+             f"{heap.group(2)} B per kept record"]]
+
+
+def _panel_rows(path: Path) -> list[list[str]]:
+    text = _read_text(path)
+    gaps = {m[0]: m for m in re.findall(
+        r"^(bare|panel)\s+(\d+) runs in ([\d.]+) s; gap between runs: median (\d+) us \(first 100 runs\), "
+        r"(\d+) us \(last 100\)", text, re.MULTILINE)}
+    heaps = dict(re.findall(r"^(bare|panel)\s+heap growth .*?: (\d+) bytes per run", text, re.MULTILINE))
+    if {"bare", "panel"} - gaps.keys() or {"bare", "panel"} - heaps.keys():
+        raise PublishError(f"{_rel(path)}: expected 'gap between runs' and 'heap growth' lines for bare "
+                           "and panel")
+    return [[f"the notebook panel over {gaps['panel'][1]} short runs", "; ".join(
+        f"{key}: {seconds} s, gap between runs {first} µs over the first 100, {last} µs over the last 100, "
+        f"heap {heaps[key]} B a run" for key, _, seconds, first, last in gaps.values())]]
+
+
+def _report_scale_rows(path: Path) -> list[list[str]]:
+    scales = re.findall(r"^\s*([\d,]+) runs: (.*)$", _read_text(path), re.MULTILINE)
+    if not scales:
+        raise PublishError(f"{_rel(path)}: no 'N runs: ...' lines")
+    most, line = max(scales, key=lambda found: int(found[0].replace(",", "")))
+    ms = dict(re.findall(r"(\w+) ([\d.]+)ms", line))
+    size = dict(re.findall(r"(HTML|JSON) ([\d.]+MB)", line))
+    rounds = _match(path, r"trend ([+-]\d+) bytes per round \((.*?)\)")
+    return [[f"reports of {most} runs",
+             f"`summary()` {ms.get('summary')} ms; figures {ms.get('tradeoff')}, {ms.get('throughput')}, "
+             f"{ms.get('memory')} ms; HTML {ms.get('to_html')} ms ({size.get('HTML')}); JSON "
+             f"{ms.get('to_json')} ms ({size.get('JSON')}); `load` {ms.get('load')} ms. Heap "
+             f"{rounds.group(1)} B a round of {rounds.group(2)}"]]
+
+
+def _accuracy(path: Path) -> str:
+    doc = _read_json(path)
+    env, tps = doc["environment"], doc["generation_tps"]
+    return (f"{env['device_name']} ({env['backend']}), model {doc['size']}: lm workload "
+            f"{tps['lm_workload']:.2f} tokens/s, mlx_lm.benchmark {tps['mlx_lm_benchmark']:.2f}: "
+            f"{doc['difference']:+.1%}")
+
+
+#: Each text result of the toolkit's own cost, and what reads it into table rows.
+COST_READERS: dict[str, Callable[[Path], list[list[str]]]] = {
+    "overhead.txt": _overhead_rows,
+    "sweep_cost.txt": _sweep_cost_rows,
+    "long_sweep.txt": _long_sweep_rows,
+    "panel_long_sweep.txt": _panel_rows,
+    "report_scale.txt": _report_scale_rows,
+}
+
+
+def block_cost(figs: dict[str, bytes]) -> str:
+    rows = [[*row, f"`{name}`"] for name, read in COST_READERS.items() for row in read(RESULTS / name)]
+    rows.append(["lm workload's decode tokens/s against `python -m mlx_lm.benchmark`",
+                 f"{_accuracy(GPU_ACCURACY)}; {_accuracy(CPU_ACCURACY)}",
+                 f"`{_rel(GPU_ACCURACY)}`, `{_rel(CPU_ACCURACY)}`"])
     raw = [f"<details><summary><code>{_rel(RESULTS / name)}</code></summary>\n\n"
-           f"{code_block(_read_text(RESULTS / name).rstrip(), 'text')}\n\n</details>" for name in COST_FILES]
+           f"{code_block(_read_text(RESULTS / name).rstrip(), 'text')}\n\n</details>"
+           for name in COST_READERS]
     return table(["what", "measured", "file"], rows, labels=3) + "\n\n" + "\n\n".join(raw)
 
 
