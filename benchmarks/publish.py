@@ -95,7 +95,12 @@ class Sweep:
     @cached_property
     def result(self) -> mlxtune.SweepResult:
         path = self.index_path.with_name(self.entry["files"][0])
-        return dataclasses.replace(mlxtune.load(path), label=self.title)
+        try:
+            return dataclasses.replace(mlxtune.load(path), label=self.title)
+        except FileNotFoundError:
+            raise PublishError(f"{_rel(path)} is missing: run the benchmark that writes it") from None
+        except ValueError as exc:
+            raise PublishError(str(exc)) from None
 
     @cached_property
     def summary(self) -> pd.DataFrame:
@@ -582,6 +587,10 @@ def main(argv: list[str] | None = None) -> int:
         updated = render(current, figs)
     except PublishError as exc:
         print(f"publish: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:
+        print(f"publish: a results file lacks the entry {exc}: was it written by another version?",
+              file=sys.stderr)
         return 2
     if args.check:
         stale = updated != current or any(
