@@ -426,6 +426,18 @@ def block_gpu_more(figs: dict[str, bytes]) -> str:
     return "\n\n".join(sections) + "\n\n" + link + "\n\n" + caption
 
 
+def block_verdicts(figs: dict[str, bytes]) -> str:
+    rows = []
+    for sweep in SWEEPS.values():
+        rec, ratio = sweep.result.recommend(), sweep.ratio(UNLIMITED, 0)
+        rows.append([sweep.title, f"{sweep.repeats}", limit_text(rec.cache_limit) if rec.found else "none",
+                     "yes" if rec.within_noise else "no", times(*ratio),
+                     "yes" if separates(*ratio[1:]) else "no"])
+    headers = ["sweep", "repeats", "`recommend()`", "every point's interval overlaps the best's",
+               "unlimited/0", "its interval leaves out ×1"]
+    return table(headers, rows)
+
+
 def block_cpu(figs: dict[str, bytes]) -> str:
     decode = [SWEEPS[f"cpu-{n}"] for n in DECODE]
     load = _match(RESULTS / "overhead.txt", r"(\d+) CPUs, load average ([\d.]+) at start")
@@ -555,6 +567,7 @@ BLOCKS: dict[str, Callable[[dict[str, bytes]], str]] = {
     "gpu-before": block_gpu_before,
     "gpu-run1": block_gpu_run1,
     "gpu-more": block_gpu_more,
+    "verdicts": block_verdicts,
     "cpu": block_cpu,
     "cost": block_cost,
 }
