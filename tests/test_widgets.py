@@ -294,7 +294,7 @@ def test_many_runs_leave_no_threads_figures_or_files() -> None:
             panel.scrub.value = panel.scrub.options[-1][1]
         panel.close()
 
-    assert_no_leaks(cycle)
+    assert_no_leaks(cycle, times=3)
 
 
 # -- %%mlxsweep ---------------------------------------------------------------------------------------
