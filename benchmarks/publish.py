@@ -433,7 +433,7 @@ def block_verdicts(figs: dict[str, bytes]) -> str:
         rows.append([sweep.title, f"{sweep.repeats}", limit_text(rec.cache_limit) if rec.found else "none",
                      "yes" if rec.within_noise else "no", times(*ratio),
                      "yes" if separates(*ratio[1:]) else "no"])
-    headers = ["sweep", "repeats", "`recommend()`", "every point's interval overlaps the best's",
+    headers = ["sweep", "repeats", "`recommend()`", "all points within the noise",
                "unlimited/0", "its interval leaves out ×1"]
     return table(headers, rows)
 

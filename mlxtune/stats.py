@@ -303,12 +303,60 @@ def _overlaps(row: pd.Series, top: pd.Series) -> bool:
     return bool(high >= top["throughput_ci_low"] and top["throughput_ci_high"] >= low)
 
 
-def _summary_and_params(source: SweepResult | pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+class _Sameness:
+    """Decides whether a point's throughput is distinguishable from the best point's.
+
+    With the raw runs (a SweepResult) it asks whether the 95% interval of the throughput ratio,
+    point over best (:func:`ratio_ci`, the interval that inverts the two-sided Mann-Whitney test),
+    reaches 1: if it does, the runs cannot tell the point from the best. With a summary frame only
+    it falls back to overlapping per-point intervals, which is stricter about calling a difference.
+    """
+
+    def __init__(self, runs: pd.DataFrame | None, params: list[str]) -> None:
+        self.params = params
+        self.samples: dict[tuple[Any, ...], np.ndarray] = {}
+        if runs is not None and len(runs):
+            ok = runs[runs["error"] == ""]
+            for key, group in ok.groupby(params, sort=False, dropna=False):
+                self.samples[key if isinstance(key, tuple) else (key,)] = group["throughput"].to_numpy()
+
+    @property
+    def uses_runs(self) -> bool:
+        return bool(self.samples)
+
+    def same(self, row: pd.Series, top: pd.Series) -> bool:
+        if not self.uses_runs:
+            return _overlaps(row, top)
+        mine, best_runs = self._runs(row), self._runs(top)
+        if row.name == top.name or len(mine) == 0 or len(best_runs) == 0:
+            return row.name == top.name
+        _, _, high = ratio_ci(mine, best_runs)
+        return bool(high >= 1)
+
+    def _runs(self, row: pd.Series) -> np.ndarray:
+        key = tuple(_plain(row[p]) for p in self.params)
+        return self.samples.get(key, np.array([]))
+
+    def wording(self, fewest: int) -> tuple[str, str]:
+        """How the reason sentence names the comparison: (singular, plural)."""
+        if self.uses_runs:
+            return ("runs are not distinguishable from the best one's (95% interval of the speed ratio "
+                    "reaches 1)", "runs are not distinguishable from the best one's")
+        if fewest >= 6:
+            return ("95% confidence interval overlaps the best one's",
+                    "95% confidence intervals overlap the best one's")
+        # below 6 runs the "95% CI" is the range of the runs (see median_ci): say what was compared
+        return ("range of runs overlaps the best one's", "ranges of runs overlap the best one's")
+
+
+def _summary_and_params(
+    source: SweepResult | pd.DataFrame,
+) -> tuple[pd.DataFrame, list[str], pd.DataFrame | None]:
     if isinstance(source, pd.DataFrame):
         if "unit" not in source.columns or "cache_limit" not in source.columns:
             raise ValueError("recommend() takes a SweepResult or a summary frame with cache_limit and unit")
-        return source, list(source.columns[: list(source.columns).index("unit")])
-    return source.summary(), list(source.params)
+        return source, list(source.columns[: list(source.columns).index("unit")]), None
+    return source.summary(), list(source.params), source.runs
 
 
 def recommend(
@@ -316,11 +364,14 @@ def recommend(
 ) -> Recommendation:
     """The smallest cache limit as fast as the best, within noise or ``tolerance``, inside ``budget``.
 
-    Rule: a point counts as fast as the best when its 95% CI of the median throughput (the range of
-    its runs when it has fewer than 6, see :func:`median_ci`) overlaps the best point's, or its
-    median is within ``tolerance`` (a fraction) of the best median. CI overlap is used rather than
-    a Mann-Whitney test because at the default 3 repeats that test can never reach p < 0.05 and
-    would call everything "within noise". The best is taken among the
+    Rule: a point counts as fast as the best when its runs cannot be told from the best point's,
+    or its median is within ``tolerance`` (a fraction) of the best median. "Cannot be told" means
+    the 95% interval of the throughput ratio point/best (:func:`ratio_ci`, Hodges-Lehmann with the
+    interval of the two-sided Mann-Whitney test) reaches 1. At 3 runs a side that interval spans
+    every pairwise ratio, so a point is called slower only when all its runs are slower than all
+    the best's; with more repeats it separates points whose ranges still overlap. Given a summary
+    frame without runs, overlapping per-point intervals (:func:`median_ci`) stand in for it.
+    The best is taken among the
     points whose ``footprint`` fits ``budget`` (bytes or a size such as "2GB"). Among the points
     that qualify, the smallest cache limit wins, then the smallest footprint. ``source`` is a
     SweepResult or a frame from :func:`summarize`.
@@ -328,7 +379,8 @@ def recommend(
     if not 0 <= tolerance < 1:
         raise ValueError(f"tolerance must be a fraction in [0, 1), not {tolerance!r}")
     limit = None if budget is None else parse_size(budget)
-    summary, params = _summary_and_params(source)
+    summary, params, runs = _summary_and_params(source)
+    sameness = _Sameness(runs, params)
     measured = summary[summary["throughput_median"].notna()]
     unit = str(measured["unit"].iloc[0]) if len(measured) else "runs"
     if measured.empty:
@@ -344,10 +396,11 @@ def recommend(
         return Recommendation(None, {}, math.nan, int(smallest["footprint"]), reason, unit=unit, budget=limit)
     top = best(fits)
     floor = (1 - tolerance) * top["throughput_median"]
-    close = fits.apply(lambda row: _overlaps(row, top) or row["throughput_median"] >= floor, axis=1)
+    close = fits.apply(lambda row: sameness.same(row, top) or row["throughput_median"] >= floor, axis=1)
     chosen = fits[close].sort_values(["cache_limit", "footprint"], kind="stable").iloc[0]
-    within_noise = bool(measured.apply(lambda row: _overlaps(row, top), axis=1).all()) and len(measured) > 1
-    reason = _reason(chosen, top, measured, fits, params, unit, limit, tolerance, within_noise)
+    all_same = measured.apply(lambda row: sameness.same(row, top), axis=1).all()
+    within_noise = bool(all_same) and len(measured) > 1
+    reason = _reason(chosen, top, measured, fits, params, unit, limit, tolerance, within_noise, sameness)
     point = {p: _plain(chosen[p]) for p in params if p != "cache_limit"}
     return Recommendation(
         cache_limit=int(chosen["cache_limit"]),
@@ -375,20 +428,19 @@ def _reason(
     limit: int | None,
     tolerance: float,
     within_noise: bool,
+    sameness: _Sameness,
 ) -> str:
     """One or two plain sentences: what was chosen, against what, and how sure we are."""
     fewest = int((measured["runs"] - measured["failed"]).min())
-    # below 6 runs the "95% CI" is the range of the runs (see median_ci): say what was compared
-    spread, spreads = ("95% confidence interval", "95% confidence intervals") if fewest >= 6 else (
-        "range of runs", "ranges of runs")
+    same_one, same_all = sameness.wording(fewest)
     what = _describe_point(chosen, params)
     head = what[0].upper() + what[1:]
     speed = f"{chosen['throughput_median']:.4g} {unit}/s"
     footprint = format_size(int(chosen["footprint"]))
     if within_noise:
         text = (
-            f"All {len(measured)} points are within the noise of each other (their {spreads} overlap "
-            f"the best one's), so {'the cache limit does' if len(params) == 1 else 'these settings do'} "
+            f"All {len(measured)} points are within the noise of each other (their {same_all}), "
+            f"so {'the cache limit does' if len(params) == 1 else 'these settings do'} "
             f"not measurably change throughput here; the smallest, {what}, is recommended ({speed}, "
             f"footprint {footprint})."
         )
@@ -396,7 +448,7 @@ def _reason(
         text = f"{head} is the fastest ({speed}, footprint {footprint}); no smaller cache limit comes close."
     else:
         ratio = chosen["throughput_median"] / top["throughput_median"]
-        how = f"its {spread} overlaps the best one's" if _overlaps(chosen, top) else (
+        how = f"its {same_one}" if sameness.same(chosen, top) else (
             f"it is within {tolerance:.0%} of the best"
         )
         text = (

@@ -171,7 +171,7 @@ def test_recommends_the_smallest_limit_indistinguishable_from_the_best():
     assert rec.cache_limit == 16 * MB and not rec.within_noise and rec.throughput == 96
     assert rec.footprint == 10 * MB + 16 * MB
     assert "Cache limit 16MB gives 96 tokens/s" in rec.reason
-    assert "its range of runs overlaps the best one's" in rec.reason
+    assert "its runs are not distinguishable from the best one's" in rec.reason
     assert rec.python_code == "mx.set_cache_limit(16000000)  # 16MB"
     assert rec.swift_code == "MLX.Memory.cacheLimit = 16_000_000  // 16MB"
 
@@ -179,7 +179,7 @@ def test_recommends_the_smallest_limit_indistinguishable_from_the_best():
 def test_says_plainly_when_everything_is_within_the_noise():
     rec = recommend(result_of({0: [90, 100, 110], MB: [95, 101, 108], UNLIMITED: [92, 99, 112]}))
     assert rec.cache_limit == 0 and rec.within_noise
-    assert rec.reason.startswith("All 3 points are within the noise of each other (their ranges of runs")
+    assert rec.reason.startswith("All 3 points are within the noise of each other (their runs are not")
     assert "the cache limit does not measurably change throughput" in rec.reason
     assert rec.python_code == "mx.set_cache_limit(0)  # 0B"
 
@@ -231,9 +231,26 @@ def test_recommend_takes_a_summary_frame_and_reports_other_axes():
         recommend(pd.DataFrame({"x": [1]}))
 
 
+def test_a_point_whose_ranges_overlap_but_whose_runs_are_clearly_slower_is_not_called_the_same():
+    # ten noisy runs a side: the ranges and even the per-point medians' intervals overlap, yet the
+    # slow point is slower in almost every pairing (as cache limit 0 was on the H100)
+    slow = [143, 150, 155, 160, 163, 170, 180, 184, 186, 200]
+    fast = [172, 181, 205, 215, 220, 230, 245, 255, 265, 280]
+    result = result_of({0: slow, UNLIMITED: fast})
+    summary = result.summary().set_index("cache_limit")
+    assert summary.loc[0, "throughput_ci_high"] >= summary.loc[UNLIMITED, "throughput_ci_low"]
+    rec = result.recommend(tolerance=0.0)
+    assert rec.cache_limit == UNLIMITED and not rec.within_noise
+    assert "is the fastest" in rec.reason
+    # from the summary alone (no runs) the overlapping intervals are all there is to go on
+    fallback = recommend(result.summary(), tolerance=0.0)
+    assert fallback.cache_limit == 0 and fallback.within_noise
+
+
 def test_the_reason_names_what_was_compared_and_warns_about_single_runs():
     many = result_of({0: [50, 60, 70, 80, 90, 100], MB: [52, 62, 72, 82, 92, 102]})
-    assert "(their 95% confidence intervals overlap" in many.recommend().reason
+    assert "(their runs are not distinguishable from the best one's)" in many.recommend().reason
+    assert "(their 95% confidence intervals overlap" in recommend(many.summary()).reason
     single = result_of({0: [50], MB: [100]}).recommend()
     assert single.cache_limit == MB and single.reason.endswith(
         "Only one successful run per point: the noise is unknown; measure with repeats >= 3.")
