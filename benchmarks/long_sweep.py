@@ -10,32 +10,21 @@ Prints the figures and writes them to benchmarks/results/long_sweep.txt.
 
 from __future__ import annotations
 
-import pathlib
 import sys
 import time
 import tracemalloc
 
-import mlx.core as mx
 import numpy as np
 import pandas as pd
 import psutil
+from _common import LONG_SWEEP_LIMITS, LONG_SWEEP_REPEATS, publish, short_run
 
 from mlxtune import sweep
 from mlxtune.measure import RunRecord
 from mlxtune.sweep import SweepProgress
 
-RUNS_PER_LIMIT = 250
-LIMITS = [0, "1MB", "4MB", "unlimited"]
-RESULTS = pathlib.Path(__file__).parent / "results" / "long_sweep.txt"
-
-
-def short_run() -> int:
-    """Allocate and free a few buffers of varied sizes: about a millisecond of allocator work."""
-    total = mx.array(0.0)
-    for size in (10_000, 300_000, 1_000_000):
-        total = total + mx.ones((size,)).sum()
-    mx.eval(total)
-    return 3
+RUNS_PER_LIMIT = LONG_SWEEP_REPEATS
+LIMITS = LONG_SWEEP_LIMITS
 
 
 def record_size(record: RunRecord) -> int:
@@ -108,10 +97,7 @@ def memory_pass() -> list[str]:
 def main() -> None:
     lines = [f"{len(LIMITS)} cache limits x {RUNS_PER_LIMIT} repeats, progress bar off", *timing_pass(),
              *memory_pass()]
-    text = "\n".join(lines)
-    print(text)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(text + "\n")
+    publish("long_sweep.txt", "\n".join(lines))
 
 
 if __name__ == "__main__":

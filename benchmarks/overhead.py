@@ -21,10 +21,10 @@ import random
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import mlx.core as mx
 import psutil
+from _common import publish
 from IPython.core.interactiveshell import InteractiveShell
 
 from mlxtune import memory
@@ -36,7 +36,6 @@ CELLS = {
     "%%mlxmem": "%%mlxmem\npass",
     "%%mlxmem -q": "%%mlxmem -q\npass",
 }
-RESULTS = Path(__file__).parent / "results" / "overhead.txt"
 
 
 def quartiles(samples: list[float]) -> tuple[float, float, float]:
@@ -167,10 +166,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1000, help="runs of each cell (default 1000)")
     parser.add_argument("--repeats", type=int, default=5000, help="calls of each snapshot part")
     args = parser.parse_args()
-    text = report(args.rounds, args.repeats)
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text + "\n")
+    publish("overhead.txt", report(args.rounds, args.repeats))
 
 
 if __name__ == "__main__":

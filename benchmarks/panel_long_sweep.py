@@ -11,30 +11,19 @@ Prints the figures and writes them to benchmarks/results/panel_long_sweep.txt.
 
 from __future__ import annotations
 
-import pathlib
 import time
 import tracemalloc
 
-import mlx.core as mx
 import numpy as np
 import pandas as pd
+from _common import LONG_SWEEP_LIMITS, LONG_SWEEP_REPEATS, publish, short_run
 
 from mlxtune import sweep
 from mlxtune.sweep import SweepProgress
 from mlxtune.widgets import SweepPanel
 
-RUNS_PER_LIMIT = 250
-LIMITS = [0, "1MB", "4MB", "unlimited"]
-RESULTS = pathlib.Path(__file__).parent / "results" / "panel_long_sweep.txt"
-
-
-def short_run() -> int:
-    """A few buffers of varied sizes, allocated and freed: about a millisecond of allocator work."""
-    total = mx.array(0.0)
-    for size in (10_000, 300_000, 1_000_000):
-        total = total + mx.ones((size,)).sum()
-    mx.eval(total)
-    return 3
+RUNS_PER_LIMIT = LONG_SWEEP_REPEATS
+LIMITS = LONG_SWEEP_LIMITS
 
 
 def gaps_us(runs: pd.DataFrame) -> np.ndarray:
@@ -102,10 +91,7 @@ def main() -> None:
         f"bare   heap growth from run 100 to 900 (traced): {bare_growth():.0f} bytes per run (its records)",
         f"panel  heap growth from run 100 to 900 (traced, {draws} redraws): {growth:.0f} bytes per run",
     ]
-    text = "\n".join(lines)
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text + "\n")
+    publish("panel_long_sweep.txt", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -8,16 +8,15 @@ Prints the figures and writes them to benchmarks/results/sweep_cost.txt.
 
 from __future__ import annotations
 
-import pathlib
 import time
 from collections.abc import Callable
 
 import mlx.core as mx
+from _common import publish
 
 from mlxtune import memory, sweep
 
 TARGET_SECONDS = 0.5
-RESULTS = pathlib.Path(__file__).parent / "results" / "sweep_cost.txt"
 
 
 def make_workload(target: float = TARGET_SECONDS) -> Callable[[], int]:
@@ -52,10 +51,7 @@ def main() -> None:
             f"(median run {result.runs['wall_seconds'].median():.3f}s), engine {cost * 1000:.1f}ms = "
             f"{cost / total:.2%} of the total ({cost / len(result.runs) * 1000:.2f}ms per run)"
         )
-    text = "\n".join(lines)
-    print(text)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(text + "\n")
+    publish("sweep_cost.txt", "\n".join(lines))
 
 
 if __name__ == "__main__":
