@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,12 @@ _MEMORY_SERIES = (
     ("cache_after_max", "cache held"),
     ("process_rss_max", "process RSS"),
 )
+
+
+def _set_title(ax: Axes, text: str) -> None:
+    """A title wrapped to the figure's width, so long labels are not cut off at the edge."""
+    width = max(30, int(ax.figure.get_figwidth() * 10))
+    ax.set_title(textwrap.fill(text, width), fontsize="medium")
 
 
 def plot(result: SweepResult, kind: str = "tradeoff", **options: Any) -> Figure:
@@ -104,7 +111,7 @@ def tradeoff(
     _label_limits(ax, measured)
     ax.set_xlabel("footprint: peak active + cache held")
     ax.set_ylabel(f"throughput ({_unit(result, summary)}/s)")
-    ax.set_title(title if title is not None else f"{result.label}: speed against memory")
+    _set_title(ax, title if title is not None else f"{result.label}: speed against memory")
     _legend(ax)
     return ax.figure
 
@@ -150,7 +157,7 @@ def throughput(
     positions.apply(ax)
     ax.set_ylabel(f"throughput ({_unit(result, summary)}/s)")
     ax.set_ylim(bottom=0)
-    ax.set_title(title if title is not None else f"{result.label}: throughput against cache limit")
+    _set_title(ax, title if title is not None else f"{result.label}: throughput against cache limit")
     _legend(ax)
     return ax.figure
 
@@ -202,7 +209,7 @@ def memory(
     ax.set_ylabel("MLX memory" if rss_ax is not ax else "memory")
     if rss_ax is not ax:
         rss_ax.set_ylabel("process RSS")
-    ax.set_title(title if title is not None else f"{result.label}: memory against cache limit")
+    _set_title(ax, title if title is not None else f"{result.label}: memory against cache limit")
     _legend(ax, rss_ax)
     return ax.figure
 
@@ -242,7 +249,7 @@ def comparison(
     else:
         positions.apply(ax)
         ax.set_ylim(bottom=0)
-    ax.set_title(title if title is not None else " vs ".join(plot_labels(results)))
+    _set_title(ax, title if title is not None else " vs ".join(plot_labels(results)))
     _legend(ax)
     return ax.figure
 
