@@ -249,7 +249,7 @@ def block_answer(figs: dict[str, bytes]) -> str:
     apart = [s.short for s in cpu if separates(*s.ratio(UNLIMITED, 0)[1:])]
     verdict = (f"the interval leaves out ×1 for {', '.join(apart)}" if apart else
                "no interval leaves out ×1, so the limit changed no speed these runs could measure")
-    lines.append(f"- **CPU backend (small model, busy machine):** unlimited/0 {ratios}: {verdict}. The "
+    lines.append(f"- **CPU backend (small model):** unlimited/0 {ratios}: {verdict}. The "
                  f"footprint moves a little: {footprints}.")
     churn = SWEEPS["gpu-churn"]
     low, high = churn.ratio(UNLIMITED, 0)[1:]
@@ -445,10 +445,10 @@ def block_cpu(figs: dict[str, bytes]) -> str:
     apart = [f"{s.short} at {limit_text(limit)}" for s, limit in intervals
              if separates(*s.ratio(limit, UNLIMITED)[1:])]
     note = (
-        f"{decode[0].index['environment']['device_name']}, {load.group(1)} CPUs shared with other work "
-        f"(load average {load.group(2)} when `overhead.py` started, in `overhead.txt`), "
+        f"{decode[0].index['environment']['device_name']}, {load.group(1)} CPUs "
+        f"(load average {load.group(2)} when `overhead.py` started after the sweeps, in `overhead.txt`), "
         f"{decode[0].repeats} repeats: "
-        f"the runs are noisy, and below 6 runs the \"95% CI\" columns are the range of the runs. Of the "
+        f"below 6 runs the \"95% CI\" columns are the range of the runs. Of the "
         f"{len(intervals)} intervals of a decode limit against unlimited, "
         + (f"{len(apart)} leave out 100% ({'; '.join(apart)})" if apart else "none leaves out 100%")
         + f"; chance alone would give about {len(intervals) / 20:.1f}."
