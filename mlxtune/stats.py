@@ -445,7 +445,11 @@ def _reason(
             f"footprint {footprint})."
         )
     elif chosen.name == top.name:
-        text = f"{head} is the fastest ({speed}, footprint {footprint}); no smaller cache limit comes close."
+        figures = f"({speed}, footprint {footprint})"
+        if (fits["cache_limit"] < chosen["cache_limit"]).any():
+            text = f"{head} is the fastest {figures}; no smaller cache limit comes close."
+        else:
+            text = f"{head} is the fastest and the smallest limit measured {figures}."
     else:
         ratio = chosen["throughput_median"] / top["throughput_median"]
         how = f"its {same_one}" if sameness.same(chosen, top) else (

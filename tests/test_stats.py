@@ -247,6 +247,13 @@ def test_a_point_whose_ranges_overlap_but_whose_runs_are_clearly_slower_is_not_c
     assert fallback.cache_limit == 0 and fallback.within_noise
 
 
+def test_a_fastest_smallest_limit_is_not_said_to_beat_smaller_ones():
+    rec = result_of({0: [100, 101, 102], UNLIMITED: [90, 91, 92]}).recommend(tolerance=0.0)
+    assert rec.cache_limit == 0 and not rec.within_noise
+    assert rec.reason.startswith("Cache limit 0B is the fastest and the smallest limit measured (101 ")
+    assert "no smaller cache limit" not in rec.reason
+
+
 def test_the_reason_names_what_was_compared_and_warns_about_single_runs():
     many = result_of({0: [50, 60, 70, 80, 90, 100], MB: [52, 62, 72, 82, 92, 102]})
     assert "(their runs are not distinguishable from the best one's)" in many.recommend().reason
