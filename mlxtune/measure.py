@@ -25,6 +25,7 @@ __all__ = [
     "Measured",
     "RunRecord",
     "Work",
+    "Workload",
     "measure",
     "runs_frame",
 ]
@@ -50,6 +51,29 @@ MEASURED_COLUMNS: dict[str, str] = {
     "started_at": "when the run started, seconds since the epoch (float)",
     "error": "'' for a run that finished, else the exception's type and message (str)",
 }
+
+
+class Workload:
+    """Optional base class of a workload: implement ``__call__``; the other hooks default to no-ops.
+
+    A sweep calls ``setup()`` once before the warm-up and ``teardown()`` once after the runs (also
+    after errors and Ctrl-C), both outside the timed part; ``describe()`` names it in results.
+    """
+
+    def setup(self) -> None:
+        """Called once before the warm-up, outside the timed part (load a model, build inputs)."""
+
+    def teardown(self) -> None:
+        """Called once after the workload's runs, also after errors and Ctrl-C."""
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+    def __call__(self) -> Any:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self.describe()
 
 
 @dataclasses.dataclass(frozen=True)

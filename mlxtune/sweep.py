@@ -71,7 +71,15 @@ from typing import Any
 
 from mlxtune import memory
 from mlxtune.environment import environment
-from mlxtune.measure import MEASURED_COLUMNS, Measured, RunRecord, describe_error, measure, runs_frame
+from mlxtune.measure import (
+    MEASURED_COLUMNS,
+    Measured,
+    RunRecord,
+    Workload,
+    describe_error,
+    measure,
+    runs_frame,
+)
 from mlxtune.result import SweepResult
 from mlxtune.units import ACCEPTED_FORMS, format_size, parse_size
 
@@ -82,22 +90,6 @@ ON_ERROR = ("record", "raise")
 
 _LIMIT_AXES = ("cache_limit", "memory_limit")
 _abandoned: list[threading.Thread] = []
-
-
-class Workload:
-    """Optional base class: subclass it and implement ``__call__``; the other hooks default to no-ops."""
-
-    def setup(self) -> None:
-        """Called once before the warm-up, outside the timed part (load a model, build inputs)."""
-
-    def teardown(self) -> None:
-        """Called once after the workload's runs, also after errors and Ctrl-C."""
-
-    def describe(self) -> str:
-        return type(self).__name__
-
-    def __call__(self) -> Any:
-        raise NotImplementedError
 
 
 class SweepError(RuntimeError):

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlxtune._mlx import mx
-from mlxtune.measure import Work
+from mlxtune.measure import Work, Workload
 
 __all__ = ["DTYPES", "LM", "apply_dtype", "lm", "lm_factory", "mlx_lm_cache_clearing"]
 
@@ -104,7 +104,7 @@ def apply_dtype(model: Any, dtype: str | None) -> Any:
     return model
 
 
-class LM:
+class LM(Workload):
     """Prompt processing plus generation of one model: a sweep workload (see :func:`lm`).
 
     ``setup()`` loads the model (once) and draws the prompt; calling the object runs one timed
@@ -236,9 +236,6 @@ class LM:
             f"lm({name}, dtype={self.dtype or 'as saved'}, prompt={self.prompt_tokens}, "
             f"gen={self.gen_tokens}, batch={self.batch}, mlx-lm cache clearing: {self.mlx_cache_clearing})"
         )
-
-    def __repr__(self) -> str:
-        return self.describe()
 
 
 def lm(

@@ -13,13 +13,13 @@ import random
 from collections import deque
 
 from mlxtune._mlx import mx
-from mlxtune.measure import Work
+from mlxtune.measure import Work, Workload
 from mlxtune.units import format_size, parse_size
 
 __all__ = ["AllocatorChurn", "allocator_churn"]
 
 
-class AllocatorChurn:
+class AllocatorChurn(Workload):
     """Seeded buffer sizes; each run allocates, touches and frees them (see :func:`allocator_churn`)."""
 
     def __init__(self, buffers: int, min_size: int, max_size: int, live: int, distinct: int,
@@ -50,9 +50,6 @@ class AllocatorChurn:
             f"allocator_churn({self.buffers} buffers of {format_size(self.min_size)}.."
             f"{format_size(self.max_size)} in {self.distinct} sizes, {self.live} live, seed {self.seed})"
         )
-
-    def __repr__(self) -> str:
-        return self.describe()
 
 
 def allocator_churn(
