@@ -120,3 +120,16 @@ def test_python_dash_m_reports_usage_errors_without_traceback() -> None:
         "mlxtune sweep: error: cannot import 'no_such_module_x' for --workload: "
         "No module named 'no_such_module_x'"
     ]
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    # `mlxtune info | head -1` once head has gone: stdout is a pipe nobody reads any more.
+    script = (
+        "import os, sys\n"
+        "r, w = os.pipe(); os.close(r); os.dup2(w, 1)\n"
+        "from mlxtune.cli import main\n"
+        "sys.exit(main(['info']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 141
+    assert done.stderr == ""
