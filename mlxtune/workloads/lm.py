@@ -69,8 +69,7 @@ def mlx_lm_cache_clearing(mode: CacheClearing = "keep") -> Iterator[_ClearCacheG
     measures mlx-lm exactly as it ships (and as ``mlx_lm.benchmark`` runs), where the periodic
     clears cost re-allocations and cap what any limit can keep.
     """
-    if mode not in _CLEARING:
-        raise ValueError(f"unknown mlx_cache_clearing {mode!r}: expected 'keep' or 'avoid'")
+    _check_clearing(mode)
     generate = importlib.import_module("mlx_lm.generate")  # the package re-exports a function of that name
     original = generate.mx
     gate = _ClearCacheGate(original, honour=mode == "keep")
@@ -91,8 +90,7 @@ def apply_dtype(model: Any, dtype: str | None) -> Any:
 
     if dtype is None:
         return model
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    _check_dtype(dtype)
     if dtype.startswith("q"):
         def quantizable(_path: str, module: Any) -> bool:
             return hasattr(module, "to_quantized") and module.weight.shape[-1] % _QUANT_GROUP_SIZE == 0
@@ -132,10 +130,9 @@ class LM(Workload):
                 raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
         if prompt_tokens < 2 and batch > 1:
             raise ValueError("prompt_tokens must be >= 2 when batch > 1")
-        if mlx_cache_clearing not in _CLEARING:
-            raise ValueError(f"unknown mlx_cache_clearing {mlx_cache_clearing!r}: expected 'keep' or 'avoid'")
-        if dtype is not None and dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+        _check_clearing(mlx_cache_clearing)
+        if dtype is not None:
+            _check_dtype(dtype)
         self.source = model
         self.tokenizer = tokenizer
         self.prompt_tokens = prompt_tokens
@@ -270,6 +267,16 @@ def lm_factory(model: str | os.PathLike[str], **defaults: Any) -> Callable[..., 
 
     factory.__name__ = factory.__qualname__ = f"lm_factory({Path(str(model)).name})"
     return factory
+
+
+def _check_clearing(mode: str) -> None:
+    if mode not in _CLEARING:
+        raise ValueError(f"unknown mlx_cache_clearing {mode!r}: expected 'keep' or 'avoid'")
+
+
+def _check_dtype(dtype: str) -> None:
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
 
 
 def _is_reference(model: Any) -> bool:

@@ -67,9 +67,7 @@ def allocator_churn(
     recur). Each buffer is filled, doubled (a second allocation) and evaluated; at most ``live``
     stay alive, the rest are freed as the run goes. Throughput is buffers per second.
     """
-    if isinstance(buffers, bool) or not isinstance(buffers, int) or buffers < 1:
-        raise ValueError(f"buffers must be a whole number >= 1, not {buffers!r}")
-    for name, value in (("live", live), ("distinct", distinct)):
+    for name, value in (("buffers", buffers), ("live", live), ("distinct", distinct)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
     low, high = parse_size(min_size), parse_size(max_size)
