@@ -248,6 +248,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Sweep a model or a workload and print the summary and the recommendation."""
     grid = _grid(args.grid)
+    gridded = any(name != "memory_limit" for name in grid)  # sweep then wants a factory of grid points
     if args.model:
         from mlxtune.workloads import lm, lm_factory
 
@@ -256,11 +257,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise UsageError(f"no model folder at {args.model!r} (a hub id looks like org/name)")
         options = dict(prompt_tokens=args.prompt_tokens, gen_tokens=args.gen_tokens, batch=args.batch,
                        mlx_cache_clearing=args.mlx_cache_clearing)
-        workload_axes = [name for name in grid if name != "memory_limit"]
-        workload = lm_factory(model, **options) if workload_axes else lm(model, **options)
+        workload = lm_factory(model, **options) if gridded else lm(model, **options)
         label = args.label or Path(model).name
     else:
-        workload = _workload_from_spec(args.workload, bool([n for n in grid if n != "memory_limit"]))
+        workload = _workload_from_spec(args.workload, gridded)
         label = args.label or args.workload.partition(":")[2]
     result = _run_sweep(workload, args, label=label, grid=grid or None, seed=args.seed, timeout=args.timeout)
     _print_result(result, args.budget)
