@@ -166,12 +166,14 @@ def u_null_cdf(m: int, n: int) -> np.ndarray:
     [m+n choose m] in q: the product over i = 1..m of (1 - q^(n+i)) / (1 - q^i). Exact in floats
     while C(m+n, m) < 2**53, i.e. up to 40 values in all with an even split.
     """
-    counts = np.zeros(m * n + 1)
+    size = m * n + 1
+    counts = np.zeros(size)
     counts[0] = 1.0
     for i in range(1, m + 1):
-        for j in range(i, len(counts)):  # divide by (1 - q^i): a running sum with stride i
-            counts[j] += counts[j - i]
-        counts[n + i :] -= counts[: len(counts) - n - i].copy()  # multiply by (1 - q^(n+i))
+        # divide by (1 - q^i): a running sum with stride i, i.e. a cumsum down the columns of i-wide rows
+        padded = np.concatenate([counts, np.zeros(-size % i)])
+        counts = padded.reshape(-1, i).cumsum(axis=0).ravel()[:size]
+        counts[n + i :] -= counts[: size - n - i].copy()  # multiply by (1 - q^(n+i))
     return np.cumsum(counts) / counts.sum()
 
 
