@@ -373,10 +373,9 @@ def recommend(
     every pairwise ratio, so a point is called slower only when all its runs are slower than all
     the best's; with more repeats it separates points whose ranges still overlap. Given a summary
     frame without runs, overlapping per-point intervals (:func:`median_ci`) stand in for it.
-    The best is taken among the
-    points whose ``footprint`` fits ``budget`` (bytes or a size such as "2GB"). Among the points
-    that qualify, the smallest cache limit wins, then the smallest footprint. ``source`` is a
-    SweepResult or a frame from :func:`summarize`.
+    The best is taken among the points whose ``footprint`` fits ``budget`` (bytes or a size such
+    as "2GB"). Among the points that qualify, the smallest cache limit wins, then the smallest
+    footprint. ``source`` is a SweepResult or a frame from :func:`summarize`.
     """
     if not 0 <= tolerance < 1:
         raise ValueError(f"tolerance must be a fraction in [0, 1), not {tolerance!r}")
@@ -397,11 +396,10 @@ def recommend(
         )
         return Recommendation(None, {}, math.nan, int(smallest["footprint"]), reason, unit=unit, budget=limit)
     top = best(fits)
-    floor = (1 - tolerance) * top["throughput_median"]
-    close = fits.apply(lambda row: sameness.same(row, top) or row["throughput_median"] >= floor, axis=1)
+    same = measured.apply(lambda row: sameness.same(row, top), axis=1)  # once per point: a ratio_ci each
+    close = same[fits.index] | (fits["throughput_median"] >= (1 - tolerance) * top["throughput_median"])
     chosen = fits[close].sort_values(["cache_limit", "footprint"], kind="stable").iloc[0]
-    all_same = measured.apply(lambda row: sameness.same(row, top), axis=1).all()
-    within_noise = bool(all_same) and len(measured) > 1
+    within_noise = bool(same.all()) and len(measured) > 1
     reason = _reason(chosen, top, measured, fits, params, unit, limit, tolerance, within_noise, sameness)
     point = {p: _plain(chosen[p]) for p in params if p != "cache_limit"}
     return Recommendation(
