@@ -23,7 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from mlxtune.units import ACCEPTED_FORMS, format_size, parse_size
+from mlxtune._argtypes import cache_limits, size, whole_number
+from mlxtune.units import ACCEPTED_FORMS, format_size
 
 if TYPE_CHECKING:
     from mlxtune.result import SweepResult
@@ -46,24 +47,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-# -- argument types: bad values become usage errors -------------------------------------------
-
-
-def _limit_list(text: str) -> list[int]:
-    values = [v.strip() for v in text.split(",") if v.strip()]
-    if not values:
-        raise argparse.ArgumentTypeError("no cache limits given: e.g. 0,1MB,16MB,unlimited")
-    try:
-        return [parse_size(v) for v in values]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+# -- argument types: bad values become usage errors (sizes and counts: mlxtune._argtypes) ------
 
 
 def _scalar(text: str) -> Any:
@@ -83,26 +67,6 @@ def _grid_axis(text: str) -> tuple[str, list[Any]]:
     return name, items
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, not {text!r}")
-    return value
-
-
 # -- the parser -------------------------------------------------------------------------------
 
 
@@ -119,20 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_common_sweep_options(parser: argparse.ArgumentParser, *, repeats: int, limits: str) -> None:
-    parser.add_argument("--cache-limits", type=_limit_list, default=_limit_list(limits), metavar="SIZES",
+    parser.add_argument("--cache-limits", type=cache_limits, default=cache_limits(limits), metavar="SIZES",
                         help=f"comma-separated cache limits (default {limits}); sizes: {ACCEPTED_FORMS}")
-    parser.add_argument("--repeats", type=_positive, default=repeats,
+    parser.add_argument("--repeats", type=whole_number(1), default=repeats,
                         help=f"measured runs per point (default {repeats})")
-    parser.add_argument("--warmup", type=_non_negative, default=1, help="unmeasured runs first (default 1)")
-    parser.add_argument("--budget", type=_size, default=None, metavar="SIZE",
+    parser.add_argument("--warmup", type=whole_number(0), default=1, help="unmeasured runs first (default 1)")
+    parser.add_argument("--budget", type=size, default=None, metavar="SIZE",
                         help="memory budget the recommended point's footprint must fit")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="show a progress bar (default: when stderr is a terminal)")
 
 
 def _add_lm_options(parser: argparse.ArgumentParser, *, prompt: int, gen: int) -> None:
-    parser.add_argument("--prompt-tokens", type=_positive, default=prompt, help=f"default {prompt}")
-    parser.add_argument("--gen-tokens", type=_positive, default=gen, help=f"default {gen}")
+    parser.add_argument("--prompt-tokens", type=whole_number(1), default=prompt, help=f"default {prompt}")
+    parser.add_argument("--gen-tokens", type=whole_number(1), default=gen, help=f"default {gen}")
     parser.add_argument("--mlx-cache-clearing", choices=("keep", "avoid"), default="keep",
                         help="keep mlx-lm's own cache clearing during generation, or avoid it (default keep)")
 
@@ -164,7 +128,8 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
     sweep.add_argument("--grid", type=_grid_axis, action="append", default=[], metavar="NAME=V1,V2",
                        help="another axis, repeatable: dtype=float16,q4 (models), memory_limit=1GB,2GB, ...")
     _add_lm_options(sweep, prompt=512, gen=128)
-    sweep.add_argument("--batch", type=_positive, default=1, help="sequences per run (--model; default 1)")
+    sweep.add_argument("--batch", type=whole_number(1), default=1,
+                       help="sequences per run (--model; default 1)")
     sweep.add_argument("--label", default=None, help="name of the result in tables and reports")
     sweep.add_argument("--seed", type=int, default=0, help="seed of the run order (default 0)")
     sweep.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="limit per run")
@@ -216,7 +181,7 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
     report.add_argument("results", type=Path, help="results file (JSON)")
     report.add_argument("--html", type=Path, default=None, metavar="FILE", help="HTML report to write")
     report.add_argument("--md", type=Path, default=None, metavar="FILE", help="Markdown report to write")
-    report.add_argument("--budget", type=_size, default=None, metavar="SIZE",
+    report.add_argument("--budget", type=size, default=None, metavar="SIZE",
                         help="memory budget the recommended point's footprint must fit")
     report.set_defaults(func=cmd_report)
 

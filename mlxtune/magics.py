@@ -27,10 +27,11 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 
 from mlxtune import memory
+from mlxtune._argtypes import cache_limits, size, whole_number
 from mlxtune._mlx import mx
 from mlxtune.history import HISTORY_PARAMS, add_runs, history, next_run
 from mlxtune.measure import RunRecord, Work, describe_error, measure, runs_frame
-from mlxtune.units import ACCEPTED_FORMS, format_size, parse_size
+from mlxtune.units import format_size
 
 __all__ = ["CellResult", "MlxtuneMagics", "parse_options", "register", "unregister"]
 
@@ -41,38 +42,7 @@ LAZY_NOTE_BYTES = 4096
 LAZY_NOTE = "nothing was evaluated: MLX is lazy (end the cell with the arrays to evaluate, or call mx.eval)"
 
 
-# -- option parsing -----------------------------------------------------------------------------
-
-
-def size_option(text: str) -> int:
-    """argparse type for a size: bad text becomes one line naming it and the accepted forms."""
-    try:
-        return parse_size(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r}: expected {ACCEPTED_FORMS}") from None
-
-
-def count_option(minimum: int) -> Callable[[str], int]:
-    """argparse type for a whole number of at least ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
-        return value
-
-    return parse
-
-
-def sizes_option(text: str) -> list[int]:
-    """argparse type for comma-separated sizes (``0,1MB,unlimited``)."""
-    sizes = [size_option(part) for part in text.split(",") if part.strip()]
-    if not sizes:
-        raise argparse.ArgumentTypeError(f"expected comma-separated sizes, got {text!r}")
-    return sizes
+# -- option parsing (sizes and counts: mlxtune._argtypes, shared with the command line) -----------
 
 
 def label_option(text: str) -> str:
@@ -383,12 +353,12 @@ class MlxtuneMagics(Magics):
     """mlxtune's magics; registered by ``%load_ext mlxtune``."""
 
     @magic_arguments()
-    @argument("--cache-limit", type=size_option, metavar="SIZE", help="cache limit for this cell, e.g. 1MB")
-    @argument("--memory-limit", type=size_option, metavar="SIZE", help="memory limit for this cell")
-    @argument("--wired-limit", type=size_option, metavar="SIZE", help="wired limit for this cell (Metal)")
+    @argument("--cache-limit", type=size, metavar="SIZE", help="cache limit for this cell, e.g. 1MB")
+    @argument("--memory-limit", type=size, metavar="SIZE", help="memory limit for this cell")
+    @argument("--wired-limit", type=size, metavar="SIZE", help="wired limit for this cell (Metal)")
     @argument("--clear-cache", action="store_true", help="empty MLX's cache before each run")
-    @argument("-r", "--repeat", type=count_option(1), default=1, metavar="N", help="measured runs (1)")
-    @argument("-w", "--warmup", type=count_option(0), default=0, metavar="N", help="unmeasured runs first")
+    @argument("-r", "--repeat", type=whole_number(1), default=1, metavar="N", help="measured runs (1)")
+    @argument("-w", "--warmup", type=whole_number(0), default=0, metavar="N", help="unmeasured runs first")
     @argument("--label", type=label_option, default="", help="a name for this measurement in the history")
     @argument("-o", dest="output", action="store_true", help="return the result object")
     @argument("-v", dest="variable", type=name_option, metavar="NAME", help="store the result object as NAME")
@@ -445,10 +415,10 @@ class MlxtuneMagics(Magics):
         return history() if options.history else memory.snapshot()
 
     @magic_arguments()
-    @argument("--cache-limits", type=sizes_option, metavar="SIZES",
+    @argument("--cache-limits", type=cache_limits, metavar="SIZES",
               help="comma-separated sizes to sweep, e.g. 0,1MB,16MB,unlimited (default: 0 to unlimited)")
-    @argument("-r", "--repeats", type=count_option(1), default=3, metavar="N", help="runs per limit (3)")
-    @argument("-w", "--warmup", type=count_option(0), default=1, metavar="N", help="unmeasured runs (1)")
+    @argument("-r", "--repeats", type=whole_number(1), default=3, metavar="N", help="runs per limit (3)")
+    @argument("-w", "--warmup", type=whole_number(0), default=1, metavar="N", help="unmeasured runs (1)")
     @argument("--units", metavar="EXPR", help="work done per run, evaluated after it (default: 1 run)")
     @argument("--label", type=label_option, default="", help="a name for the sweep in plots and reports")
     @argument("--wait", action="store_true", help="block until the sweep ends")

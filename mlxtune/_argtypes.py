@@ -1,0 +1,45 @@
+"""argparse types shared by the ``mlxtune`` command and the magics (``magic_arguments`` is argparse).
+
+A size, a list of cache limits or a count is read, and refused, with the same words in a shell and in
+a cell: bad text becomes one line naming it and what is accepted. Nothing here imports IPython.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from mlxtune.units import parse_size
+
+__all__ = ["cache_limits", "size", "whole_number"]
+
+
+def size(text: str) -> int:
+    """A size as :func:`mlxtune.units.parse_size` reads it (``20MB``, ``1.5GiB``, ``unlimited``)."""
+    try:
+        return parse_size(text)
+    except ValueError as exc:  # its message names the text and the accepted forms
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cache_limits(text: str) -> list[int]:
+    """Comma-separated sizes (``0,1MB,16MB,unlimited``), at least one."""
+    parts = [part for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError("no cache limits given: e.g. 0,1MB,16MB,unlimited")
+    return [size(part) for part in parts]
+
+
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """A type for a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, not {text!r}")
+        return value
+
+    return parse
