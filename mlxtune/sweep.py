@@ -62,6 +62,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import itertools
+import math
 import queue
 import random
 import threading
@@ -89,6 +90,8 @@ __all__ = ["ON_ERROR", "SweepError", "SweepProgress", "Workload", "sweep"]
 ON_ERROR = ("record", "raise")
 
 _LIMIT_AXES = ("cache_limit", "memory_limit")
+#: (repeat, (cache limit, memory limit or None)) for each run of one workload point, in run order.
+_Schedule = list[tuple[int, tuple[int, int | None]]]
 _abandoned: list[threading.Thread] = []
 
 
@@ -129,9 +132,10 @@ class _Plan:
 
     @property
     def planned_runs(self) -> int:
-        return len(self.workload_points()) * len(self.limit_points()) * self.repeats
+        limit_points = len(self.cache_limits) * len(self.memory_limits or [None])
+        return math.prod(map(len, self.axes.values())) * limit_points * self.repeats
 
-    def schedule(self, rng: random.Random) -> list[tuple[int, tuple[int, int | None]]]:
+    def schedule(self, rng: random.Random) -> _Schedule:
         """(repeat, limit point) pairs: every limit point once per round, each round shuffled."""
         order = []
         for repeat in range(self.repeats):
@@ -366,13 +370,20 @@ def _point_text(point: Mapping[str, Any]) -> str:
     )
 
 
+def _params(point: Mapping[str, Any], memory_limit: int | None) -> dict[str, Any]:
+    """A run's parameters besides the cache limit: the memory limit when swept, then the workload point."""
+    return {**({"memory_limit": memory_limit} if memory_limit is not None else {}), **point}
+
+
 def _failed_record(
     params: dict[str, Any], cache: int, repeat: int, started_at: float, message: str
 ) -> RunRecord:
     """A row for a run that produced no measurement of its own (setup failed, run abandoned).
 
-    Counters are read without synchronizing, so nothing waits on (or evaluates beside) a run that
-    may still be going on another thread.
+    Counters are read without ``mx.synchronize()``, so the row does not wait on the pending work of
+    a run that may still be going on another thread. (Where reading the cache limit synchronizes
+    the CPU streams, :data:`mlxtune.memory.LIMIT_READ_SYNCS`, that read still does, as restoring
+    the limits does.)
     """
     now = memory.snapshot(sync=False)
     seconds = max(time.time() - started_at, 0.0)
@@ -456,14 +467,15 @@ class _Sweep:
             if callable(teardown) and not self.runner.abandoned:
                 self.runner.call(teardown)
 
-    def setup_failed(self, point: dict[str, Any], schedule: list, exc: Exception) -> None:
+    def setup_failed(self, point: dict[str, Any], schedule: _Schedule, exc: Exception) -> None:
         message = f"setup failed: {describe_error(exc)}"
         if self.plan.on_error == "raise":
             raise _Raise(message) from exc
         started_at = time.time()
         for repeat, (cache, memory_limit) in schedule:
-            self.add(_failed_record(self.params_of(point, memory_limit), cache, repeat, started_at, message),
-                     {"cache_limit": cache, **self.params_of(point, memory_limit)})
+            params = _params(point, memory_limit)
+            record = _failed_record(params, cache, repeat, started_at, message)
+            self.add(record, {"cache_limit": cache, **params})
 
     def warm_up(self, instance: Callable[[], Any]) -> None:
         for _ in range(self.plan.warmup):
@@ -479,9 +491,6 @@ class _Sweep:
             except Exception:
                 return
 
-    def params_of(self, point: dict[str, Any], memory_limit: int | None) -> dict[str, Any]:
-        return {**({"memory_limit": memory_limit} if memory_limit is not None else {}), **point}
-
     def check_stop(self) -> None:
         if self.plan.stop():
             raise _Stop("stopped on request")
@@ -490,9 +499,9 @@ class _Sweep:
                      limits: tuple[int, int | None], repeat: int) -> None:
         self.check_stop()
         cache, memory_limit = limits
-        params = self.params_of(point, memory_limit)
-        self.bar.set_description_str(f"{self.label}: {_point_text({'cache_limit': cache, **params})}",
-                                     refresh=False)
+        params = _params(point, memory_limit)
+        where = {"cache_limit": cache, **params}
+        self.bar.set_description_str(f"{self.label}: {_point_text(where)}", refresh=False)
         started_at = time.time()
         failure: BaseException | None = None
         with contextlib.ExitStack() as applied:
@@ -513,13 +522,12 @@ class _Sweep:
             except _Abandoned as late:
                 message = (f"TimeoutError: the run was still running {late.args[0]:.3g}s after it started "
                            f"(timeout {self.plan.timeout:g}s) and was abandoned")
-                record = _failed_record(params, cache, repeat, started_at, message)
-                self.add(record, {"cache_limit": cache, **params})
+                self.add(_failed_record(params, cache, repeat, started_at, message), where)
                 raise _Stop(f"{message}; the sweep stopped so that nothing runs beside it") from None
-        self.add(record, {"cache_limit": cache, **params})
+        self.add(record, where)
         if failure is not None and self.plan.on_error == "raise":
-            raise _Raise(f"run {len(self.records)} ({_point_text({'cache_limit': cache, **params})}) failed: "
-                         f"{record.error}") from failure
+            message = f"run {len(self.records)} ({_point_text(where)}) failed: {record.error}"
+            raise _Raise(message) from failure
 
     def add(self, record: RunRecord, point: dict[str, Any]) -> None:
         self.records.append(record)
