@@ -51,16 +51,19 @@ __all__ = [
 Backend = Literal["metal", "cuda", "cpu"]
 
 
+def _gpu_backend() -> Literal["metal", "cuda"] | None:
+    """The GPU backend this MLX build has, or None for a CPU-only build."""
+    if mx.metal.is_available():
+        return "metal"
+    cuda = getattr(mx, "cuda", None)
+    return "cuda" if cuda is not None and cuda.is_available() else None
+
+
 def backend() -> Backend:
     """Which MLX backend runs the default device: "metal", "cuda" or "cpu"."""
     if mx.default_device().type == mx.cpu:
         return "cpu"
-    if mx.metal.is_available():
-        return "metal"
-    cuda = getattr(mx, "cuda", None)
-    if cuda is not None and cuda.is_available():
-        return "cuda"
-    return "cpu"
+    return _gpu_backend() or "cpu"
 
 
 def device_info() -> dict[str, Any]:
@@ -95,14 +98,9 @@ def _mlx_version() -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-def _cpu_only_build() -> bool:
-    cuda = getattr(mx, "cuda", None)
-    return not mx.metal.is_available() and not (cuda is not None and cuda.is_available())
-
-
 #: MLX's CPU-only build (since 0.32) synchronizes every CPU stream inside ``set_cache_limit``
 #: before it may evict cached buffers, so a cache-limit read there is also a full synchronize.
-LIMIT_READ_SYNCS: bool = _cpu_only_build() and _mlx_version() >= (0, 32)
+LIMIT_READ_SYNCS: bool = _gpu_backend() is None and _mlx_version() >= (0, 32)
 
 
 def get_cache_limit() -> int:
@@ -200,14 +198,15 @@ def wired_limit(size: str | int) -> Iterator[int]:
     """Run the block under a wired limit, restored on any exit.
 
     Only Metal wires memory; on CUDA and CPU MLX accepts and ignores the limit, and this warns so.
+    On Metal a limit above the system's (``max_recommended_working_set_size``) is lowered to it,
+    since MLX refuses a larger one.
     """
     limit = parse_size(size)
     name = backend()
-    if name != "metal":
-        warnings.warn(f"the wired limit has no effect on the {name} backend (Metal only)", stacklevel=3)
     if name == "metal":
-        maximum = device_info().get("max_recommended_working_set_size", limit)
-        limit = min(limit, maximum)
+        limit = min(limit, device_info().get("max_recommended_working_set_size", limit))
+    else:
+        warnings.warn(f"the wired limit has no effect on the {name} backend (Metal only)", stacklevel=3)
     previous = mx.set_wired_limit(limit)
     try:
         yield limit
@@ -224,14 +223,24 @@ def active_memory() -> int:
 # -- snapshots ----------------------------------------------------------------------------------
 
 
-def _describe(peak: int, active: int, cache: int) -> str:
-    """Three lines like mlx-swift's ``Memory.Snapshot.description``: scaled, then exact bytes."""
+class _Described:
+    """What :class:`Snapshot` and :class:`SnapshotDelta` show alike: peak, active and cache."""
 
-    def scale(value: int) -> str:
-        return f"{format_size(value):<12}"
+    peak: int
+    active: int
+    cache: int
 
-    lines = (("Peak:  ", peak), ("Active:", active), ("Cache: ", cache))
-    return "\n".join(f"{name} {scale(value)} ({value})" for name, value in lines)
+    @property
+    def description(self) -> str:
+        """Three lines like mlx-swift's ``Memory.Snapshot.description``: scaled, then exact bytes."""
+        lines = (("Peak:  ", self.peak), ("Active:", self.active), ("Cache: ", self.cache))
+        return "\n".join(f"{name} {format_size(value):<12} ({value})" for name, value in lines)
+
+    def to_dict(self) -> dict[str, int | float]:
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        return self.description
 
 
 def _html_table(rows: list[tuple[str, str]]) -> str:
@@ -241,7 +250,7 @@ def _html_table(rows: list[tuple[str, str]]) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class Snapshot:
+class Snapshot(_Described):
     """MLX's memory counters and limits at one moment, plus what the OS sees (resident set).
 
     MLX's counters cover its own allocator only; ``process_rss`` shows the whole process.
@@ -265,16 +274,6 @@ class Snapshot:
             process_rss=later.process_rss - self.process_rss,
             seconds=later.taken_at - self.taken_at,
         )
-
-    @property
-    def description(self) -> str:
-        return _describe(self.peak, self.active, self.cache)
-
-    def to_dict(self) -> dict[str, int | float]:
-        return dataclasses.asdict(self)
-
-    def __str__(self) -> str:
-        return self.description
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(self._text())
@@ -301,7 +300,7 @@ class Snapshot:
 
 
 @dataclasses.dataclass(frozen=True)
-class SnapshotDelta:
+class SnapshotDelta(_Described):
     """The change between two snapshots (later minus earlier), in bytes and seconds."""
 
     active: int
@@ -310,21 +309,12 @@ class SnapshotDelta:
     process_rss: int
     seconds: float
 
-    @property
-    def description(self) -> str:
-        return _describe(self.peak, self.active, self.cache)
-
-    def to_dict(self) -> dict[str, int | float]:
-        return dataclasses.asdict(self)
-
-    def __str__(self) -> str:
-        return self.description
-
 
 def snapshot(*, sync: bool = True) -> Snapshot:
     """Read MLX's counters and limits and the process's resident memory.
 
-    ``sync=False`` skips waiting for pending work, for callers that have just done so.
+    ``sync=False`` skips the ``mx.synchronize()``, for callers that have just waited or must not
+    wait; where reading the cache limit synchronizes (:data:`LIMIT_READ_SYNCS`), that read still does.
     """
     return _read(settle() if sync else get_cache_limit())
 
