@@ -16,7 +16,6 @@ intervals. The throughput ratio's confidence interval is the Hodges-Lehmann inte
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import math
 import os
 import re
@@ -427,10 +426,8 @@ def render_comparison_html(
          "caption": caption, "alt": f"{kind} comparison"}
         for kind, caption in _FIGURES.items()
     ] if not frame.empty else []
-    return render_template(
-        "comparison.html.j2", **{**context, "title": title or context["title"]}, figures=figures,
-        written=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    )
+    return render_template("comparison.html.j2", **{**context, "title": title or context["title"]},
+                           figures=figures)
 
 
 _FIGURES = {

@@ -217,8 +217,8 @@ def from_document(document: Any) -> SweepResult:
 _KIND_NAMES = {str: "a string", bool: "true or false", int: "a whole number", list: "a list",
                dict: "an object"}
 _DTYPE_RE = re.compile(r"^(?:u?int(?:8|16|32|64)|float(?:16|32|64)|bool|str|string|object)$")
-_NUMERIC = ("repeat", "seconds", "wall_seconds", "units", "throughput", "peak_memory", "active_before",
-            "active_after", "cache_before", "cache_after", "process_rss", "memory_limit", "started_at")
+_TEXT = ("unit", "error")
+_NUMERIC = tuple(name for name in MEASURED_COLUMNS if name not in _TEXT)
 
 
 def _runs_from(columns: list[Any], rows: list[Any], params: list[Any]) -> pd.DataFrame:
@@ -249,7 +249,7 @@ def _runs_from(columns: list[Any], rows: list[Any], params: list[Any]) -> pd.Dat
     for name in ("cache_limit", *_NUMERIC) if len(frame) else ():
         if not pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(frame[name]):
             raise _FileProblem(f"column {name!r} must be numeric, not {frame[name].dtype}")
-    for name in ("unit", "error"):
+    for name in _TEXT:
         if not all(isinstance(v, str) for v in frame[name]):
             raise _FileProblem(f"column {name!r} must hold strings")
     return frame
@@ -514,8 +514,12 @@ def _figures(result: SweepResult, kinds: Iterable[str], budget: int | str | None
 
 
 def render_template(name: str, **context: Any) -> str:
-    """Render one of the package's HTML templates; every value is autoescaped."""
-    return _TEMPLATES.get_template(name).render(**context)
+    """Render one of the package's HTML templates; every value is autoescaped.
+
+    ``written`` (the page footer's time, UTC) is filled in here, so every page says it the same way.
+    """
+    written = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return _TEMPLATES.get_template(name).render(written=written, **context)
 
 
 def _template_context(result: SweepResult, budget: int | str | None, tolerance: float) -> dict[str, Any]:
@@ -530,7 +534,6 @@ def _template_context(result: SweepResult, budget: int | str | None, tolerance: 
         "swift_code": swift_code,
         "summary": summary_table(result, rec),
         "version": result.environment.get("mlxtune", ""),
-        "written": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
