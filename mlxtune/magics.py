@@ -1,8 +1,10 @@
-"""IPython magics: ``%%mlxmem`` measures a cell, ``%mlxmem`` shows a snapshot or the history.
+"""IPython magics: ``%%mlxmem`` measures a cell, ``%mlxmem`` shows a snapshot or the history, and
+``%%mlxsweep`` sweeps a cell over cache limits in a :class:`~mlxtune.widgets.SweepPanel`.
 
 A thin front end: the limits come from :mod:`mlxtune.memory`, each measured run from
 :func:`mlxtune.measure.measure`, and the session's runs live in :mod:`mlxtune.history`. This
-module only parses options, compiles the cell the way IPython would, and displays the result.
+module only parses options, compiles the cell the way IPython would (for ``%%mlxsweep``, into a
+:class:`CellWorkload`), and displays the result.
 Further magics are further methods of :class:`MlxtuneMagics`, using :func:`parse_options`.
 """
 
@@ -33,7 +35,7 @@ from mlxtune.history import HISTORY_PARAMS, add_runs, history, next_run
 from mlxtune.measure import RunRecord, Work, describe_error, measure, runs_frame
 from mlxtune.units import format_size
 
-__all__ = ["CellResult", "MlxtuneMagics", "parse_options", "register", "unregister"]
+__all__ = ["CellResult", "CellWorkload", "MlxtuneMagics", "parse_options", "register", "unregister"]
 
 #: Below this wall time, a run that allocated nothing most likely built a lazy graph only.
 LAZY_NOTE_SECONDS = 0.01
@@ -122,6 +124,14 @@ def mlx_arrays(value: Any) -> list[Any]:
     return arrays
 
 
+def evaluate_arrays(value: Any) -> int:
+    """Evaluate the MLX arrays in ``value`` (see :func:`mlx_arrays`); returns how many there were."""
+    arrays = mlx_arrays(value)
+    if arrays:
+        mx.eval(arrays)
+    return len(arrays)
+
+
 @dataclasses.dataclass
 class _Runner:
     """Runs a compiled cell for :func:`measure`, evaluating its arrays and catching Ctrl-C so the
@@ -137,18 +147,19 @@ class _Runner:
         __tracebackhide__ = True
         try:
             value = self.program.run(self.namespace)
-            arrays = mlx_arrays(value) if self.evaluate else []
-            if arrays:
-                mx.eval(arrays)
-            self.evaluated = len(arrays)
+            self.evaluated = evaluate_arrays(value) if self.evaluate else 0
             return value
         except KeyboardInterrupt as exc:
             self.interrupt = exc
             return None
 
 
+_ONE_RUN = Work(units=1.0, unit="runs")
+
+
 def _one_run(_: Any) -> Work:
-    return Work(units=1.0, unit="runs")
+    """Counts a cell run as one run, whatever its last expression gave."""
+    return _ONE_RUN
 
 
 def _run_once(
@@ -164,6 +175,34 @@ def _run_once(
     result.value, result.evaluated = measured.value, runner.evaluated
     result.exception = runner.interrupt or measured.exception
     return record
+
+
+class CellWorkload:
+    """A cell as a sweep workload (``%%mlxsweep``): run in the user's namespace, its final arrays evaluated.
+
+    Without ``units`` each run counts as one ("runs"); with it, the expression is evaluated in the
+    namespace after each run and gives the units done, named after the expression when it is a
+    plain name (``--units tokens`` counts "tokens").
+    """
+
+    def __init__(self, shell: Any, cell: str, units: str | None = None) -> None:
+        self._program = CellProgram.compile(shell, cell)
+        self._namespace = shell.user_ns
+        self._units = compile(units, "<--units>", "eval") if units else None
+        self._unit = units if units and units.isidentifier() else ("units" if units else "runs")
+        self.__name__ = first_line(cell, width=60) or "cell"
+
+    def __call__(self) -> Work:
+        evaluate_arrays(self._program.run(self._namespace))
+        if self._units is None:
+            return _ONE_RUN
+        count = eval(self._units, self._namespace)
+        if isinstance(count, bool) or not isinstance(count, (int, float)):
+            raise TypeError(f"--units must give a number, got {type(count).__name__}")
+        return Work(units=float(count), unit=self._unit)
+
+    def describe(self) -> str:
+        return f"%%mlxsweep cell: {self.__name__}"
 
 
 # -- the result ---------------------------------------------------------------------------------
@@ -430,9 +469,16 @@ class MlxtuneMagics(Magics):
         The cell runs once per run, in a worker thread, so Stop works while it sweeps; arrays it
         uses from earlier cells must already be evaluated (MLX ties lazy arrays to their thread).
         """
-        from mlxtune.widgets import sweep_cell
+        from mlxtune.widgets import SweepPanel
 
-        sweep_cell(self.shell, cell, parse_options(MlxtuneMagics.mlxsweep, line))
+        options = parse_options(MlxtuneMagics.mlxsweep, line)
+        workload = CellWorkload(self.shell, cell, options.units)
+        panel = SweepPanel(workload, cache_limits=options.cache_limits, repeats=options.repeats,
+                           warmup=options.warmup, label=options.label)
+        if options.variable:
+            self.shell.user_ns[options.variable] = panel
+        display(panel)
+        panel.run(wait=options.wait)
 
 
 def _user_frames(tb: TracebackType | None) -> TracebackType | None:

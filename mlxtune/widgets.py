@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from mlxtune.measure import Work
 from mlxtune.units import UNLIMITED, format_size, parse_size
 
 if TYPE_CHECKING:
@@ -54,7 +53,7 @@ if TYPE_CHECKING:
     from mlxtune.result import SweepResult
     from mlxtune.sweep import SweepProgress
 
-__all__ = ["LADDER", "CellWorkload", "SweepPanel", "spread", "sweep_cell"]
+__all__ = ["LADDER", "SweepPanel", "spread"]
 
 #: The sizes the range slider offers: 0, then powers of four from 256 KB, then no limit.
 LADDER: tuple[int, ...] = tuple(
@@ -507,58 +506,3 @@ def _close_tree(widget: widgets.Widget) -> None:
     for child in getattr(widget, "children", ()):
         _close_tree(child)
     widget.close()
-
-
-# -- %%mlxsweep: a notebook cell as the workload ------------------------------------------------------
-
-
-class CellWorkload:
-    """A cell body run as a sweep workload: executed in the user's namespace, its final arrays evaluated.
-
-    Without ``units`` each run counts as one ("runs"); with it, the expression is evaluated in the
-    namespace after each run and gives the units done, named after the expression when it is a
-    plain name (``--units tokens`` counts "tokens").
-    """
-
-    def __init__(self, shell: Any, cell: str, namespace: dict[str, Any], units: str | None = None) -> None:
-        from mlxtune.magics import CellProgram, first_line
-
-        self._program = CellProgram.compile(shell, cell)
-        self._namespace = namespace
-        self._units = compile(units, "<--units>", "eval") if units else None
-        self._unit = units if units and units.isidentifier() else ("units" if units else "runs")
-        self.__name__ = first_line(cell, width=60) or "cell"
-
-    def __call__(self) -> Work:
-        from mlxtune._mlx import mx
-        from mlxtune.magics import mlx_arrays
-
-        arrays = mlx_arrays(self._program.run(self._namespace))
-        if arrays:
-            mx.eval(arrays)
-        if self._units is None:
-            return Work(units=1.0, unit="runs")
-        count = eval(self._units, self._namespace)
-        if isinstance(count, bool) or not isinstance(count, (int, float)):
-            raise TypeError(f"--units must give a number, got {type(count).__name__}")
-        return Work(units=float(count), unit=self._unit)
-
-    def describe(self) -> str:
-        return f"%%mlxsweep cell: {self.__name__}"
-
-
-def sweep_cell(shell: Any, cell: str, options: Any) -> SweepPanel:
-    """What ``%%mlxsweep`` does with its parsed options: a panel over the cell, shown and started."""
-    from IPython.display import display
-
-    workload = CellWorkload(shell, cell, shell.user_ns, options.units)
-    limits = options.cache_limits or list(LADDER)
-    panel = SweepPanel(
-        workload, cache_limits=limits, repeats=options.repeats, warmup=options.warmup,
-        label=options.label or workload.__name__,
-    )
-    if options.variable:
-        shell.user_ns[options.variable] = panel
-    display(panel)
-    panel.run(wait=options.wait)
-    return panel
