@@ -15,6 +15,8 @@ import pandas as pd
 from mlxtune.measure import SCHEMA_VERSION
 
 if TYPE_CHECKING:
+    import os
+
     from matplotlib.figure import Figure
 
     from mlxtune.stats import Recommendation
@@ -73,22 +75,26 @@ class SweepResult:
 
         return plot(self, kind=kind, **options)
 
-    def to_html(self, path: str, **options: Any) -> str:
+    def to_html(self, path: str | os.PathLike[str], **options: Any) -> str:
+        """The self-contained HTML report (``mlxtune.report.write_html``); returns the path."""
         from mlxtune.report import write_html
 
         return write_html(self, path, **options)
 
-    def to_markdown(self, path: str, **options: Any) -> str:
+    def to_markdown(self, path: str | os.PathLike[str], **options: Any) -> str:
+        """The Markdown report with its figures beside it (``mlxtune.report.write_markdown``)."""
         from mlxtune.report import write_markdown
 
         return write_markdown(self, path, **options)
 
-    def to_csv(self, path: str) -> str:
+    def to_csv(self, path: str | os.PathLike[str]) -> str:
+        """The runs frame as CSV (``mlxtune.report.write_csv``); returns the path."""
         from mlxtune.report import write_csv
 
         return write_csv(self, path)
 
-    def to_json(self, path: str) -> str:
+    def to_json(self, path: str | os.PathLike[str]) -> str:
+        """Everything, reloadable with ``mlxtune.load`` (``mlxtune.report.write_json``); returns the path."""
         from mlxtune.report import write_json
 
         return write_json(self, path)
