@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +26,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
+from mlxtune.report import param_text, recommended_rows, throughput_unit
 from mlxtune.units import UNLIMITED, format_size, parse_size
 
 if TYPE_CHECKING:
@@ -104,13 +105,13 @@ def tradeoff(
         ax.axvline(budget_bytes, color="tab:red", linestyle=":", label=f"budget {format_size(budget_bytes)}",
                    gid="budget")
     if recommendation and len(measured):
-        _mark_recommended(ax, measured, result.params, result.recommend(budget=budget, tolerance=tolerance))
+        _mark_recommended(ax, measured, result.recommend(budget=budget, tolerance=tolerance))
     if highlight is not None:
-        _highlight(ax, measured, "footprint", parse_size(highlight))
+        _highlight(ax, measured, highlight, lambda rows: rows["footprint"])
     _size_axis(ax.xaxis, measured["footprint"] if len(measured) else summary["footprint"], log_if_wide=True)
     _label_limits(ax, measured)
     ax.set_xlabel("footprint: peak active + cache held")
-    ax.set_ylabel(f"throughput ({_unit(result, summary)}/s)")
+    ax.set_ylabel(f"throughput ({throughput_unit(result, summary)}/s)")
     _set_title(ax, title if title is not None else f"{result.label}: speed against memory")
     _legend(ax)
     return ax.figure
@@ -150,12 +151,10 @@ def throughput(
     for index, (name, points) in enumerate(_series(summary, result.params)):
         _errorbar(ax, positions.of(points["cache_limit"]), points, spread, _color(index), name, line=True)
     if highlight is not None:
-        limit = parse_size(highlight)
-        rows = summary[(summary["cache_limit"] == limit) & summary["throughput_median"].notna()]
-        if len(rows):
-            ax.plot(positions.of(rows["cache_limit"]), rows["throughput_median"], **_HIGHLIGHT_STYLE)
+        measured = summary[summary["throughput_median"].notna()]
+        _highlight(ax, measured, highlight, lambda rows: positions.of(rows["cache_limit"]))
     positions.apply(ax)
-    ax.set_ylabel(f"throughput ({_unit(result, summary)}/s)")
+    ax.set_ylabel(f"throughput ({throughput_unit(result, summary)}/s)")
     ax.set_ylim(bottom=0)
     _set_title(ax, title if title is not None else f"{result.label}: throughput against cache limit")
     _legend(ax)
@@ -228,19 +227,20 @@ def comparison(
     """Two or more results on one chart ("tradeoff" or "throughput"), told apart by the legend."""
     if kind not in ("tradeoff", "throughput"):
         raise ValueError(f"unknown comparison kind {kind!r}: expected tradeoff or throughput")
-    if len(results) < 1:
+    if not results:
         raise ValueError("comparison() needs at least one result")
     ax = _axes(ax)
+    labels = plot_labels(results)
     summaries = [r.summary() for r in results]
     positions = _LimitAxis(pd.concat([s["cache_limit"] for s in summaries]))
     index = 0
-    for label, result, summary in zip(plot_labels(results), results, summaries, strict=True):
+    for label, result, summary in zip(labels, results, summaries, strict=True):
         for name, points in _series(summary, result.params):
             series_label = f"{label} · {name}" if name else label
             x = points["footprint"] if kind == "tradeoff" else positions.of(points["cache_limit"])
             _errorbar(ax, x, points, spread, _color(index), series_label, line=kind == "throughput")
             index += 1
-    units = {_unit(r, s) for r, s in zip(results, summaries, strict=True)}
+    units = {throughput_unit(r, s) for r, s in zip(results, summaries, strict=True)}
     ax.set_ylabel(f"throughput ({' / '.join(sorted(units))}/s)")
     if kind == "tradeoff":
         _size_axis(ax.xaxis, pd.concat([s["footprint"] for s in summaries]), log_if_wide=True)
@@ -249,7 +249,7 @@ def comparison(
     else:
         positions.apply(ax)
         ax.set_ylim(bottom=0)
-    _set_title(ax, title if title is not None else " vs ".join(plot_labels(results)))
+    _set_title(ax, title if title is not None else " vs ".join(labels))
     _legend(ax)
     return ax.figure
 
@@ -304,9 +304,7 @@ def _series(summary: pd.DataFrame, params: Sequence[str]) -> list[tuple[str, pd.
     named = []
     for key, points in groups:
         values = key if isinstance(key, tuple) else (key,)
-        name = ", ".join(
-            f"{p}={format_size(v) if p == 'memory_limit' else v}" for p, v in zip(others, values, strict=True)
-        )
+        name = ", ".join(f"{p}={param_text(p, v)}" for p, v in zip(others, values, strict=True))
         named.append((name, points))
     return named
 
@@ -358,14 +356,8 @@ def _label_limits(ax: Axes, points: pd.DataFrame) -> None:
                     textcoords="offset points", fontsize=8, color="0.25", gid="limit-label")
 
 
-def _mark_recommended(ax: Axes, measured: pd.DataFrame, params: Sequence[str], rec: Recommendation) -> None:
-    if rec.cache_limit is None:
-        return
-    match = measured["cache_limit"] == rec.cache_limit
-    for name, value in rec.params.items():
-        if name in measured.columns:
-            match &= measured[name] == value
-    rows = measured[match]
+def _mark_recommended(ax: Axes, measured: pd.DataFrame, rec: Recommendation) -> None:
+    rows = measured[recommended_rows(measured, rec)]
     if rows.empty:
         return
     ax.plot(rows["footprint"].iloc[:1], rows["throughput_median"].iloc[:1], marker="*", markersize=18,
@@ -373,10 +365,11 @@ def _mark_recommended(ax: Axes, measured: pd.DataFrame, params: Sequence[str], r
             label=f"recommended: {format_size(rec.cache_limit)}", gid="recommended")
 
 
-def _highlight(ax: Axes, measured: pd.DataFrame, x_column: str, limit: int) -> None:
-    rows = measured[measured["cache_limit"] == limit]
+def _highlight(ax: Axes, measured: pd.DataFrame, limit: int | str, x: Callable[[pd.DataFrame], Any]) -> None:
+    """A ring around the measured point(s) at cache limit ``limit``, placed at ``x(rows)``."""
+    rows = measured[measured["cache_limit"] == parse_size(limit)]
     if len(rows):
-        ax.plot(rows[x_column], rows["throughput_median"], **_HIGHLIGHT_STYLE)
+        ax.plot(x(rows), rows["throughput_median"], **_HIGHLIGHT_STYLE)
 
 
 def _size_axis(axis: Any, values: pd.Series, log_if_wide: bool) -> None:
@@ -414,12 +407,6 @@ class _LimitAxis:
         ax.set_xticklabels([format_size(v) for v in self.limits], rotation=30, ha="right")
         ax.set_xlim(self.low - 0.4, self.high + 0.4)
         ax.set_xlabel("cache limit (log scale; 0 and unlimited at the ends)")
-
-
-def _unit(result: SweepResult, summary: pd.DataFrame) -> str:
-    units = summary["unit"].dropna() if "unit" in summary else pd.Series(dtype=str)
-    units = units[units != ""]
-    return str(units.iloc[0]) if len(units) else result.unit
 
 
 def plot_labels(results: Sequence[SweepResult]) -> list[str]:

@@ -367,24 +367,26 @@ def param_text(name: str, value: Any) -> str:
     return str(value)
 
 
-def _matches(row: pd.Series, rec: Recommendation) -> bool:
-    if rec.cache_limit is None or int(row["cache_limit"]) != rec.cache_limit:
-        return False
-    return all(row.get(name) == value for name, value in rec.params.items())
+def recommended_rows(summary: pd.DataFrame, rec: Recommendation) -> pd.Series:
+    """Which summary rows are the recommended point: its cache limit and its value on every other axis."""
+    match = summary["cache_limit"] == rec.cache_limit
+    for name, value in rec.params.items():
+        match &= summary[name] == value if name in summary else False
+    return match
 
 
 def summary_table(result: SweepResult, rec: Recommendation | None = None) -> Table:
     """The summary as display text, the recommended row marked."""
     summary = result.summary()
-    unit = _unit(result, summary)
+    unit = throughput_unit(result, summary)
+    marked = recommended_rows(summary, rec) if rec is not None else pd.Series(False, index=summary.index)
     params = list(result.params)
     headers = [p.replace("_", " ") for p in params] + [
         f"throughput ({unit}/s)", "quartiles", "95% CI", "seconds", "peak active", "cache held",
         "footprint", "process RSS", "runs",
     ]
     rows = []
-    for _, point in summary.iterrows():
-        recommended = rec is not None and _matches(point, rec)
+    for (_, point), recommended in zip(summary.iterrows(), marked, strict=True):
         cells = [param_text(p, point[p]) for p in params]
         if recommended:
             cells[0] += " ★ recommended"
@@ -467,7 +469,8 @@ def code_snippets(rec: Recommendation) -> tuple[str, str]:
     return f"import mlx.core as mx\n\n{rec.python_code}", f"import MLX\n\n{rec.swift_code}"
 
 
-def _unit(result: SweepResult, summary: pd.DataFrame) -> str:
+def throughput_unit(result: SweepResult, summary: pd.DataFrame) -> str:
+    """What throughput counts ("tokens"): the first unit named in ``summary``, else the result's."""
     units = [u for u in summary.get("unit", pd.Series(dtype=str)).dropna() if u]
     return str(units[0]) if units else result.unit
 
