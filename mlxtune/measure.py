@@ -36,7 +36,7 @@ SCHEMA_VERSION = 1
 #: Columns every run has, after its parameter columns, with what they hold.
 MEASURED_COLUMNS: dict[str, str] = {
     "repeat": "index of this run among the repeats of its grid point (int)",
-    "seconds": "time of the measured work in seconds; the workload's own timing when it gives one",
+    "seconds": "time of the measured work in seconds, the workload's own timing when it gives one (float)",
     "wall_seconds": "wall time of the whole run, after synchronizing (float)",
     "units": "how much work the run did, e.g. tokens (float)",
     "unit": "what `units` counts, e.g. 'tokens' or 'runs' (str)",
@@ -51,6 +51,8 @@ MEASURED_COLUMNS: dict[str, str] = {
     "started_at": "when the run started, seconds since the epoch (float)",
     "error": "'' for a run that finished, else the exception's type and message (str)",
 }
+#: Columns held as int64 in the runs frame: the cache limit and the measured columns marked (int).
+_INT_COLUMNS = ("cache_limit", *(name for name, what in MEASURED_COLUMNS.items() if what.endswith("(int)")))
 
 
 class Workload:
@@ -231,9 +233,7 @@ def runs_frame(records: Iterable[RunRecord | Mapping[str, Any]], params: Iterabl
     known = [*leading, *[c for c in MEASURED_COLUMNS if c not in leading]]
     extra = sorted({k for row in rows for k in row} - set(known))
     frame = pd.DataFrame(rows, columns=[*known, *extra])
-    int_columns = ["repeat", "peak_memory", "active_before", "active_after", "cache_before",
-                   "cache_after", "process_rss", "memory_limit", "cache_limit"]
-    for name in int_columns:
+    for name in _INT_COLUMNS:
         if len(frame) and frame[name].notna().all():
             frame[name] = frame[name].astype("int64")
     frame["error"] = frame["error"].fillna("").astype(str)
