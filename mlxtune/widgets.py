@@ -125,8 +125,9 @@ class SweepPanel:
         self._options = sweep_options
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
-        self._busy = False  # from Run until the worker has shown the outcome
+        self._busy = False  # from Run until the sweep ends; cleared before the outcome is drawn
         self._scrub_ready = False
+        self._stem = ""  # the export files' name, set when a sweep starts
         self._next_draw = 0.0
         self._progress: SweepProgress | None = None
         self._result: SweepResult | None = None
@@ -205,6 +206,7 @@ class SweepPanel:
 
     @property
     def running(self) -> bool:
+        """Whether a sweep of this panel is measuring (Run pressed, sweep not ended)."""
         return self._busy
 
     def _on_span(self, change: dict[str, Any]) -> None:
@@ -335,8 +337,9 @@ class SweepPanel:
         self.stop_button.disabled = not running
         for control in (self.span, self.points, self.repeats):
             control.disabled = running
+        nothing_to_export = running or self.result is None
         for button in self.export_buttons.values():
-            button.disabled = running or self.result is None
+            button.disabled = nothing_to_export
         if running:
             self.scrub.disabled = True
 
@@ -394,7 +397,7 @@ class SweepPanel:
             raise RuntimeError("nothing to export yet: run a sweep first")
         self._out_dir.mkdir(parents=True, exist_ok=True)
         path = self._out_dir / f"{self._stem}.{kind}"
-        written = Path(getattr(self.result, writers[kind])(str(path)) or path)
+        written = Path(getattr(self.result, writers[kind])(str(path)))
         self.links.value += _link_html(written)
         return written
 
