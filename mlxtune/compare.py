@@ -376,13 +376,13 @@ def _only_text(a: SweepResult, b: SweepResult, frame: pd.DataFrame) -> str:
     return ("Not compared: " + " and ".join(parts) + ".") if parts else ""
 
 
-def _gate_rows(results: Sequence[GateResult]) -> list[Row]:
+def _gate_table(results: Sequence[GateResult]) -> Table:
     rows = []
     for result in results:
         details = "; ".join([*result.failures, *(f"within noise at {t}" for t in result.within_noise)]) or "–"
         rows.append(Row([str(result.gate), "PASS" if result.passed else "FAIL", details],
                         cell_css=["", "better" if result.passed else "worse", ""]))
-    return rows
+    return Table(["gate", "result", "details"], rows, text_columns=3)
 
 
 def _context(a: SweepResult, b: SweepResult, gates: Sequence[str | Gate], factor: float,
@@ -398,7 +398,7 @@ def _context(a: SweepResult, b: SweepResult, gates: Sequence[str | Gate], factor
         "only": _only_text(a, b, frame),
         "verdict": verdict(frame),
         "factor_text": f"{factor - 1:.0%}",
-        "gates": _gate_rows(check_gates(frame, gates)) if gates else [],
+        "gates": _gate_table(check_gates(frame, gates)) if gates else None,
         "table": comparison_table(frame),
         "environment": _environment_table(a, b),
         "version": a.environment.get("mlxtune", ""),
@@ -468,9 +468,8 @@ def write_comparison_markdown(
         f"**{markdown_text(context['verdict'])}**",
         f"Changes (in bold) are larger than {context['factor_text']} and beat the noise of the runs.",
     ]
-    if gates:
-        gate_table = Table(["gate", "result", "details"], context["gates"], 3)
-        parts += ["## Gates", markdown_table(gate_table)]
+    if context["gates"]:
+        parts += ["## Gates", markdown_table(context["gates"])]
     changed = [[bool(css) for css in row.cell_css] for row in table.rows]
     parts += ["## Side by side", markdown_table(table, changed)]
     if images:
