@@ -4,8 +4,8 @@ Every function returns a :class:`matplotlib.figure.Figure` built without pyplot,
 registered globally and nothing is left open; new figures show themselves in Jupyter as PNG (see
 :class:`NotebookFigure`), with or without ``%matplotlib inline``. Artists carry gids so code
 (tests, the widget) can find them: ``"points"`` (one measured line per series),
-``"limit-label"`` (a point's cache limit), ``"pareto"``, ``"recommended"``, ``"budget"`` and
-``"highlight"``.
+``"limit-label"`` (a point's cache limit), ``"pareto"``, ``"recommended"``, ``"budget"``,
+``"highlight"`` and ``"memory:<summary column>"`` (one line per series of the memory figure).
 
 A cache-limit axis spans 0 to "unlimited" (2**63 - 1), which no log scale shows well: limits are
 placed at log10 of their size, with 0 one decade left of the smallest positive limit and

@@ -446,6 +446,7 @@ def _plain_text(value: Any) -> str:
 
 
 def status_text(result: SweepResult) -> str:
+    """Whether the sweep finished, in a few words: "complete: 15 runs" or "incomplete: 9 of 15 ..."."""
     runs = len(result.runs)
     failed = f", {result.failed_runs} failed" if result.failed_runs else ""
     if result.complete:
@@ -660,16 +661,19 @@ def write_markdown(
     path: str | os.PathLike[str],
     *,
     figures: Sequence[str] = FIGURE_KINDS,
-    **options: Any,
+    title: str | None = None,
+    budget: int | str | None = None,
+    tolerance: float = 0.05,
 ) -> str:
     """Write the Markdown report and its figures as PNG files beside it; returns the Markdown path.
 
     Everything is rendered before anything is written, so an error leaves every file as it was.
     """
-    rendered = _figures(result, figures, options.get("budget"), options.get("tolerance", 0.05))
+    rendered = _figures(result, figures, budget, tolerance)
     files = figure_files(path, [kind for kind, _ in rendered])
     images = {kind: figure_bytes(fig, "png") for kind, fig in rendered}
-    text = render_markdown(result, {kind: files[kind].name for kind in images}, **options)
+    text = render_markdown(result, {kind: files[kind].name for kind in images}, title=title, budget=budget,
+                           tolerance=tolerance)
     for kind, data in images.items():
         write_atomic(files[kind], data)
     return write_atomic(path, text)
