@@ -174,11 +174,11 @@ def _axes(grid: Mapping[str, Sequence[Any]] | None) -> tuple[list[int] | None, d
             raise ValueError(f"grid axis names must be identifiers such as 'batch', not {name!r}")
         if name == "cache_limit":
             raise ValueError("give cache limits with cache_limits=[...], not as a grid axis")
-        if name in MEASURED_COLUMNS and name != "memory_limit":
-            raise ValueError(f"grid axis {name!r} clashes with a measured column; rename it")
         if name == "memory_limit":
             memory_limits = _sizes("grid axis 'memory_limit'", values)
             continue
+        if name in MEASURED_COLUMNS:
+            raise ValueError(f"grid axis {name!r} clashes with a measured column; rename it")
         if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
             raise ValueError(f"grid axis {name!r} must be a list of values, not {values!r}")
         values = list(values)
