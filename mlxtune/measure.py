@@ -69,9 +69,11 @@ class Workload:
         """Called once after the workload's runs, also after errors and Ctrl-C."""
 
     def describe(self) -> str:
+        """One line naming what is measured, stored as ``SweepResult.workload`` (default: the class name)."""
         return type(self).__name__
 
     def __call__(self) -> Any:
+        """The measured work: return a count of work units, a :class:`Work` or None (one run)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
