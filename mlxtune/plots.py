@@ -14,7 +14,6 @@ placed at log10 of their size, with 0 one decade left of the smallest positive l
 
 from __future__ import annotations
 
-import io
 import math
 import textwrap
 from collections.abc import Callable, Sequence
@@ -26,7 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
-from mlxtune.report import param_text, recommended_rows, throughput_unit
+from mlxtune.report import figure_bytes, param_text, recommended_rows, throughput_unit
 from mlxtune.units import UNLIMITED, format_size, parse_size
 
 if TYPE_CHECKING:
@@ -275,9 +274,7 @@ class NotebookFigure(Figure):
     """
 
     def _repr_png_(self) -> bytes:
-        buffer = io.BytesIO()
-        self.savefig(buffer, format="png", dpi=100)
-        return buffer.getvalue()
+        return figure_bytes(self, "png", dpi=100)
 
 
 def _axes(ax: Axes | None) -> Axes:
