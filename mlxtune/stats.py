@@ -397,7 +397,7 @@ def recommend(
         return Recommendation(None, {}, math.nan, int(smallest["footprint"]), reason, unit=unit, budget=limit)
     top = best(fits)
     same = measured.apply(lambda row: sameness.same(row, top), axis=1)  # once per point: a ratio_ci each
-    close = same[fits.index] | (fits["throughput_median"] >= (1 - tolerance) * top["throughput_median"])
+    close = same.loc[fits.index] | (fits["throughput_median"] >= (1 - tolerance) * top["throughput_median"])
     chosen = fits[close].sort_values(["cache_limit", "footprint"], kind="stable").iloc[0]
     within_noise = bool(same.all()) and len(measured) > 1
     reason = _reason(chosen, top, measured, fits, params, unit, limit, tolerance, within_noise, sameness)
