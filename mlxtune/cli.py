@@ -27,6 +27,7 @@ from mlxtune._argtypes import cache_limits, size, whole_number
 from mlxtune.units import ACCEPTED_FORMS, format_size
 
 if TYPE_CHECKING:
+    from mlxtune.report import Table
     from mlxtune.result import SweepResult
 
 __all__ = ["main"]
@@ -406,7 +407,7 @@ def _print_result(result: SweepResult, budget: int | None) -> None:
         print(f"  Swift:  {recommendation.swift_code}")
 
 
-def text_table(table: Any) -> str:
+def text_table(table: Table) -> str:
     """A report table (headers, rows of cells) as aligned terminal text: labels left, numbers right."""
     rows = [list(table.headers), *[list(row.cells) for row in table.rows]]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

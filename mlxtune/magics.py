@@ -18,7 +18,7 @@ import functools
 import html
 import statistics
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import CodeType, TracebackType
 from typing import Any
 
@@ -237,6 +237,7 @@ class CellResult:
 
     @property
     def error(self) -> str:
+        """The error that stopped the cell ("" when every run finished)."""
         return next((r.error for r in self.records if r.error), "")
 
     @property
@@ -489,7 +490,7 @@ def _user_frames(tb: TracebackType | None) -> TracebackType | None:
 
 
 @contextlib.contextmanager
-def _limits(options: argparse.Namespace) -> Any:
+def _limits(options: argparse.Namespace) -> Iterator[int]:
     """Apply the limits given for one cell; yields the wired limit in force.
 
     Their warnings (a memory limit below what MLX holds, a wired limit the backend ignores) show
