@@ -223,7 +223,7 @@ def comparison(
     spread: str = "iqr",
     title: str | None = None,
 ) -> Figure:
-    """Two or more results on one chart ("tradeoff" or "throughput"), told apart by the legend."""
+    """Results on one chart ("tradeoff" or "throughput"), told apart by the legend; one result is allowed."""
     if kind not in ("tradeoff", "throughput"):
         raise ValueError(f"unknown comparison kind {kind!r}: expected tradeoff or throughput")
     if not results:
