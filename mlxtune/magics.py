@@ -47,10 +47,21 @@ LAZY_NOTE = "nothing was evaluated: MLX is lazy (end the cell with the arrays to
 # -- option parsing (sizes and counts: mlxtune._argtypes, shared with the command line) -----------
 
 
-def label_option(text: str) -> str:
-    """argparse type for a label: IPython keeps the quotes around a quoted word, so drop them."""
+def text_option(text: str) -> str:
+    """argparse type for free text (a label): IPython keeps the quotes around a quoted word, so drop them."""
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
+    return text
+
+
+def expression_option(text: str) -> str:
+    """argparse type for a Python expression, unquoted like text and checked to compile."""
+    text = text_option(text)
+    try:
+        compile(text, "<expression>", "eval")
+    except (SyntaxError, ValueError) as exc:
+        reason = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+        raise argparse.ArgumentTypeError(f"invalid expression {text!r}: {reason}") from None
     return text
 
 
@@ -399,7 +410,7 @@ class MlxtuneMagics(Magics):
     @argument("--clear-cache", action="store_true", help="empty MLX's cache before each run")
     @argument("-r", "--repeat", type=whole_number(1), default=1, metavar="N", help="measured runs (1)")
     @argument("-w", "--warmup", type=whole_number(0), default=0, metavar="N", help="unmeasured runs first")
-    @argument("--label", type=label_option, default="", help="a name for this measurement in the history")
+    @argument("--label", type=text_option, default="", help="a name for this measurement in the history")
     @argument("-o", dest="output", action="store_true", help="return the result object")
     @argument("-v", dest="variable", type=name_option, metavar="NAME", help="store the result object as NAME")
     @argument("-q", dest="quiet", action="store_true", help="do not display the result")
@@ -459,8 +470,9 @@ class MlxtuneMagics(Magics):
               help="comma-separated sizes to sweep, e.g. 0,1MB,16MB,unlimited (default: 0 to unlimited)")
     @argument("-r", "--repeats", type=whole_number(1), default=3, metavar="N", help="runs per limit (3)")
     @argument("-w", "--warmup", type=whole_number(0), default=1, metavar="N", help="unmeasured runs (1)")
-    @argument("--units", metavar="EXPR", help="work done per run, evaluated after it (default: 1 run)")
-    @argument("--label", type=label_option, default="", help="a name for the sweep in plots and reports")
+    @argument("--units", type=expression_option, metavar="EXPR",
+              help="work done per run, evaluated after it (default: 1 run)")
+    @argument("--label", type=text_option, default="", help="a name for the sweep in plots and reports")
     @argument("--wait", action="store_true", help="block until the sweep ends")
     @argument("-v", dest="variable", type=name_option, metavar="NAME", help="store the panel as NAME")
     @cell_magic

@@ -347,6 +347,17 @@ def test_mlxsweep_units_expression_names_the_unit(shell: Any) -> None:
         panel.close()
 
 
+def test_mlxsweep_quoted_units_expression_is_evaluated_not_kept_as_text(shell: Any) -> None:
+    cell = "tokens = 32\nmx.eval(mx.ones((8,)))"
+    panel = sweep_magic(shell, '--cache-limits 1MB -r 1 -w 0 --units "tokens * 2"', cell)
+    try:
+        runs = panel.result.runs
+        assert (runs["error"] == "").all(), runs["error"].iloc[0]
+        assert set(runs["unit"]) == {"units"} and (runs["units"] == 64).all()
+    finally:
+        panel.close()
+
+
 def test_mlxsweep_cell_errors_show_in_the_panel(shell: Any) -> None:
     panel = sweep_magic(shell, "--cache-limits 0 -r 1 -w 0", "raise KeyError('<i>gone</i>')")
     try:
@@ -371,7 +382,7 @@ def test_mlxsweep_hostile_cell_source_is_shown_as_text(shell: Any) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [("--cache-limits banana", "invalid size 'banana'"), ("-r 0", "whole number >= 1"),
-     ("--no-such-flag", "unrecognized arguments")],
+     ("--no-such-flag", "unrecognized arguments"), ("--units 'tokens *'", "invalid expression 'tokens \\*'")],
 )
 def test_mlxsweep_bad_options_are_one_line_and_run_nothing(shell: Any, line: str, message: str) -> None:
     from IPython.core.error import UsageError
