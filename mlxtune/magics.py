@@ -234,8 +234,8 @@ def _signed(n: int) -> str:
 
 @dataclasses.dataclass
 class CellResult:
-    """What ``%%mlxmem`` measured: the runs of the cell (one record each), their context, the
-    value of the cell's last expression and the exception that stopped it, if any."""
+    """What ``%%mlxmem`` measured: the runs of the cell (one record each), their context (``cell``
+    is the cell's first line), the value of its last expression and the exception that stopped it."""
 
     records: list[RunRecord]
     label: str = ""
@@ -436,12 +436,15 @@ class MlxtuneMagics(Magics):
             raise result.exception.with_traceback(_user_frames(result.exception.__traceback__))
         return result if options.output else None
 
-    def _measure(self, program: CellProgram, options: argparse.Namespace, cell: str) -> CellResult:
-        """Run warm-ups and measured runs under the limits; record them, stopping at a failure."""
+    def _measure(self, program: CellProgram, options: argparse.Namespace, cell_line: str) -> CellResult:
+        """Run warm-ups and measured runs under the limits; record them, stopping at a failure.
+
+        ``cell_line`` (the cell's first line) names the cell in the history and the display.
+        """
         __tracebackhide__ = True
-        params = {"run": next_run(), "label": options.label, "cell": cell}
+        params = {"run": next_run(), "label": options.label, "cell": cell_line}
         runner = _Runner(program, self.shell.user_ns, evaluate=not options.no_eval)
-        result = CellResult(records=[], label=options.label, cell=cell, warmup=options.warmup)
+        result = CellResult(records=[], label=options.label, cell=cell_line, warmup=options.warmup)
         try:
             with _limits(options) as wired:
                 result.wired_limit = wired
