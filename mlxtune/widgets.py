@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from mlxtune.units import UNLIMITED, format_size, parse_size
+from mlxtune.units import format_size, parse_size
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -428,7 +428,8 @@ class SweepPanel:
 
 
 def _limit_label(limit: int) -> str:
-    return "unlimited" if limit >= UNLIMITED else ("0" if limit == 0 else format_size(limit))
+    """A size as the panel shows it: :func:`format_size` ("unlimited" included), but a bare 0."""
+    return "0" if limit == 0 else format_size(limit)
 
 
 def _png(figure: Figure) -> bytes:
