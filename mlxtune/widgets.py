@@ -312,8 +312,7 @@ class SweepPanel:
             self.progress.bar_style = "danger"
             return
         self.progress.bar_style = "success" if result.complete and not result.failed_runs else "warning"
-        self._draw()
-        self._offer_scrub(result)
+        self._offer_scrub(result)  # draws the plot and table once, the inspected limit highlighted
         self.status.value = self._outcome(result)
 
     def _outcome(self, result: SweepResult) -> str:
@@ -362,7 +361,8 @@ class SweepPanel:
             self._next_draw = finished + max(self._refresh, _DRAW_SHARE * (finished - started))
 
     def _offer_scrub(self, result: SweepResult) -> None:
-        """Let the second slider step through the measured limits, starting at the recommended one."""
+        """Let the second slider step through the measured limits, starting at the recommended one,
+        which is drawn highlighted with its details."""
         measured = sorted({int(v) for v in result.runs["cache_limit"]})
         if not measured:
             return
