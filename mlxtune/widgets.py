@@ -448,12 +448,14 @@ _SIZE_COLUMNS = ("cache_limit", "memory_limit", "peak_memory_max", "cache_after_
 
 
 def _summary_html(result: SweepResult) -> str:
+    from mlxtune.report import throughput_unit
+
     summary = result.summary()
     table = summary[[*result.params, *_TABLE_COLUMNS]].copy()
     for column in _SIZE_COLUMNS:
         if column in table:
             table[column] = table[column].map(lambda v: _limit_label(int(v)) if v == v else "n/a")
-    unit = str(summary["unit"].iloc[0]) if len(summary) else result.unit
+    unit = throughput_unit(result, summary)
     table = table.rename(columns={k: v.format(unit=unit) for k, v in _TABLE_COLUMNS.items()})
     text = table.to_html(index=False, escape=True, float_format=lambda x: f"{x:.4g}", border=0)
     return f"<div class='mlxtune-summary' style='font-size:85%'>{text}</div>"
