@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +31,15 @@ def tiny_model_path(model_cache_dir: Path) -> Path:
     from mlxtune.workloads import tiny_model
 
     return tiny_model(size="tiny")
+
+
+@pytest.fixture(scope="module")
+def shell() -> Iterator[Any]:
+    """IPython's own shell with mlxtune's magics loaded (and ``mx``, ``memory`` imported in it)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "mlxtune")
+    ip.run_cell("import mlx.core as mx\nfrom mlxtune import memory")
+    yield ip
+    ip.run_line_magic("unload_ext", "mlxtune")

@@ -25,15 +25,6 @@ from mlxtune.units import UNLIMITED
 MiB = 1024**2
 
 
-@pytest.fixture(scope="module")
-def shell() -> Iterator[InteractiveShell]:
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "mlxtune")
-    ip.run_cell("import mlx.core as mx\nfrom mlxtune import memory")
-    yield ip
-    ip.run_line_magic("unload_ext", "mlxtune")
-
-
 @pytest.fixture(autouse=True)
 def limits_in_force() -> Iterator[int]:
     """A known cache limit before each test; the test's limits are undone afterwards."""

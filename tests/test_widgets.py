@@ -300,17 +300,6 @@ def test_many_runs_leave_no_threads_figures_or_files() -> None:
 # -- %%mlxsweep ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def shell() -> Iterator[Any]:
-    from IPython.core.interactiveshell import InteractiveShell
-
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "mlxtune")
-    ip.run_cell("import mlx.core as mx")
-    yield ip
-    ip.run_line_magic("unload_ext", "mlxtune")
-
-
 def sweep_magic(shell: Any, line: str, cell: str) -> SweepPanel:
     shell.user_ns.pop("panel", None)
     shell.run_cell_magic("mlxsweep", f"{line} --wait -v panel", cell)
