@@ -43,7 +43,7 @@ from mlxtune.report import (
     write_atomic,
 )
 from mlxtune.result import SweepResult
-from mlxtune.stats import is_significant, ratio_ci
+from mlxtune.stats import describe_point, is_significant, ratio_ci
 from mlxtune.units import format_size
 
 __all__ = [
@@ -55,7 +55,6 @@ __all__ = [
     "compare",
     "comparison_table",
     "comparison_text",
-    "describe_point",
     "differs",
     "parse_gate",
     "render_comparison_html",
@@ -265,18 +264,6 @@ def check_gates(frame: pd.DataFrame, gates: Sequence[str | Gate]) -> list[GateRe
 
 def _params(frame: pd.DataFrame) -> list[str]:
     return list(frame.columns[: list(frame.columns).index("runs_a")])
-
-
-def describe_point(row: pd.Series, params: Sequence[str]) -> str:
-    """ "cache limit 16MB, dtype=q4"."""
-    parts = []
-    for name in params:
-        value = row[name]
-        if name in ("cache_limit", "memory_limit"):
-            parts.append(f"{name.replace('_', ' ')} {format_size(int(value))}")
-        else:
-            parts.append(f"{name}={value}")
-    return ", ".join(parts)
 
 
 def _values(row: pd.Series, metric: str) -> str:

@@ -50,6 +50,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "Recommendation",
     "best",
+    "describe_point",
     "is_significant",
     "median_ci",
     "ratio_ci",
@@ -290,13 +291,15 @@ class Recommendation:
         return self.reason
 
 
-def _describe_point(row: pd.Series, params: list[str]) -> str:
-    parts = [f"cache limit {format_size(int(row['cache_limit']))}"]
+def describe_point(row: pd.Series, params: Sequence[str]) -> str:
+    """A grid point in words: "cache limit 16MB, memory limit 1GB, dtype=q4"."""
+    parts = []
     for name in params:
-        if name == "cache_limit":
-            continue
         value = row[name]
-        parts.append(f"{name} {format_size(int(value))}" if name == "memory_limit" else f"{name}={value}")
+        if name in ("cache_limit", "memory_limit"):
+            parts.append(f"{name.replace('_', ' ')} {format_size(int(value))}")
+        else:
+            parts.append(f"{name}={value}")
     return ", ".join(parts)
 
 
@@ -392,7 +395,7 @@ def recommend(
         smallest = measured.loc[measured["footprint"].idxmin()]
         reason = (
             f"Nothing fits the budget of {format_size(limit)}: the smallest footprint measured is "
-            f"{format_size(int(smallest['footprint']))} ({_describe_point(smallest, params)})."
+            f"{format_size(int(smallest['footprint']))} ({describe_point(smallest, params)})."
         )
         return Recommendation(None, {}, math.nan, int(smallest["footprint"]), reason, unit=unit, budget=limit)
     top = best(fits)
@@ -433,7 +436,7 @@ def _reason(
     """One or two plain sentences: what was chosen, against what, and how sure we are."""
     fewest = int((measured["runs"] - measured["failed"]).min())
     same_one, same_all = sameness.wording(fewest)
-    what = _describe_point(chosen, params)
+    what = describe_point(chosen, params)
     head = what[0].upper() + what[1:]
     speed = f"{chosen['throughput_median']:.4g} {unit}/s"
     footprint = format_size(int(chosen["footprint"]))
@@ -456,7 +459,7 @@ def _reason(
             f"it is within {tolerance:.0%} of the best"
         )
         text = (
-            f"{head} gives {speed} ({ratio:.1%} of the best, {_describe_point(top, params)} at "
+            f"{head} gives {speed} ({ratio:.1%} of the best, {describe_point(top, params)} at "
             f"{top['throughput_median']:.4g} {unit}/s) with footprint {footprint}: {how}."
         )
     if fewest < 2:
