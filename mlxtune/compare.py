@@ -43,7 +43,7 @@ from mlxtune.report import (
     write_atomic,
 )
 from mlxtune.result import SweepResult
-from mlxtune.stats import describe_point, is_significant, ratio_ci
+from mlxtune.stats import describe_point, is_significant, ratio_ci, run_footprints
 from mlxtune.units import format_size
 
 __all__ = [
@@ -148,11 +148,9 @@ def _compare_point(point: pd.Series, runs_a: pd.DataFrame, runs_b: pd.DataFrame,
         "throughput_significant": significant,
         "throughput_changed": significant and _beyond(ratio, factor),
     }
-    def footprint(runs: pd.DataFrame) -> pd.Series:
-        return runs["peak_memory"] + runs["cache_after"]
-
     per_run = {
-        "footprint": (footprint(runs_a), footprint(runs_b), point["footprint_a"], point["footprint_b"]),
+        "footprint": (run_footprints(runs_a), run_footprints(runs_b), point["footprint_a"],
+                      point["footprint_b"]),
         "peak": (runs_a["peak_memory"], runs_b["peak_memory"], point["peak_memory_max_a"],
                  point["peak_memory_max_b"]),
     }

@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from mlxtune.report import figure_bytes, param_text, recommended_rows, throughput_unit
+from mlxtune.stats import run_footprints
 from mlxtune.units import UNLIMITED, format_size, parse_size
 
 if TYPE_CHECKING:
@@ -174,7 +175,7 @@ def memory(
     big process), process RSS gets its own axis on the right so MLX's numbers stay readable.
     """
     params = list(result.params)
-    runs = result.runs.assign(footprint=result.runs["peak_memory"] + result.runs["cache_after"])
+    runs = result.runs.assign(footprint=run_footprints(result.runs))
     raw_columns = [column.removesuffix("_max") for column, _ in _MEMORY_SERIES]
     lowest = runs.groupby(params, sort=False, dropna=False)[raw_columns].min()
     summary = result.summary().merge(lowest.add_suffix("_min").reset_index(), on=params, how="left")

@@ -55,6 +55,7 @@ __all__ = [
     "median_ci",
     "ratio_ci",
     "recommend",
+    "run_footprints",
     "summarize",
     "u_null_cdf",
 ]
@@ -186,6 +187,11 @@ def _metric_columns(runs: pd.DataFrame, params: Sequence[str]) -> list[str]:
     return [c for c in runs.columns if c not in known and pd.api.types.is_numeric_dtype(runs[c])]
 
 
+def run_footprints(runs: pd.DataFrame) -> pd.Series:
+    """Each run's footprint: its peak active memory plus the cache it held at the end, bytes."""
+    return runs["peak_memory"] + runs["cache_after"]
+
+
 def _summarize_point(group: pd.DataFrame, metrics: list[str]) -> dict[str, Any]:
     ok = group[group["error"] == ""]
     throughput = _clean(ok["throughput"])
@@ -207,7 +213,7 @@ def _summarize_point(group: pd.DataFrame, metrics: list[str]) -> dict[str, Any]:
         "seconds_median": float(ok["seconds"].median()) if len(ok) else math.nan,
         "peak_memory_max": int(group["peak_memory"].max()),
         "cache_after_max": int(group["cache_after"].max()),
-        "footprint": int((group["peak_memory"] + group["cache_after"]).max()),
+        "footprint": int(run_footprints(group).max()),
         "process_rss_max": int(group["process_rss"].max()),
     }
     for name in metrics:
