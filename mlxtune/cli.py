@@ -383,8 +383,8 @@ def _run_sweep(workload: Callable[..., Any], args: argparse.Namespace, **options
 def _exit_code(result: SweepResult, command: str) -> int:
     """0 when every planned run was measured without error; else 1, with one line saying why."""
     if result.failed_runs:
-        first = result.runs.loc[result.runs["error"] != "", "error"].iloc[0]
-        print(f"{command}: error: {result.failed_runs} of {len(result.runs)} runs failed; first: {first}",
+        print(f"{command}: error: {result.failed_runs} of {len(result.runs)} runs failed; "
+              f"first: {result.first_error}",
               file=sys.stderr)
         return 1
     if not result.complete:

@@ -104,6 +104,12 @@ class SweepResult:
     def failed_runs(self) -> int:
         return int((self.runs["error"] != "").sum()) if len(self.runs) else 0
 
+    @property
+    def first_error(self) -> str:
+        """The error text of the first failed run, or "" when none failed."""
+        errors = self.runs.loc[self.runs["error"] != "", "error"] if len(self.runs) else []
+        return str(errors.iloc[0]) if len(errors) else ""
+
     def __repr__(self) -> str:
         state = "complete" if self.complete else f"incomplete ({len(self.runs)} of {self.planned_runs} runs)"
         return (

@@ -320,7 +320,7 @@ class SweepPanel:
         stopped = f" of {result.planned_runs} ({result.stop_reason or 'stopped'})"
         parts = [f"{done} runs" + ("" if result.complete else stopped)]
         if result.failed_runs:
-            first = result.runs.loc[result.runs["error"] != "", "error"].iloc[0]
+            first = result.first_error
             parts.append(f"{result.failed_runs} failed: {first}")
             if "in current thread" in first:
                 parts.append(_THREAD_HINT)
