@@ -26,7 +26,8 @@ import pandas as pd
 
 import mlxtune
 from mlxtune import plots
-from mlxtune.report import code_block, figure_bytes, markdown_table, summary_table, write_atomic
+from mlxtune.files import write_atomic
+from mlxtune.report import code_block, figure_bytes, markdown_table, summary_table
 from mlxtune.stats import ratio_ci
 from mlxtune.units import UNLIMITED, format_size
 from mlxtune.workloads.models import MODEL_SIZES

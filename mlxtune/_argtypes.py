@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from mlxtune.units import parse_size
+from mlxtune.units import parse_size, parse_sizes
 
 __all__ = ["cache_limits", "size", "whole_number"]
 
@@ -23,11 +23,13 @@ def size(text: str) -> int:
 
 
 def cache_limits(text: str) -> list[int]:
-    """Comma-separated sizes (``0,1MB,16MB,unlimited``), at least one."""
-    parts = [part for part in text.split(",") if part.strip()]
-    if not parts:
+    """Comma-separated sizes (``0,1MB,16MB,unlimited``), at least one, each once."""
+    if not text.strip(", "):
         raise argparse.ArgumentTypeError("no cache limits given: e.g. 0,1MB,16MB,unlimited")
-    return [size(part) for part in parts]
+    try:
+        return parse_sizes(text)
+    except ValueError as exc:  # names the bad size and the accepted forms
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("cache_limits: ")) from None
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlxtune.files import write_atomic, write_together
 from mlxtune.report import (
     Row,
     Table,
@@ -40,7 +41,6 @@ from mlxtune.report import (
     number,
     param_text,
     render_template,
-    write_atomic,
 )
 from mlxtune.result import SweepResult
 from mlxtune.stats import describe_point, is_significant, ratio_ci, run_footprints
@@ -463,6 +463,4 @@ def write_comparison_markdown(
     differs_rows = [[row.css == "differs"] * 3 for row in environment.rows]
     parts += ["## Environment", markdown_table(environment, differs_rows)]
     text = "\n\n".join(parts) + "\n"
-    for kind, data in images.items():
-        write_atomic(files[kind], data)
-    return write_atomic(path, text)
+    return write_together({**{files[kind]: data for kind, data in images.items()}, path: text})[-1]

@@ -28,7 +28,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from mlxtune import memory
+from mlxtune import memory, runner
 from mlxtune._argtypes import cache_limits, size, whole_number
 from mlxtune._mlx import mx
 from mlxtune.history import HISTORY_PARAMS, add_runs, history, next_run
@@ -427,7 +427,10 @@ class MlxtuneMagics(Magics):
         __tracebackhide__ = True
         options = parse_options(MlxtuneMagics.mlxmem, line)
         program = CellProgram.compile(self.shell, cell)
-        result = self._measure(program, options, first_line(cell))
+        try:
+            result = self._measure(program, options, first_line(cell))
+        except runner.BusyError as exc:  # nothing ran and no limit was touched: one line, as for bad options
+            raise UsageError(str(exc)) from None
         if options.variable:
             self.shell.user_ns[options.variable] = result
         if not options.quiet and not options.output:
@@ -443,14 +446,14 @@ class MlxtuneMagics(Magics):
         """
         __tracebackhide__ = True
         params = {"run": next_run(), "label": options.label, "cell": cell_line}
-        runner = _Runner(program, self.shell.user_ns, evaluate=not options.no_eval)
+        cell = _Runner(program, self.shell.user_ns, evaluate=not options.no_eval)
         result = CellResult(records=[], label=options.label, cell=cell_line, warmup=options.warmup)
         try:
-            with _limits(options) as wired:
+            with runner.exclusive("%%mlxmem"), _limits(options) as wired:
                 result.wired_limit = wired
                 for index in range(options.warmup + options.repeat):
                     repeat = index - options.warmup
-                    record = _run_once(runner, result, params, max(repeat, 0), options.clear_cache)
+                    record = _run_once(cell, result, params, max(repeat, 0), options.clear_cache)
                     if repeat >= 0 or result.exception is not None:
                         result.records.append(record)
                     if result.exception is not None:

@@ -95,24 +95,51 @@ class Work:
 
 
 def as_work(value: object) -> Work:
-    """Interpret a workload's return value: a Work, a count, or None (one run)."""
-    if isinstance(value, Work):
-        return value
+    """Interpret a workload's return value: a Work, a count, or None (one run).
+
+    Raises TypeError or ValueError, naming the field, for anything that is not a count of work: a
+    non-number or negative ``units``, a ``seconds`` that is not a positive number, ``metrics`` that
+    are not a mapping of names to numbers. :func:`measure` records that as the run's failure.
+    """
     if value is None:
         return Work(units=1.0)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return Work(units=float(value))
-    units = getattr(value, "units", None)
-    if isinstance(units, (int, float)):
-        return Work(
-            units=float(units),
-            unit=str(getattr(value, "unit", "runs")),
-            seconds=getattr(value, "seconds", None),
-            metrics=dict(getattr(value, "metrics", {}) or {}),
-        )
-    raise TypeError(
-        f"a workload must return a number of work units, a Work or None, not {type(value).__name__}"
-    )
+        value = Work(units=float(value))
+    if not isinstance(value, Work):
+        units = getattr(value, "units", None)
+        if units is None:
+            raise TypeError(
+                f"a workload must return a number of work units, a Work or None, not {type(value).__name__}"
+            )
+        value = Work(units=units, unit=getattr(value, "unit", "runs"),
+                     seconds=getattr(value, "seconds", None), metrics=getattr(value, "metrics", None) or {})
+    return _checked(value)
+
+
+def _number(value: object) -> float | None:
+    """``value`` as a finite float, or None when it is not a real finite number (bools are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _checked(work: Work) -> Work:
+    units, seconds = _number(work.units), _number(work.seconds)
+    if units is None or units < 0:
+        raise TypeError(f"Work.units must be a finite number >= 0, not {work.units!r}")
+    if not isinstance(work.unit, str) or not work.unit:
+        raise TypeError(f"Work.unit must be a non-empty string such as 'tokens', not {work.unit!r}")
+    if work.seconds is not None and (seconds is None or seconds <= 0):
+        raise TypeError(f"Work.seconds must be a number of seconds > 0 or None, not {work.seconds!r}")
+    if not isinstance(work.metrics, Mapping):
+        raise TypeError(f"Work.metrics must be a dict of name -> number, not {type(work.metrics).__name__}")
+    metrics: dict[str, float] = {}
+    for name, metric in work.metrics.items():
+        number = not isinstance(metric, bool) and isinstance(metric, (int, float))
+        if not isinstance(name, str) or not name or not number:
+            raise TypeError(f"Work.metrics must map names to numbers; got {name!r}: {metric!r}")
+        metrics[name] = float(metric)  # NaN stays: "not measured this run"
+    return Work(units=units, unit=work.unit, seconds=seconds, metrics=metrics)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +185,7 @@ class Measured:
 
     record: RunRecord
     value: Any = None
-    exception: Exception | None = None
+    exception: BaseException | None = None
 
 
 def measure(
@@ -172,20 +199,20 @@ def measure(
     """Run ``work`` once under the limits already in force and record it.
 
     The cache is cleared first (``clear=True``) and the peak reset, so runs do not inherit each
-    other's buffers. An ``Exception`` from ``work`` is recorded, not raised: the caller decides.
-    ``KeyboardInterrupt`` and other ``BaseException`` propagate.
+    other's buffers. An ``Exception`` (or ``SystemExit``) from ``work``, or a value ``count`` cannot
+    use, is recorded, not raised: the caller decides. ``KeyboardInterrupt`` propagates.
     """
     started_at = time.time()
     value = None
-    failure: Exception | None = None
+    failure: BaseException | None = None
     with memory.track(clear=clear) as tracking:
         try:
             value = work()
-        except Exception as exc:  # recorded, and handed to the caller
+        except (Exception, SystemExit) as exc:  # recorded, and handed to the caller
             failure = exc
     before, after = tracking.before, tracking.after
     assert after is not None and tracking.seconds is not None
-    done = Work(units=0.0) if failure else _count_or_fail(count, value)
+    done = Work(units=0.0) if failure else _count_or_fail(count, value, params or {})
     if isinstance(done, Exception):
         failure, done = done, Work(units=0.0)
     record = RunRecord(
@@ -210,11 +237,17 @@ def measure(
     return Measured(record=record, value=value, exception=failure)
 
 
-def _count_or_fail(count: Callable[[Any], Work], value: Any) -> Work | Exception:
+def _count_or_fail(count: Callable[[Any], Work], value: Any, params: Mapping[str, Any]) -> Work | Exception:
+    """What the run did; an Exception (recorded as the run's failure) when it cannot be used."""
     try:
-        return count(value)
+        done = count(value)
     except Exception as exc:  # a bad return value fails the run, not the caller
         return exc
+    clashes = sorted(set(done.metrics) & {"cache_limit", *MEASURED_COLUMNS, *params})
+    if clashes:
+        return ValueError(f"metric {clashes[0]!r} has the name of a run column; rename it (e.g. "
+                          f"'{clashes[0]}_metric')")
+    return done
 
 
 def describe_error(exc: BaseException) -> str:

@@ -1,16 +1,16 @@
 """Files from sweep results: a self-contained HTML report, Markdown, CSV, and JSON that loads back.
 
-Takes results, never MLX. Every file is written atomically (rendered in memory, written to a
-temporary file beside the target, then renamed over it), so an error while rendering or writing
-never leaves a half-written file over a good one. Every string that came from a user is escaped:
-HTML through jinja2's autoescaping, Markdown through :func:`markdown_text`. Loading reads JSON only
-and checks it, so a truncated, foreign or newer file gives one ValueError naming the file.
+Takes results, never MLX. Every file is rendered in memory, then written through
+:mod:`mlxtune.files` (atomic replaces; a report and its figures change together; special files are
+never replaced), so an error while rendering or writing never leaves a half-written file over a
+good one. Every string that came from a user is escaped: HTML through jinja2's autoescaping,
+Markdown through :func:`markdown_text`. Loading reads JSON only and checks it, so a truncated,
+foreign or newer file gives one ValueError naming the file.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import datetime
 import html
@@ -19,7 +19,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 
+from mlxtune.files import write_atomic, write_together
 from mlxtune.measure import MEASURED_COLUMNS, SCHEMA_VERSION
 from mlxtune.result import SweepResult
 from mlxtune.units import format_size
@@ -45,7 +45,6 @@ __all__ = [
     "markdown_image",
     "markdown_text",
     "result_html_fragment",
-    "write_atomic",
     "write_csv",
     "write_html",
     "write_json",
@@ -71,37 +70,6 @@ _TEMPLATES = jinja2.Environment(
 )
 _SIZE_COLUMNS = {"cache_limit", "memory_limit", "peak_memory_max", "cache_after_max", "footprint",
                  "process_rss_max"}
-
-
-# -- atomic writes ------------------------------------------------------------------------------
-
-
-def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> str:
-    """Write ``data`` to ``path`` all at once: a temporary file in the same folder, then a rename.
-
-    Readers see the old file or the new one, never part of one; on any error the temporary file
-    is removed and the old file stays. A new file gets mode 0644, a replaced one keeps its mode.
-    """
-    target = os.fspath(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    folder = os.path.dirname(os.path.abspath(target))
-    try:
-        mode = os.stat(target).st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    return target
 
 
 # -- JSON: save and load ------------------------------------------------------------------------
@@ -667,13 +635,12 @@ def write_markdown(
 ) -> str:
     """Write the Markdown report and its figures as PNG files beside it; returns the Markdown path.
 
-    Everything is rendered before anything is written, so an error leaves every file as it was.
+    Everything is rendered before anything is written, and the files change together
+    (:func:`mlxtune.files.write_together`): an error leaves every old file as it was.
     """
     rendered = _figures(result, figures, budget, tolerance)
     files = figure_files(path, [kind for kind, _ in rendered])
     images = {kind: figure_bytes(fig, "png") for kind, fig in rendered}
     text = render_markdown(result, {kind: files[kind].name for kind in images}, title=title, budget=budget,
                            tolerance=tolerance)
-    for kind, data in images.items():
-        write_atomic(files[kind], data)
-    return write_atomic(path, text)
+    return write_together({**{files[kind]: data for kind, data in images.items()}, path: text})[-1]

@@ -43,34 +43,41 @@ Faults
   (``complete=False``) and whose ``__cause__`` is the run's exception (``on_error="raise"``).
 - Ctrl-C (``KeyboardInterrupt``, also raised by a workload) stops the sweep, which *returns* the
   runs measured so far, marked ``complete=False``. The interrupted run is not recorded.
+- A run that returns something that is not a count of work (``Work(units="5")``, a metric named
+  like a run column) or raises ``SystemExit`` is recorded as failed, with the reason, like a run
+  that raises. A ``teardown()`` that raises after the runs keeps every run; the result is marked
+  incomplete with the teardown's error as the reason.
 - ``timeout`` (seconds per run): the sweep then runs every MLX call of the workload (factory,
-  setup, warm-up, runs, teardown) on one worker thread and waits for each run at most ``timeout``
-  seconds. MLX streams belong to the thread that made them (arrays the workload receives from
-  outside must already be evaluated), and MLX must not evaluate on two threads at once, so a run
+  setup, warm-up, runs, teardown) on mlxtune's worker thread (:mod:`mlxtune.runner`) and waits for
+  each run at most ``timeout`` seconds. MLX streams belong to the thread that made them (arrays the
+  workload receives from outside must already be evaluated), and MLX must not evaluate on two
+  threads at once, so a run
   past its timeout is waited on for a grace period of as long again. If it finishes, it is recorded
   as a ``TimeoutError`` (its measurements kept) and the sweep goes on. If not, it is abandoned: the
   sweep records it, restores the limits and stops (``complete=False``) without starting anything
   else, and later sweeps in this process refuse to start until the abandoned run ends (a run that
-  never ends needs a fresh process). Without ``timeout``, everything runs on the calling thread.
+  never ends needs a fresh process). Without ``timeout``, everything runs on the calling thread,
+  unless that is not the main thread (a front end's own thread): then on the worker thread too.
+- One sweep or measured cell at a time per process (:func:`mlxtune.runner.exclusive`): limits are
+  process-wide, so a second one would change the first one's limits. It is refused at once with
+  :class:`~mlxtune.runner.BusyError`, before any limit is touched.
 - Bad arguments raise one ValueError (TypeError for a workload that is not callable) before
   anything runs.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import itertools
 import math
-import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from mlxtune import memory
+from mlxtune import memory, runner
 from mlxtune.environment import environment
 from mlxtune.measure import (
     MEASURED_COLUMNS,
@@ -82,7 +89,7 @@ from mlxtune.measure import (
     runs_frame,
 )
 from mlxtune.result import SweepResult
-from mlxtune.units import ACCEPTED_FORMS, format_size, parse_size
+from mlxtune.units import format_size, parse_sizes
 
 __all__ = ["ON_ERROR", "SweepError", "SweepProgress", "Workload", "sweep"]
 
@@ -90,9 +97,10 @@ __all__ = ["ON_ERROR", "SweepError", "SweepProgress", "Workload", "sweep"]
 ON_ERROR = ("record", "raise")
 
 _LIMIT_AXES = ("cache_limit", "memory_limit")
-#: (repeat, (cache limit, memory limit or None)) for each run of one workload point, in run order.
-_Schedule = list[tuple[int, tuple[int, int | None]]]
-_abandoned: list[threading.Thread] = []
+#: Longest accepted ``timeout``: waits longer than this overflow the platform's timers (inf does).
+_MAX_TIMEOUT = 86_400.0
+#: A limit point: (cache limit, memory limit or None).
+_LimitPoint = tuple[int, int | None]
 
 
 class SweepError(RuntimeError):
@@ -135,32 +143,15 @@ class _Plan:
         limit_points = len(self.cache_limits) * len(self.memory_limits or [None])
         return math.prod(map(len, self.axes.values())) * limit_points * self.repeats
 
-    def schedule(self, rng: random.Random) -> _Schedule:
-        """(repeat, limit point) pairs: every limit point once per round, each round shuffled."""
-        order = []
+    def rounds(self, rng: random.Random) -> Iterator[tuple[int, list[_LimitPoint]]]:
+        """(repeat, limit points in run order): every limit point once per round, each round shuffled.
+
+        Made one round at a time, so a plan of a billion repeats costs nothing before its first run.
+        """
         for repeat in range(self.repeats):
             points = self.limit_points()
             rng.shuffle(points)
-            order.extend((repeat, point) for point in points)
-        return order
-
-
-def _sizes(name: str, values: object) -> list[int]:
-    if isinstance(values, str):
-        values = [v for v in values.split(",") if v.strip()]
-    if isinstance(values, (int, float)) or not isinstance(values, Iterable):
-        values = [values]
-    sizes: list[int] = []
-    for value in values:
-        try:
-            size = parse_size(value)
-        except ValueError:
-            raise ValueError(f"{name}: invalid size {value!r}; expected {ACCEPTED_FORMS}") from None
-        if size not in sizes:
-            sizes.append(size)
-    if not sizes:
-        raise ValueError(f"{name} is empty: give at least one size, e.g. [0, '16MB', 'unlimited']")
-    return sizes
+            yield repeat, points
 
 
 def _axes(grid: Mapping[str, Sequence[Any]] | None) -> tuple[list[int] | None, dict[str, list[Any]]]:
@@ -175,7 +166,7 @@ def _axes(grid: Mapping[str, Sequence[Any]] | None) -> tuple[list[int] | None, d
         if name == "cache_limit":
             raise ValueError("give cache limits with cache_limits=[...], not as a grid axis")
         if name == "memory_limit":
-            memory_limits = _sizes("grid axis 'memory_limit'", values)
+            memory_limits = parse_sizes(values, "grid axis 'memory_limit'")
             continue
         if name in MEASURED_COLUMNS:
             raise ValueError(f"grid axis {name!r} clashes with a measured column; rename it")
@@ -220,14 +211,14 @@ def _plan(
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {', '.join(map(repr, ON_ERROR))}, not {on_error!r}")
     if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < _MAX_TIMEOUT
     ):
-        raise ValueError(f"timeout must be a number of seconds > 0 or None, not {timeout!r}")
+        raise ValueError(f"timeout must be a number of seconds > 0 (at most a day) or None, not {timeout!r}")
     if on_run is not None and not callable(on_run):
         raise ValueError(f"on_run must be a callable(record, progress) or None, not {on_run!r}")
     memory_limits, axes = _axes(grid)
     return _Plan(
-        cache_limits=_sizes("cache_limits", cache_limits),
+        cache_limits=parse_sizes(cache_limits, "cache_limits"),
         memory_limits=memory_limits,
         axes=axes,
         repeats=repeats,
@@ -237,94 +228,6 @@ def _plan(
         timeout=None if timeout is None else float(timeout),
         stop=_stopper(stop),
     )
-
-
-# -- where MLX calls run: the calling thread, or one worker thread under a timeout -------------
-
-
-class _Abandoned(Exception):
-    """A call still running after its timeout and grace period; it was left to its thread."""
-
-
-class _Late(Exception):
-    """A call that finished after its timeout but within the grace period."""
-
-    def __init__(self, value: Any, seconds: float) -> None:
-        super().__init__(seconds)
-        self.value, self.seconds = value, seconds
-
-
-class _Inline:
-    """Runs calls on the calling thread; ``timeout`` is not supported here."""
-
-    abandoned = False
-
-    def call(self, fn: Callable[[], Any], timeout: float | None = None) -> Any:
-        return fn()
-
-    def close(self) -> None:
-        pass
-
-
-class _Worker:
-    """One daemon thread that runs every MLX call of a sweep, so all of them share its streams."""
-
-    def __init__(self, grace: float) -> None:
-        self.abandoned, self.grace = False, grace
-        self._tasks: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future] | None] = (
-            queue.SimpleQueue()
-        )
-        self._thread = threading.Thread(target=self._loop, name="mlxtune-sweep-run", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while (task := self._tasks.get()) is not None:
-            fn, future = task
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # handed to the waiting thread, Ctrl-C too
-                future.set_exception(exc)
-
-    def call(self, fn: Callable[[], Any], timeout: float | None = None) -> Any:
-        """``fn()`` on the worker; past ``timeout``, wait the grace period, then give up on it."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        self._tasks.put((fn, future))
-        started = time.perf_counter()
-        try:
-            try:
-                return future.result(timeout)
-            except concurrent.futures.TimeoutError:
-                pass
-            try:
-                value = future.result(self.grace)
-            except concurrent.futures.TimeoutError:
-                self._abandon()
-                raise _Abandoned(time.perf_counter() - started) from None
-            raise _Late(value, time.perf_counter() - started)
-        except KeyboardInterrupt:
-            # Ctrl-C while the worker runs: give it the grace period before anything else touches MLX;
-            # whatever the run raised, or a second Ctrl-C, does not replace this interrupt.
-            with contextlib.suppress(BaseException):
-                future.result(self.grace)
-            if not future.done():
-                self._abandon()
-            raise
-
-    def _abandon(self) -> None:
-        self.abandoned = True
-        _abandoned.append(self._thread)
-
-    def close(self) -> None:
-        self._tasks.put(None)
-
-
-def _check_no_abandoned_run() -> None:
-    _abandoned[:] = [thread for thread in _abandoned if thread.is_alive()]
-    if _abandoned:
-        raise RuntimeError(
-            "a run abandoned after its timeout by an earlier sweep is still running in this process, and "
-            "MLX cannot evaluate on two threads at once: wait for it to end or restart the process"
-        )
 
 
 # -- progress for front ends --------------------------------------------------------------------
@@ -420,7 +323,12 @@ class _Sweep:
             "timeout": plan.timeout, "clear_cache": clear_cache, **options,
         }
         self.bar = tqdm(total=plan.planned_runs, desc=self.label, disable=not progress, leave=True)
-        self.runner: _Inline | _Worker = _Worker(grace=plan.timeout) if plan.timeout else _Inline()
+        # the calling thread runs MLX itself unless a timeout needs a thread to wait on, or it is a
+        # thread of its own that will end (a front end's): see mlxtune.runner on both
+        off_main = threading.current_thread() is not threading.main_thread()
+        self.runner: runner.Inline | runner.Worker = (
+            runner.worker() if plan.timeout or off_main else runner.Inline()
+        )
 
     # -- results
     def result(self) -> SweepResult:
@@ -434,7 +342,9 @@ class _Sweep:
         )
 
     def stopped(self, reason: str) -> None:
-        self.complete, self.stop_reason = False, reason
+        """Mark the sweep incomplete; a later reason (a teardown failing after Stop) joins the first."""
+        self.complete = False
+        self.stop_reason = f"{self.stop_reason}; {reason}" if self.stop_reason else reason
 
     # -- running
     def run(self) -> None:
@@ -443,7 +353,6 @@ class _Sweep:
             self.run_point(point, rng)
 
     def run_point(self, point: dict[str, Any], rng: random.Random) -> None:
-        schedule = self.plan.schedule(rng)
         self.check_stop()
         try:
             build = (lambda: self.workload(dict(point))) if self.plan.axes else (lambda: self.workload)
@@ -455,26 +364,36 @@ class _Sweep:
             setup = getattr(instance, "setup", None)
             if callable(setup):
                 self.runner.call(setup)
-        except Exception as exc:  # recorded against every run of the point
-            self.setup_failed(point, schedule, exc)
+        except Exception as exc:  # recorded against every limit point of this workload point
+            self.setup_failed(point, exc)
             return
         try:
             self.warm_up(instance)
-            for repeat, limits in schedule:
-                self.measured_run(instance, point, limits, repeat)
+            for repeat, limit_points in self.plan.rounds(rng):
+                for limits in limit_points:
+                    self.measured_run(instance, point, limits, repeat)
         finally:
-            teardown = getattr(instance, "teardown", None)
-            if callable(teardown) and not self.runner.abandoned:
-                self.runner.call(teardown)
+            self.tear_down(instance)
 
-    def setup_failed(self, point: dict[str, Any], schedule: _Schedule, exc: Exception) -> None:
+    def tear_down(self, instance: Callable[[], Any]) -> None:
+        """Call the workload's ``teardown()``; a failure there is noted, and every run kept."""
+        teardown = getattr(instance, "teardown", None)
+        if not callable(teardown) or self.runner.abandoned:
+            return
+        try:
+            self.runner.call(teardown)
+        except Exception as exc:  # the runs are measured already: say so, lose nothing
+            self.stopped(f"teardown() failed after the runs: {describe_error(exc)}")
+
+    def setup_failed(self, point: dict[str, Any], exc: Exception) -> None:
+        """One failed row per limit point (not per planned run: a plan may hold millions)."""
         message = f"setup failed: {describe_error(exc)}"
         if self.plan.on_error == "raise":
             raise _Raise(message) from exc
         started_at = time.time()
-        for repeat, (cache, memory_limit) in schedule:
+        for cache, memory_limit in self.plan.limit_points():
             params = _params(point, memory_limit)
-            record = _failed_record(params, cache, repeat, started_at, message)
+            record = _failed_record(params, cache, 0, started_at, message)
             self.add(record, {"cache_limit": cache, **params})
 
     def warm_up(self, instance: Callable[[], Any]) -> None:
@@ -482,10 +401,10 @@ class _Sweep:
             self.check_stop()
             try:
                 self.runner.call(instance, self.plan.timeout)
-            except _Late:
+            except runner.Late:
                 continue
-            except _Abandoned as late:
-                raise _Stop(f"a warm-up run was still running {late.args[0]:.3g}s after it started "
+            except runner.Abandoned as late:
+                raise _Stop(f"a warm-up run was still running {late.seconds:.3g}s after it started "
                             f"(timeout {self.plan.timeout:g}s) and was abandoned; nothing else was run "
                             "beside it") from None
             except Exception:
@@ -514,13 +433,13 @@ class _Sweep:
                     self.plan.timeout,
                 )
                 record, failure = measured.record, measured.exception
-            except _Late as late:
+            except runner.Late as late:
                 message = (f"TimeoutError: the run took {late.seconds:.3g}s, over the timeout of "
                            f"{self.plan.timeout:g}s")
                 record = dataclasses.replace(late.value.record, error=message)
                 failure = TimeoutError(message)
-            except _Abandoned as late:
-                message = (f"TimeoutError: the run was still running {late.args[0]:.3g}s after it started "
+            except runner.Abandoned as late:
+                message = (f"TimeoutError: the run was still running {late.seconds:.3g}s after it started "
                            f"(timeout {self.plan.timeout:g}s) and was abandoned")
                 self.add(_failed_record(params, cache, repeat, started_at, message), where)
                 raise _Stop(f"{message}; the sweep stopped so that nothing runs beside it") from None
@@ -537,7 +456,6 @@ class _Sweep:
 
     def close(self) -> None:
         self.bar.close()
-        self.runner.close()
 
 
 class _Raise(Exception):
@@ -569,8 +487,12 @@ def sweep(
     ``SweepResult.options``. See the module docstring for the run order, hooks and faults.
     """
     plan = _plan(workload, cache_limits, repeats, warmup, grid, seed, on_error, timeout, on_run, stop)
-    _check_no_abandoned_run()
-    state = _Sweep(plan, workload, label, clear_cache, progress, on_run, options)
+    with runner.exclusive(f"sweep {label or _name(workload)!r}"):
+        return _run(_Sweep(plan, workload, label, clear_cache, progress, on_run, options))
+
+
+def _run(state: _Sweep) -> SweepResult:
+    """Run a sweep to its end, turning every way it can end into a result or a SweepError."""
     try:
         state.run()
     except _Stop as stopped:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping
 from fractions import Fraction
 
-__all__ = ["ACCEPTED_FORMS", "UNLIMITED", "format_size", "parse_size"]
+__all__ = ["ACCEPTED_FORMS", "UNLIMITED", "format_size", "parse_size", "parse_sizes"]
 
 #: "No limit": the largest value MLX's limit setters accept, so MLX never trims for it.
 UNLIMITED: int = 2**63 - 1
@@ -81,6 +82,33 @@ def parse_size(value: str | int | float) -> int:
     if unit in ("", "b") and Fraction(size).denominator != 1:
         raise _size_error(value)
     return min(round(size), UNLIMITED)
+
+
+def parse_sizes(values: object, name: str = "cache_limits") -> list[int]:
+    """A list of distinct sizes, in the order given, from what a user passes for ``name``.
+
+    Accepts one size (``"16MB"``, ``0``), a comma-separated string (``"0,1MB,unlimited"``) or an
+    iterable of sizes. Bytes, mappings and empty lists are refused: ``b"1MB"`` would otherwise be
+    read as the numbers 49, 77, 66. Raises one ValueError naming ``name`` and the bad value.
+    """
+    if isinstance(values, (bytes, bytearray, memoryview, Mapping)):
+        raise ValueError(f"{name} must be sizes such as ['0', '16MB', 'unlimited'] or '0,16MB', "
+                         f"not {type(values).__name__}")
+    if isinstance(values, str):
+        values = [v for v in values.split(",") if v.strip()]
+    elif isinstance(values, (int, float)) or not isinstance(values, Iterable):
+        values = [values]
+    sizes: list[int] = []
+    for value in values:
+        try:
+            size = parse_size(value)  # type: ignore[arg-type]
+        except ValueError:
+            raise ValueError(f"{name}: {_size_error(value)}") from None
+        if size not in sizes:
+            sizes.append(size)
+    if not sizes:
+        raise ValueError(f"{name} is empty: give at least one size, e.g. [0, '16MB', 'unlimited']")
+    return sizes
 
 
 def _size_error(value: object) -> ValueError:

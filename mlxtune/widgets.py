@@ -19,13 +19,12 @@ Threads, and what MLX allows across them (MLX's changelog and issues, and tried 
 * Two threads evaluating on one stream at once is not supported, and even on separate streams the
   cache and memory limits are process-wide, so concurrent work would distort what a sweep measures.
 
-So the panel runs each sweep in one worker thread (the kernel's thread stays free to deliver the
-Stop click), builds and evaluates every array of a run inside that thread (the workload is called
-there; with ``timeout=`` the engine moves all of a sweep's MLX calls to one thread of its own),
-never touches MLX from the kernel's thread while it runs, and lets one sweep run at a time in the
-whole process. A workload must not capture lazy arrays made in a notebook cell: evaluate
-them first (``mx.eval``). The panel says so when a run fails with the cross-thread error. The
-kernel's own cells should leave MLX alone while a sweep runs; their work would be measured too.
+So the panel calls :func:`mlxtune.sweep.sweep` from a thread of its own (the kernel's thread stays
+free to deliver the Stop click); the engine runs every MLX call of that sweep on mlxtune's one
+worker thread (:mod:`mlxtune.runner`, which also says why that thread never ends) and lets one
+sweep or measured cell run at a time in the whole process. The panel never touches MLX from the
+kernel's thread while it runs. A workload must not capture lazy arrays made in a notebook cell:
+evaluate them first (``mx.eval``). The panel says so when a run fails with the cross-thread error.
 """
 
 from __future__ import annotations
@@ -44,7 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from mlxtune.units import format_size, parse_size
+from mlxtune import runner
+from mlxtune.units import format_size, parse_size, parse_sizes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -59,9 +59,6 @@ __all__ = ["LADDER", "SweepPanel", "spread"]
 LADDER: tuple[int, ...] = tuple(
     parse_size(s) for s in ("0", "256KB", "1MB", "4MB", "16MB", "64MB", "256MB", "1GB", "4GB", "unlimited")
 )
-
-#: Held by the panel whose sweep is running, so MLX work never runs in two panels at once.
-_SWEEP_LOCK = threading.Lock()
 
 #: A redraw waits this many times its own duration, so drawing takes at most 1/(1+4) of a sweep.
 _DRAW_SHARE = 4.0
@@ -115,9 +112,7 @@ class SweepPanel:
     ) -> None:
         if not callable(workload):
             raise TypeError(f"workload must be callable, not {type(workload).__name__}")
-        ladder = sorted({parse_size(v) for v in cache_limits}) if cache_limits is not None else list(LADDER)
-        if not ladder:
-            raise ValueError("cache_limits is empty: give at least one size such as '0' or '16MB'")
+        ladder = sorted(parse_sizes(cache_limits)) if cache_limits is not None else list(LADDER)
         self._workload = workload
         self._label = label or getattr(workload, "__name__", "sweep")
         self._out_dir = Path(out_dir)
@@ -231,8 +226,10 @@ class SweepPanel:
         if self.running:
             raise RuntimeError("a sweep is already running in this panel: Stop it or wait for it")
         limits, repeats = self.cache_limits, self.repeats.value
-        if not _SWEEP_LOCK.acquire(blocking=False):
-            raise RuntimeError("another panel's sweep is running: MLX measures one sweep at a time")
+        busy = runner.holder()
+        if busy is not None:  # the engine refuses it too; saying so here keeps the controls as they are
+            raise runner.BusyError(f"cannot start: {busy} is measuring in this process; wait for it to end "
+                                   "or stop it (mlxtune measures one sweep or cell at a time)")
         self._stop_event.clear()
         self._next_draw, self._progress, self._result, self.error = 0.0, None, None, ""
         self._stem = f"{_slug(self._label)}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
@@ -285,12 +282,13 @@ class SweepPanel:
             self._result = getattr(exc, "result", None)  # SweepError carries the runs so far
             self._show_error(exc)
         finally:
-            _SWEEP_LOCK.release()
-            self._busy = False
             try:
                 self._finish()
             except Exception as exc:  # e.g. a figure that cannot be drawn: the panel stays usable
                 self._show_error(exc)
+            finally:  # the outcome is drawn; only now do the controls come back
+                self._busy = False
+                self._set_running(False)
 
     def _on_run(self, record: RunRecord, progress: SweepProgress) -> None:
         """Called by the sweep after each run, in the worker thread."""
@@ -306,8 +304,8 @@ class SweepPanel:
             self._draw()
 
     def _finish(self) -> None:
+        """Draw the outcome: plot and table (the recommended limit highlighted), status, scrubber."""
         result = self.result
-        self._set_running(False)
         if result is None:
             self.progress.bar_style = "danger"
             return
@@ -339,8 +337,7 @@ class SweepPanel:
         nothing_to_export = running or self.result is None
         for button in self.export_buttons.values():
             button.disabled = nothing_to_export
-        if running:
-            self.scrub.disabled = True
+        self.scrub.disabled = running or not self._scrub_ready
 
     # -- showing results ----------------------------------------------------------------------------
     def _draw(self, highlight: int | None = None) -> None:
@@ -373,16 +370,18 @@ class SweepPanel:
         self._scrub_ready = False
         self.scrub.options = [(_limit_label(v), v) for v in measured]
         self.scrub.value = start if start in measured else measured[0]
-        self.scrub.disabled = False
+        self._inspect(self.scrub.value)
         self._scrub_ready = True
-        self._on_scrub({"new": self.scrub.value})
 
     def _on_scrub(self, change: dict[str, Any]) -> None:
-        limit = change["new"]
-        if not self._scrub_ready or self.result is None or limit is None or self.running:
-            return
-        self._draw(highlight=limit)
-        self.details.value = _details_html(self.result, limit)
+        if self._scrub_ready and not self.running and change["new"] is not None:
+            self._inspect(change["new"])
+
+    def _inspect(self, limit: int) -> None:
+        """Draw the plot with ``limit`` highlighted, and its details."""
+        if self.result is not None:
+            self._draw(highlight=limit)
+            self.details.value = _details_html(self.result, limit)
 
     # -- files --------------------------------------------------------------------------------------
     def export(self, kind: str) -> Path:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from sweep_data import LIMITS, SPEEDS, make_result, row
 
 import mlxtune
-from mlxtune import report
+from mlxtune import files, report
 from mlxtune.measure import SCHEMA_VERSION, runs_frame
 from mlxtune.result import SweepResult
 from mlxtune.units import format_size
@@ -374,8 +374,8 @@ def test_an_error_while_writing_leaves_the_old_file_and_no_temporary(tmp_path, m
 
 
 def test_written_files_are_readable_by_others_and_keep_a_replaced_files_mode(tmp_path):
-    fresh = Path(report.write_atomic(tmp_path / "new.txt", "x"))
+    fresh = Path(files.write_atomic(tmp_path / "new.txt", "x"))
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
     fresh.chmod(0o600)
-    report.write_atomic(fresh, b"y")
+    files.write_atomic(fresh, b"y")
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o600 and fresh.read_bytes() == b"y"

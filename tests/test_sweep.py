@@ -6,11 +6,12 @@ import os
 import random
 import signal
 import threading
+import time
 
 import mlx.core as mx
 import pytest
 
-from mlxtune import memory, report
+from mlxtune import memory, report, runner
 from mlxtune.measure import MEASURED_COLUMNS, RunRecord, Work
 from mlxtune.stats import SUMMARY_COLUMNS
 from mlxtune.sweep import SweepError, SweepProgress, Workload, sweep
@@ -180,15 +181,17 @@ def test_a_grid_with_a_factory_and_a_memory_limit_axis(limits):
     assert_restored(limits)
 
 
-def test_setup_failure_is_recorded_for_every_run_of_its_point():
+def test_setup_failure_is_recorded_once_per_limit_point_of_its_workload_point():
     def factory(point: dict):
         if point["kind"] == "broken":
             raise OSError("no such model")
         return churn
 
-    result = sweep(factory, cache_limits=[0], grid={"kind": ["broken", "fine"]}, repeats=2, progress=False)
-    assert result.complete and len(result.runs) == 4
+    result = sweep(factory, cache_limits=[0, "1MB"], grid={"kind": ["broken", "fine"]}, repeats=2,
+                   progress=False)
+    assert result.complete and len(result.runs) == 2 + 4
     broken = result.runs[result.runs["kind"] == "broken"]
+    assert sorted(broken["cache_limit"]) == [0, MB]
     assert (broken["error"] == "setup failed: OSError: no such model").all()
     assert (result.runs.loc[result.runs["kind"] == "fine", "error"] == "").all()
 
@@ -314,8 +317,9 @@ def test_a_hung_run_is_abandoned_and_the_sweep_stops(limits, tmp_path):
             sweep(churn, cache_limits=[0], progress=False)
     finally:
         release.set()
-    for worker in [t for t in threading.enumerate() if t.name == "mlxtune-sweep-run"]:
-        worker.join(5)
+    deadline = time.monotonic() + 5
+    while runner.worker().abandoned and time.monotonic() < deadline:  # the hung run ends once released
+        time.sleep(0.01)
     assert len(sweep(churn, cache_limits=[0], repeats=1, progress=False).runs) == 1
 
 

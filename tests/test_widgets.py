@@ -232,8 +232,11 @@ def test_one_sweep_at_a_time_across_panels(make_panel: Callable[..., SweepPanel]
     second = make_panel(small_work, repeats=1)
     first.run()
     try:
+        while first.result is None:  # the first run has landed: its sweep holds the process
+            time.sleep(0.01)
         second.run_button.click()
-        assert "another panel's sweep is running" in second.error
+        assert "sweep 'slow_work' is measuring in this process" in second.error
+        assert not second.running and second.result is None
         with pytest.raises(RuntimeError, match="already running"):
             first.run()
     finally:
