@@ -7,11 +7,13 @@ a cell: bad text becomes one line naming it and what is accepted. Nothing here i
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 
+from mlxtune.runner import MAX_TIMEOUT
 from mlxtune.units import parse_size, parse_sizes
 
-__all__ = ["cache_limits", "size", "whole_number"]
+__all__ = ["cache_limits", "seconds", "size", "whole_number"]
 
 
 def size(text: str) -> int:
@@ -45,3 +47,15 @@ def whole_number(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def seconds(text: str) -> float:
+    """A number of seconds > 0 and at most :data:`mlxtune.runner.MAX_TIMEOUT` (a day; not ``inf``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 and at most {MAX_TIMEOUT:g}, "
+                                         f"not {text!r}")
+    return value

@@ -4,8 +4,11 @@ The commands run the same engine and reports as the notebook.
 
 A thin front end: it parses arguments, calls :func:`mlxtune.sweep.sweep` and the workloads, and
 prints. Exit codes: 0 done, 1 the work failed or stopped early (what was measured is still
-printed and written), 2 the command line was wrong, 130 interrupted before any result.
-Every error is one line on stderr, never a traceback. Nothing here imports IPython or widgets, so
+printed and written; for ``compare``: a gate failed), 2 the command line was wrong (checked before
+anything is measured, output paths included), 3 a file could not be written after the work (the
+result is then saved elsewhere, and the message says where), 130 interrupted before any result.
+Every error is one line on stderr, never a traceback; text from users and workloads is printed
+with control characters escaped. Nothing here imports IPython or widgets, so
 the command runs on hosts without them.
 """
 
@@ -23,8 +26,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from mlxtune._argtypes import cache_limits, size, whole_number
+from mlxtune._argtypes import cache_limits, seconds, size, whole_number
+from mlxtune.sweep import PlanError
 from mlxtune.units import ACCEPTED_FORMS, format_size
+from mlxtune.view import terminal_text
 
 if TYPE_CHECKING:
     from mlxtune.report import Table
@@ -33,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 PROG = "mlxtune"
+#: Exit code when the work was done but a file could not be written (see the module docstring).
+EXIT_WRITE_FAILED = 3
 DEFAULT_LIMITS = "0,1MB,16MB,unlimited"
 DEMO_LIMITS = "0,1MB,4MB,32MB,unlimited"
 
@@ -133,7 +140,7 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
                        help="sequences per run (--model; default 1)")
     sweep.add_argument("--label", default=None, help="name of the result in tables and reports")
     sweep.add_argument("--seed", type=int, default=0, help="seed of the run order (default 0)")
-    sweep.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="limit per run")
+    sweep.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS", help="limit per run")
     sweep.add_argument("--out", type=Path, default=None, metavar="FILE.json", help="write the result as JSON")
     sweep.add_argument("--csv", type=Path, default=None, metavar="FILE.csv", help="write the runs as CSV")
     sweep.set_defaults(func=cmd_sweep)
@@ -213,6 +220,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Sweep a model or a workload and print the summary and the recommendation."""
+    outputs = _outputs(("--out", args.out, "to_json"), ("--csv", args.csv, "to_csv"))
     grid = _grid(args.grid)
     gridded = any(name != "memory_limit" for name in grid)  # sweep then wants a factory of grid points
     if args.model:
@@ -230,14 +238,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         label = args.label or args.workload.partition(":")[2]
     result = _run_sweep(workload, args, label=label, grid=grid or None, seed=args.seed, timeout=args.timeout)
     _print_result(result, args.budget)
-    written = []
-    if args.out:
-        written.append(result.to_json(str(args.out)))
-    if args.csv:
-        written.append(result.to_csv(str(args.csv)))
-    for path in written:
-        print(f"wrote {path}")
-    return _exit_code(result, "mlxtune sweep")
+    return _write(result, outputs, "mlxtune sweep") or _exit_code(result, "mlxtune sweep")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -245,6 +246,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from mlxtune.workloads import lm, tiny_model
 
     started = time.perf_counter()
+    try:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot use --out-dir {args.out_dir}: {exc.strerror or exc}") from None
+    wanted = [(None, args.out_dir / f"demo.{kind}", f"to_{kind}") for kind in ("json", "csv", "html")]
+    outputs = _outputs(*wanted)
     print(f"Model: {args.size} random-weight llama (built once, then reused)...", flush=True)
     path = tiny_model(size=args.size)
     print(f"  {path}")
@@ -255,13 +262,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"prompt {args.prompt_tokens} tokens, generating {args.gen_tokens}...", flush=True)
     result = _run_sweep(workload, args, label=f"demo-{args.size}", model=str(path))
     _print_result(result, args.budget)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    files = [result.to_json(str(args.out_dir / "demo.json")), result.to_csv(str(args.out_dir / "demo.csv"))]
-    files.append(result.to_html(str(args.out_dir / "demo.html"), budget=args.budget))
     print(f"\nFiles ({time.perf_counter() - started:.0f}s in all):")
-    for name in files:
-        print(f"  {name}")
-    return _exit_code(result, "mlxtune demo")
+    return _write(result, outputs, "mlxtune demo", budget=args.budget) or _exit_code(result, "mlxtune demo")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -274,42 +276,36 @@ def cmd_compare(args: argparse.Namespace) -> int:
         write_comparison_markdown,
     )
 
+    _outputs(("--html", args.html, ""), ("--md", args.md, ""), inputs=(args.base, args.new))
     base, new = _load_results(args.base, args.new)
     try:
         frame = compare(base, new, factor=args.factor)
         results = check_gates(frame, args.gates)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    print(comparison_text(frame))
+    _say(comparison_text(frame))
     for result in results:
-        print(result)
-    written = []
-    if args.html:
-        written.append(write_comparison_html(base, new, args.html, gates=args.gates, factor=args.factor))
-    if args.md:
-        written.append(write_comparison_markdown(base, new, args.md, gates=args.gates, factor=args.factor))
-    for path in written:
-        print(f"wrote {path}")
+        _say(str(result))
+    for path, writer in ((args.html, write_comparison_html), (args.md, write_comparison_markdown)):
+        if path:
+            try:
+                _say(f"wrote {writer(base, new, path, gates=args.gates, factor=args.factor)}")
+            except OSError as exc:
+                _say(f"{PROG} compare: error: {exc}", sys.stderr)
+                return EXIT_WRITE_FAILED
     failed = [str(r.gate) for r in results if not r.passed]
     if failed:
-        print(f"{PROG} compare: {len(failed)} of {len(results)} gates failed: {', '.join(failed)}",
-              file=sys.stderr)
+        _say(f"{PROG} compare: {len(failed)} of {len(results)} gates failed: {', '.join(failed)}", sys.stderr)
         return 1
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Render a saved result as HTML and/or Markdown."""
-    (result,) = _load_results(args.results)
     html = args.html if args.html or args.md else args.results.with_suffix(".html")
-    written = []
-    if html:
-        written.append(result.to_html(str(html), budget=args.budget))
-    if args.md:
-        written.append(result.to_markdown(str(args.md), budget=args.budget))
-    for path in written:
-        print(f"wrote {path}")
-    return 0
+    outputs = _outputs(("--html", html, "to_html"), ("--md", args.md, "to_markdown"), inputs=(args.results,))
+    (result,) = _load_results(args.results)
+    return _write(result, outputs, "mlxtune report", budget=args.budget, rescue=False)
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -380,15 +376,84 @@ def _run_sweep(workload: Callable[..., Any], args: argparse.Namespace, **options
                  progress=progress, **options)
 
 
+#: A file a command writes, and the SweepResult method that writes it ("" for compare's own writers).
+_Output = tuple[Path, str]
+
+
+def _outputs(*wanted: tuple[str | None, Path | None, str], inputs: Sequence[Path] = ()) -> list[_Output]:
+    """The files a command will write, checked before any work (a usage error otherwise): each can be
+    written (:func:`mlxtune.files.check_writable`) and none is one of the command's inputs."""
+    from mlxtune.files import WriteError, check_writable
+
+    outputs = []
+    for option, path, writer in wanted:
+        if path is None:
+            continue
+        where = f"{option} {path}" if option else str(path)
+        for source in inputs:
+            if _same_file(path, source):
+                raise UsageError(f"{where} would overwrite the input {source}: choose another file name")
+        try:
+            check_writable(path)
+        except WriteError as exc:
+            raise UsageError(f"{option}: {exc}" if option else str(exc)) from None
+        outputs.append((path, writer))
+    return outputs
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _write(result: SweepResult, outputs: list[_Output], command: str, *, rescue: bool = True,
+           **options: Any) -> int:
+    """Write each output (``options`` go to the reports); 0, or 3 when one failed.
+
+    A failure is said in one line, and (``rescue``) the result is saved as JSON where it can be, so
+    nothing measured is lost: the current folder, else the system's temporary folder.
+    """
+    failed = False
+    for path, writer in outputs:
+        extra = options if writer in ("to_html", "to_markdown") else {}
+        try:
+            _say(f"wrote {getattr(result, writer)(str(path), **extra)}")
+        except OSError as exc:
+            failed = True
+            _say(f"{command}: error: {exc}", sys.stderr)
+    if failed and rescue:
+        _say(f"{command}: {_rescue(result)}", sys.stderr)
+    return EXIT_WRITE_FAILED if failed else 0
+
+
+def _rescue(result: SweepResult) -> str:
+    """Save ``result`` as JSON in the first folder that takes it; says where (or that none did)."""
+    import tempfile
+
+    name = f"mlxtune-rescued-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
+    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            return f"the result was saved in {result.to_json(str(folder / name))} instead"
+        except OSError:
+            continue
+    return "the result could not be saved anywhere; it is lost when this command ends"
+
+
+def _say(text: str, stream: Any = None) -> None:
+    """Print a line for people: control characters in user and workload text are shown escaped."""
+    print(terminal_text(text), file=stream or sys.stdout)
+
+
 def _exit_code(result: SweepResult, command: str) -> int:
     """0 when every planned run was measured without error; else 1, with one line saying why."""
     if result.failed_runs:
-        print(f"{command}: error: {result.failed_runs} of {len(result.runs)} runs failed; "
-              f"first: {result.first_error}",
-              file=sys.stderr)
+        _say(f"{command}: error: {result.failed_runs} of {len(result.runs)} runs failed; "
+             f"first: {result.first_error}", sys.stderr)
         return 1
     if not result.complete:
-        print(f"{command}: error: incomplete: {result.stop_reason}", file=sys.stderr)
+        _say(f"{command}: error: incomplete: {result.stop_reason}", sys.stderr)
         return 1
     return 0
 
@@ -397,14 +462,14 @@ def _print_result(result: SweepResult, budget: int | None) -> None:
     from mlxtune.report import summary_table
 
     recommendation = result.recommend(budget=budget)
-    print()
-    print(text_table(summary_table(result, recommendation)))
+    _say("")
+    _say(text_table(summary_table(result, recommendation)))
     if not result.complete:
-        print(f"\nIncomplete: {result.stop_reason or 'the sweep stopped early'}")
-    print(f"\nRecommendation: {recommendation.reason}")
+        _say(f"\nIncomplete: {result.stop_reason or 'the sweep stopped early'}")
+    _say(f"\nRecommendation: {recommendation.reason}")
     if recommendation.found:
-        print(f"  Python: {recommendation.python_code}")
-        print(f"  Swift:  {recommendation.swift_code}")
+        _say(f"  Python: {recommendation.python_code}")
+        _say(f"  Swift:  {recommendation.swift_code}")
 
 
 def text_table(table: Table) -> str:
@@ -435,8 +500,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = args.func(args)
         sys.stdout.flush()  # inside the try, so a closed pipe is handled here, not at exit
         return code
-    except UsageError as exc:
-        print(f"{command}: error: {exc}", file=sys.stderr)
+    except (UsageError, PlanError) as exc:
+        _say(f"{command}: error: {exc}", sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
@@ -447,5 +512,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # one line instead of a traceback, by design
         from mlxtune.measure import describe_error
 
-        print(f"{command}: error: {describe_error(exc)}", file=sys.stderr)
+        _say(f"{command}: error: {describe_error(exc)}", sys.stderr)
         return 1

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from mlxtune.report import figure_bytes, param_text, recommended_rows, throughput_unit
@@ -113,7 +114,7 @@ def tradeoff(
     ax.set_xlabel("footprint: peak active + cache held")
     ax.set_ylabel(f"throughput ({throughput_unit(result, summary)}/s)")
     _set_title(ax, title if title is not None else f"{result.label}: speed against memory")
-    _legend(ax)
+    _finish(ax)
     return ax.figure
 
 
@@ -157,7 +158,7 @@ def throughput(
     ax.set_ylabel(f"throughput ({throughput_unit(result, summary)}/s)")
     ax.set_ylim(bottom=0)
     _set_title(ax, title if title is not None else f"{result.label}: throughput against cache limit")
-    _legend(ax)
+    _finish(ax)
     return ax.figure
 
 
@@ -209,7 +210,7 @@ def memory(
     if rss_ax is not ax:
         rss_ax.set_ylabel("process RSS")
     _set_title(ax, title if title is not None else f"{result.label}: memory against cache limit")
-    _legend(ax, rss_ax)
+    _finish(ax, rss_ax)
     return ax.figure
 
 
@@ -250,7 +251,7 @@ def comparison(
         positions.apply(ax)
         ax.set_ylim(bottom=0)
     _set_title(ax, title if title is not None else " vs ".join(labels))
-    _legend(ax)
+    _finish(ax)
     return ax.figure
 
 
@@ -414,8 +415,13 @@ def plot_labels(results: Sequence[SweepResult]) -> list[str]:
             for i, label in enumerate(labels)]
 
 
-def _legend(ax: Axes, *others: Axes) -> None:
-    """One legend on ``ax`` for its artists and those of ``others`` (twin axes)."""
+def _finish(ax: Axes, *others: Axes) -> None:
+    """The last step of every figure: one legend on ``ax`` for its artists and those of ``others``
+    (twin axes), and every text shown as typed.
+
+    Labels, units and grid values are the user's text; matplotlib would read ``$...$`` in them as
+    math (and fail on ``$$`` or ``$\\frac$``), so math parsing is off for every text of the figure.
+    """
     handles, labels = ax.get_legend_handles_labels()
     for other in others:
         if other is not ax:
@@ -423,3 +429,5 @@ def _legend(ax: Axes, *others: Axes) -> None:
             handles, labels = handles + more[0], labels + more[1]
     if handles:
         ax.legend(handles, labels, fontsize=8, loc="best")
+    for text in ax.figure.findobj(Text):
+        text.set_parse_math(False)

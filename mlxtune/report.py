@@ -220,6 +220,12 @@ def _runs_from(columns: list[Any], rows: list[Any], params: list[Any]) -> pd.Dat
     for name in _TEXT:
         if not all(isinstance(v, str) for v in frame[name]):
             raise _FileProblem(f"column {name!r} must hold strings")
+    limits = frame["cache_limit"].astype(float)
+    bad = ~(limits.notna() & (limits >= 0) & (limits == limits.round()))
+    if bad.any():
+        index = int(bad.to_numpy().argmax())
+        raise _FileProblem(f"run {index} has cache_limit {_short(rows[index].get('cache_limit'))}: every run "
+                           "needs a whole number of bytes >= 0")
     return frame
 
 
@@ -293,8 +299,23 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def write_csv(result: SweepResult, path: str | os.PathLike[str]) -> str:
-    """The tidy runs, one row per run, each swept parameter its own column."""
-    return write_atomic(path, result.runs.to_csv(index=False, lineterminator="\n"))
+    """The tidy runs, one row per run, each swept parameter its own column.
+
+    A text cell that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``,
+    a tab or a carriage return) is written with a leading ``'``, as OWASP advises; numbers are untouched.
+    """
+    runs = result.runs.copy()
+    for name in runs.columns:
+        if not pd.api.types.is_numeric_dtype(runs[name]):
+            runs[name] = runs[name].map(_inert_cell)
+    return write_atomic(path, runs.to_csv(index=False, lineterminator="\n"))
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert_cell(value: Any) -> Any:
+    return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
 
 
 # -- tables shared by HTML and Markdown ---------------------------------------------------------

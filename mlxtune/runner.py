@@ -32,7 +32,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = [
-    "Abandoned", "BusyError", "Inline", "Late", "Worker", "check_idle", "exclusive", "holder", "worker",
+    "MAX_TIMEOUT", "Abandoned", "BusyError", "Inline", "Late", "Worker", "check_idle", "exclusive", "holder",
+    "worker",
 ]
 
 
@@ -55,6 +56,9 @@ class Late(Exception):
         super().__init__(seconds)
         self.value, self.seconds = value, seconds
 
+
+#: The longest timeout a call may be given: waits much longer overflow the platform's timers (inf does).
+MAX_TIMEOUT = 86_400.0
 
 _Task = tuple[Callable[[], Any], concurrent.futures.Future]
 

@@ -61,8 +61,8 @@ Faults
 - One sweep or measured cell at a time per process (:func:`mlxtune.runner.exclusive`): limits are
   process-wide, so a second one would change the first one's limits. It is refused at once with
   :class:`~mlxtune.runner.BusyError`, before any limit is touched.
-- Bad arguments raise one ValueError (TypeError for a workload that is not callable) before
-  anything runs.
+- Bad arguments raise one :class:`PlanError` (a ValueError; TypeError for a workload that is not
+  callable) before anything runs.
 """
 
 from __future__ import annotations
@@ -91,16 +91,18 @@ from mlxtune.measure import (
 from mlxtune.result import SweepResult
 from mlxtune.units import format_size, parse_sizes
 
-__all__ = ["ON_ERROR", "SweepError", "SweepProgress", "Workload", "sweep"]
+__all__ = ["ON_ERROR", "PlanError", "SweepError", "SweepProgress", "Workload", "sweep"]
 
 #: Accepted values of ``on_error``.
 ON_ERROR = ("record", "raise")
 
 _LIMIT_AXES = ("cache_limit", "memory_limit")
-#: Longest accepted ``timeout``: waits longer than this overflow the platform's timers (inf does).
-_MAX_TIMEOUT = 86_400.0
 #: A limit point: (cache limit, memory limit or None).
 _LimitPoint = tuple[int, int | None]
+
+
+class PlanError(ValueError):
+    """An argument of :func:`sweep` cannot be used; raised before anything runs."""
 
 
 class SweepError(RuntimeError):
@@ -210,9 +212,8 @@ def _plan(
         raise ValueError(f"seed must be an int, not {seed!r}")
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {', '.join(map(repr, ON_ERROR))}, not {on_error!r}")
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < _MAX_TIMEOUT
-    ):
+    number = not isinstance(timeout, bool) and isinstance(timeout, (int, float))
+    if timeout is not None and not (number and 0 < timeout <= runner.MAX_TIMEOUT):
         raise ValueError(f"timeout must be a number of seconds > 0 (at most a day) or None, not {timeout!r}")
     if on_run is not None and not callable(on_run):
         raise ValueError(f"on_run must be a callable(record, progress) or None, not {on_run!r}")
@@ -486,7 +487,10 @@ def sweep(
     (default: the workload's name). ``options`` are extra context (e.g. ``model="..."``) stored in
     ``SweepResult.options``. See the module docstring for the run order, hooks and faults.
     """
-    plan = _plan(workload, cache_limits, repeats, warmup, grid, seed, on_error, timeout, on_run, stop)
+    try:
+        plan = _plan(workload, cache_limits, repeats, warmup, grid, seed, on_error, timeout, on_run, stop)
+    except ValueError as exc:  # one type for "the arguments were wrong", which front ends report as usage
+        raise PlanError(str(exc)) from None
     with runner.exclusive(f"sweep {label or _name(workload)!r}"):
         return _run(_Sweep(plan, workload, label, clear_cache, progress, on_run, options))
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +135,98 @@ def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 141
     assert done.stderr == ""
+
+
+# -- nothing lost: outputs checked first, a failed write saved elsewhere, errors printed safely ------
+
+WORKLOADS = '''
+import pathlib
+
+def marked():
+    pathlib.Path("ran").touch()
+    return lambda: 1
+
+class TearsDown:
+    def __call__(self):
+        return 1
+    def teardown(self):
+        raise RuntimeError("teardown broke")
+
+def loud():
+    def run():
+        raise RuntimeError("bad \\x1b[31mred\\x1b]0;title\\x07 text")
+    return run
+'''
+
+
+@pytest.fixture
+def workloads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A module of odd workloads in the current folder, importable by --workload under a fresh name."""
+    name = f"odd_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(WORKLOADS)
+    monkeypatch.chdir(tmp_path)
+    return Path(name)
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--out", "nodir/x.json"], "--out: cannot write nodir/x.json: no folder nodir"),
+        (["--csv", "."], "--csv: cannot write .: it is a folder"),
+        (["--timeout", "inf"], "expected a number of seconds > 0 and at most 86400, not 'inf'"),
+        (["--grid", "throughput=1,2"], "clashes with a measured column"),
+    ],
+)
+def test_unusable_arguments_and_outputs_exit_2_before_anything_runs(
+        workloads: Path, argv: list[str], says: str, capsys: CaptureFixture[str]) -> None:
+    code = main(["sweep", "--workload", f"{workloads}:marked", "--cache-limits", "0", "--repeats", "1",
+                 *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and says in err[0]
+    assert not Path("ran").exists()  # the workload was never built
+
+
+def test_a_write_that_fails_after_the_sweep_exits_3_and_saves_the_result_elsewhere(
+        workloads: Path, capsys: CaptureFixture[str]) -> None:
+    os.mkfifo("results.json")  # passes the check, then has no reader when the result is written
+    code = main(["sweep", "--workload", f"{workloads}:marked", "--cache-limits", "0,1MB", "--repeats", "2",
+                 "--warmup", "0", "--out", "results.json"])
+    captured = capsys.readouterr()
+    assert code == 3, captured.err
+    assert "cannot write results.json: it is a FIFO with no reader" in captured.err
+    saved = re.search(r"the result was saved in (\S+) instead", captured.err)
+    assert saved is not None and len(load(saved.group(1)).runs) == 4
+    assert "Recommendation:" in captured.out
+
+
+def test_a_teardown_that_fails_keeps_the_summary_and_the_file(workloads: Path,
+                                                              capsys: CaptureFixture[str]) -> None:
+    code = main(["sweep", "--workload", f"{workloads}:TearsDown", "--cache-limits", "0", "--repeats", "2",
+                 "--warmup", "0", "--out", "t.json"])
+    captured = capsys.readouterr()
+    assert code == 1 and "teardown() failed after the runs: RuntimeError: teardown broke" in captured.err
+    assert "Recommendation:" in captured.out and len(load("t.json").runs) == 2
+
+
+def test_escape_sequences_in_errors_reach_the_terminal_as_text(workloads: Path,
+                                                               capsys: CaptureFixture[str]) -> None:
+    code = main(["sweep", "--workload", f"{workloads}:loud", "--cache-limits", "0", "--repeats", "1",
+                 "--warmup", "0"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "\x1b" not in captured.err + captured.out and "\x07" not in captured.err
+    assert "bad \\x1b[31mred\\x1b]0;title\\x07 text" in captured.err
+
+
+def test_report_refuses_to_overwrite_its_input_and_checks_folders_first(tmp_path: Path,
+                                                                       capsys: CaptureFixture[str]) -> None:
+    from sweep_data import make_result
+
+    saved = tmp_path / "run.html"  # results saved under an .html name
+    make_result().to_json(str(saved))
+    before = saved.read_bytes()
+    assert main(["report", str(saved)]) == 2
+    assert "would overwrite the input" in capsys.readouterr().err
+    assert main(["report", str(saved), "--html", str(tmp_path / "nodir" / "r.html")]) == 2
+    assert "no folder" in capsys.readouterr().err
+    assert saved.read_bytes() == before

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
 import pytest
 from matplotlib import _pylab_helpers
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from sweep_data import LIMITS, MB, SPEEDS, make_result, row
 
 from mlxtune import plots
@@ -179,3 +181,26 @@ def test_no_figure_is_left_registered_with_pyplot():
         result.plot(kind)
     plots.comparison([result, result])
     assert _pylab_helpers.Gcf.get_num_fig_managers() == before == 0
+
+
+MATHS = ["$$", r"$\frac$", "$x^2$ costs $5", r"a_b^{c} \alpha"]
+
+
+@pytest.mark.parametrize("kind", ["tradeoff", "throughput", "memory", "comparison"])
+def test_user_text_shows_as_typed_in_every_figure(kind: str) -> None:
+    """Labels, units and grid values reach titles, axes and legends; matplotlib must not read them as math."""
+    from matplotlib import rc_context
+
+    label, unit, value = MATHS[0] + " run", MATHS[1], MATHS[2]
+    result = make_result(label=label, extra={"dtype": [value, MATHS[3]]})
+    result.runs["unit"] = unit
+    result.unit = unit
+    other = make_result(label=MATHS[3])
+    figure = plots.comparison([result, other]) if kind == "comparison" else result.plot(kind)
+    with rc_context({"svg.fonttype": "none"}):  # text stays text in the SVG, as drawn
+        svg = plots.figure_bytes(figure, "svg").decode()
+    shown = " ".join(t.get_text() for t in figure.findobj(Text) if t.get_visible())
+    expected = {"comparison": [label, MATHS[3]], "memory": [label, value]}.get(kind, [label, unit, value])
+    for text in expected:
+        assert text in shown
+        assert html.escape(text, quote=False) in svg.replace("&#x27;", "'")

@@ -286,6 +286,29 @@ def test_newer_and_inconsistent_files_are_named_as_such(tmp_path, good_json):
         report.load(tmp_path / "missing.json")
 
 
+@pytest.mark.parametrize("bad", [None, -1, 1.5])  # None: how a NaN is saved
+def test_a_run_without_a_usable_cache_limit_fails_at_load_naming_the_file(tmp_path, good_json, bad):
+    document = json.loads(good_json)
+    document["columns"] = [[name, "float64" if name == "cache_limit" else dtype]
+                           for name, dtype in document["columns"]]
+    document["runs"][3]["cache_limit"] = bad
+    message = load_error(tmp_path / "nan.json", json.dumps(document).encode())
+    assert "run 3 has cache_limit" in message and "whole number of bytes >= 0" in message
+
+
+def test_csv_text_cells_are_never_live_formulas(tmp_path):
+    import csv
+
+    notes = ["=HYPERLINK(\"http://x\")", "@SUM(A1)", "+1", "-2", "plain"]
+    result = make_result(label="x", extra={"note": notes})
+    path = tmp_path / "runs.csv"
+    result.to_csv(str(path))
+    with path.open() as stream:
+        notes = {row["note"] for row in csv.DictReader(stream)}
+    assert notes == {"'=HYPERLINK(\"http://x\")", "'@SUM(A1)", "'+1", "'-2", "plain"}
+    assert "-1" not in path.read_text().split("\n")[0]  # numbers (e.g. negative deltas) stay numbers
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cut=st.integers(min_value=0))
 def test_every_truncation_of_a_good_file_is_one_value_error(tmp_path, good_json, cut):

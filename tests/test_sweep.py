@@ -14,7 +14,7 @@ import pytest
 from mlxtune import memory, report, runner
 from mlxtune.measure import MEASURED_COLUMNS, RunRecord, Work
 from mlxtune.stats import SUMMARY_COLUMNS
-from mlxtune.sweep import SweepError, SweepProgress, Workload, sweep
+from mlxtune.sweep import PlanError, SweepError, SweepProgress, Workload, sweep
 from mlxtune.units import UNLIMITED
 
 MB = 1_000_000
@@ -245,6 +245,9 @@ def test_progress_bar_shows_the_current_point(capsys):
         ({"warmup": -1}, "warmup must be a whole number >= 0"),
         ({"on_error": "ignore"}, "on_error must be one of 'record', 'raise'"),
         ({"timeout": 0}, "timeout must be a number of seconds > 0"),
+        ({"timeout": float("inf")}, "timeout must be a number of seconds > 0"),
+        ({"cache_limits": b"1MB"}, "cache_limits must be sizes such as .* not bytes"),
+        ({"cache_limits": {"1MB": 1}}, "cache_limits must be sizes such as .* not dict"),
         ({"grid": {"batch": []}}, "grid axis 'batch' is empty"),
         ({"grid": {"batch": 4}}, "grid axis 'batch' must be a list"),
         ({"grid": {"memory_limit": ["lots"]}}, "grid axis 'memory_limit': invalid size 'lots'"),
@@ -257,9 +260,107 @@ def test_progress_bar_shows_the_current_point(capsys):
 def test_bad_arguments_fail_before_anything_runs(kwargs, message):
     work = Counting()
     arguments = {"cache_limits": [0, "1MB"], "progress": False, **kwargs}
-    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+    with pytest.raises(PlanError, match=message.replace("(", r"\(")):
         sweep(work, **arguments)
     assert work.calls == 0
+
+
+def test_a_comma_separated_string_of_limits_is_read_as_sizes():
+    result = sweep(churn, cache_limits="0, 1MB,unlimited", repeats=1, warmup=0, progress=False)
+    assert sorted(set(result.runs["cache_limit"])) == [0, MB, UNLIMITED]
+
+
+def test_a_huge_number_of_repeats_starts_at_once_and_builds_nothing_ahead(limits):
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def on_run(record: RunRecord, progress: SweepProgress) -> None:
+        seen.append(progress.done)
+        if progress.done == 3:
+            stop.set()
+
+    started = time.perf_counter()
+    result = sweep(churn, cache_limits=[0, "1MB"], repeats=10**12, warmup=0, progress=False, on_run=on_run,
+                   stop=stop)
+    assert time.perf_counter() - started < 5 and seen == [1, 2, 3]
+    assert result.planned_runs == 2 * 10**12 and not result.complete and len(result.runs) == 3
+    assert_restored(limits)
+
+
+class Odd:
+    """A workload whose second call returns or raises something odd; the others do real work."""
+
+    def __init__(self, odd) -> None:
+        self.odd, self.calls = odd, 0
+
+    def __call__(self):
+        self.calls += 1
+        churn()
+        if self.calls != 2:
+            return Work(units=8, unit="buffers", metrics={"extra": 1.0})
+        if isinstance(self.odd, BaseException):
+            raise self.odd
+        return self.odd
+
+
+@pytest.mark.parametrize(
+    ("odd", "error"),
+    [
+        (Work(units="5"), "TypeError: Work.units must be a finite number >= 0, not '5'"),
+        (Work(units=None), "TypeError: Work.units must be a finite number >= 0, not None"),
+        (Work(units=float("nan")), "Work.units must be a finite number"),
+        (Work(units=-1), "Work.units must be a finite number >= 0, not -1"),
+        (Work(units=3, seconds="x"), "TypeError: Work.seconds must be a number of seconds > 0 or None"),
+        (Work(units=3, metrics=5), "TypeError: Work.metrics must be a dict of name -> number, not int"),
+        (Work(units=3, metrics={"x": "fast"}), "Work.metrics must map names to numbers"),
+        (Work(units=3, metrics={"throughput": 1.0}), "metric 'throughput' has the name of a run column"),
+        (Work(units=3, metrics={"cache_limit": 1.0}), "metric 'cache_limit' has the name of a run column"),
+        (Work(units=3, metrics={"error": 0.0}), "metric 'error' has the name of a run column"),
+        ("many", "TypeError: a workload must return a number of work units, a Work or None, not str"),
+        (SystemExit(3), "SystemExit: 3"),
+    ],
+)
+def test_an_odd_run_is_recorded_as_failed_and_the_sweep_goes_on(limits, odd, error, tmp_path):
+    work = Odd(odd)
+    result = sweep(work, cache_limits=[0, "1MB"], repeats=2, warmup=0, progress=False)
+    assert result.complete and len(result.runs) == 4 and result.failed_runs == 1
+    assert error in result.runs["error"].iloc[1]
+    ok = result.runs[result.runs["error"] == ""]
+    assert (ok["throughput"] > 0).all() and (ok["cache_limit"].isin([0, MB])).all()
+    assert (ok["extra"] == 1.0).all() and set(result.runs["unit"]) >= {"buffers"}
+    assert_restored(limits)
+    assert_saved_intact(result, tmp_path)
+
+
+def test_a_teardown_that_raises_keeps_every_run_and_says_so(limits):
+    class BrokenTeardown(Workload):
+        def __call__(self) -> int:
+            return churn()
+
+        def teardown(self) -> None:
+            raise OSError("could not unload")
+
+    result = sweep(BrokenTeardown(), cache_limits=[0, "1MB"], repeats=2, progress=False)
+    assert len(result.runs) == 4 and result.failed_runs == 0 and not result.complete
+    assert result.stop_reason == "teardown() failed after the runs: OSError: could not unload"
+    assert_restored(limits)
+
+
+def test_a_second_sweep_while_one_runs_is_refused_and_changes_no_limit(limits):
+    inner: list[BaseException] = []
+
+    def nested() -> int:
+        try:
+            sweep(churn, cache_limits=["1MB"], repeats=1, progress=False)
+        except runner.BusyError as exc:
+            inner.append(exc)
+        assert memory.get_cache_limit() == 0  # the outer sweep's limit, untouched by the refusal
+        return churn()
+
+    result = sweep(nested, cache_limits=[0], repeats=1, warmup=0, progress=False, label="outer")
+    assert result.failed_runs == 0 and len(inner) == 1
+    assert "sweep 'churn' cannot start: sweep 'outer' is measuring in this process" in str(inner[0])
+    assert_restored(limits)
 
 
 def test_a_workload_that_is_not_callable_is_a_type_error():

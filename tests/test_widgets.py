@@ -391,3 +391,30 @@ def test_mlxsweep_leaves_no_threads_figures_or_files(shell: Any) -> None:
         sweep_magic(shell, "--cache-limits 0,1MB -r 2 -w 0", "mx.eval(mx.ones((64, 64)) + 1)").close()
 
     assert_no_leaks(cycle)
+
+
+def test_a_measured_cell_during_a_panel_sweep_is_refused_and_leaves_the_limits(
+        make_panel: Callable[..., SweepPanel], shell: Any) -> None:
+    """%%mlxmem --cache-limit while a panel sweeps: refused in one line; every limit stays as it was."""
+    from IPython.core.error import UsageError
+
+    panel = make_panel(slow_work, repeats=20, label="busy panel")
+    panel.span.index = (0, 2)
+    with memory.cache_limit("7MB"):
+        panel.run()
+        try:
+            while panel.result is None:
+                time.sleep(0.01)
+            with pytest.raises(UsageError, match="%%mlxmem cannot start: sweep 'busy panel' is measuring"):
+                shell.run_cell_magic("mlxmem", "--cache-limit 3MB", "x = 1")
+        finally:
+            panel.stop()
+            assert panel.wait(30)
+        assert memory.get_cache_limit() == 7_000_000
+    shell.run_cell_magic("mlxmem", "--cache-limit 3MB -q", "x = 2")  # free again once the sweep ended
+    assert shell.user_ns["x"] == 2
+
+
+def test_cache_limits_given_as_one_string_are_read_as_sizes(make_panel: Callable[..., SweepPanel]) -> None:
+    panel = make_panel(small_work, cache_limits="0,1MB, unlimited")
+    assert [value for _, value in panel.span.options] == [0, parse_size("1MB"), UNLIMITED]
