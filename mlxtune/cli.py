@@ -1,4 +1,4 @@
-"""The ``mlxtune`` command: ``demo``, ``sweep``, ``info``, ``compare`` and ``report``.
+"""The ``mlxtune`` command: ``demo``, ``sweep``, ``info``, ``compare``, ``report`` and ``model``.
 
 The commands run the same engine and reports as the notebook.
 
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_info(commands)
     _add_compare(commands)
     _add_report(commands)
+    _add_model(commands)
     return parser
 
 
@@ -146,6 +147,17 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
     sweep.set_defaults(func=cmd_sweep)
 
 
+def _add_model(commands: argparse._SubParsersAction) -> None:
+    model = commands.add_parser(
+        "model", help="build the random-weight test model (once) and print its folder",
+        description="Build a small llama-style model with random weights and a locally trained tokenizer (no "
+        "download), or reuse the one built before, and print its folder: "
+        '`mlxtune sweep --model "$(mlxtune model)"` tries a sweep anywhere.',
+    )
+    model.add_argument("--size", choices=("tiny", "small"), default="tiny", help="model size (default tiny)")
+    model.set_defaults(func=cmd_model)
+
+
 def _add_info(commands: argparse._SubParsersAction) -> None:
     info = commands.add_parser("info", help="backend, device, versions and the limits in force")
     info.add_argument("--json", action="store_true", help="print one JSON object")
@@ -195,6 +207,14 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
 
 
 # -- commands ---------------------------------------------------------------------------------
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    """Print the folder of the built-in random-weight model, building it the first time."""
+    from mlxtune.workloads import tiny_model
+
+    _say(str(tiny_model(size=args.size)))
+    return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
