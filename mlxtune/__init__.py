@@ -11,8 +11,7 @@ from mlxtune.memory import (
     wired_limit,
 )
 from mlxtune.report import load
-from mlxtune.result import SweepResult
-from mlxtune.stats import Recommendation
+from mlxtune.result import Recommendation, SweepResult
 from mlxtune.sweep import SweepError, Workload, sweep
 from mlxtune.units import UNLIMITED, format_size, parse_size
 from mlxtune.workloads import allocator_churn, lm, lm_factory, tiny_model

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from mlxtune.runner import MAX_TIMEOUT
 from mlxtune.units import parse_size, parse_sizes
 
-__all__ = ["cache_limits", "seconds", "size", "whole_number"]
+__all__ = ["cache_limits", "fraction", "repeats", "seconds", "size", "whole_number"]
 
 
 def size(text: str) -> int:
@@ -58,4 +58,25 @@ def seconds(text: str) -> float:
     if not 0 < value <= MAX_TIMEOUT:
         raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 and at most {MAX_TIMEOUT:g}, "
                                          f"not {text!r}")
+    return value
+
+
+def repeats(text: str) -> int | str:
+    """Runs per point: a whole number >= 1, or ``auto`` (adaptive: until the answer is decided)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return whole_number(1)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or auto, not {text!r}") from None
+
+
+def fraction(text: str) -> float:
+    """A fraction in [0, 1) such as 0.05, or a percentage such as 5%."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1) such as 0.05 or 5%, not {text!r}")
     return value

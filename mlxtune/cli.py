@@ -26,7 +26,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from mlxtune._argtypes import cache_limits, seconds, size, whole_number
+from mlxtune._argtypes import cache_limits, fraction, seconds, size, whole_number
+from mlxtune._argtypes import repeats as repeats_type
 from mlxtune.sweep import PlanError
 from mlxtune.units import ACCEPTED_FORMS, format_size
 from mlxtune.view import terminal_text
@@ -91,11 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_common_sweep_options(parser: argparse.ArgumentParser, *, repeats: int, limits: str) -> None:
+def _add_common_sweep_options(parser: argparse.ArgumentParser, *, repeats: int | str, limits: str) -> None:
     parser.add_argument("--cache-limits", type=cache_limits, default=cache_limits(limits), metavar="SIZES",
                         help=f"comma-separated cache limits (default {limits}); sizes: {ACCEPTED_FORMS}")
-    parser.add_argument("--repeats", type=whole_number(1), default=repeats,
-                        help=f"measured runs per point (default {repeats})")
+    parser.add_argument("--repeats", type=repeats_type, default=repeats,
+                        help=f"measured runs per point, or auto: rounds until the recommendation is decided "
+                        f"(default {repeats})")
+    parser.add_argument("--max-runs", type=whole_number(1), default=None, metavar="N",
+                        help="with --repeats auto: at most this many runs per workload point "
+                        "(default: 10 rounds)")
+    parser.add_argument("--max-seconds", type=seconds, default=None, metavar="SECONDS",
+                        help="with --repeats auto: stop starting rounds after this long")
+    parser.add_argument("--tolerance", type=fraction, default=0.05, metavar="FRACTION",
+                        help="how much slower than the best a recommended limit may be, e.g. 0.05 or 5%% "
+                        "(default 5%%)")
     parser.add_argument("--warmup", type=whole_number(0), default=1, help="unmeasured runs first (default 1)")
     parser.add_argument("--budget", type=size, default=None, metavar="SIZE",
                         help="memory budget the recommended point's footprint must fit")
@@ -117,8 +127,9 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
                                "and write the results.")
     demo.add_argument("--out-dir", type=Path, default=Path("mlxtune-out"), help="default ./mlxtune-out")
     demo.add_argument("--size", choices=("tiny", "small"), default="small", help="model size (default small)")
-    _add_common_sweep_options(demo, repeats=5, limits=DEMO_LIMITS)
-    _add_lm_options(demo, prompt=64, gen=64)
+    _add_common_sweep_options(demo, repeats="auto", limits=DEMO_LIMITS)
+    demo.set_defaults(max_seconds=60.0)  # about a minute of runs on a 2-core CPU, then the answer so far
+    _add_lm_options(demo, prompt=64, gen=32)
     demo.set_defaults(func=cmd_demo)
 
 
@@ -257,7 +268,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         workload = _workload_from_spec(args.workload, gridded)
         label = args.label or args.workload.partition(":")[2]
     result = _run_sweep(workload, args, label=label, grid=grid or None, seed=args.seed, timeout=args.timeout)
-    _print_result(result, args.budget)
+    _print_result(result, args.budget, args.tolerance)
     return _write(result, outputs, "mlxtune sweep") or _exit_code(result, "mlxtune sweep")
 
 
@@ -278,10 +289,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     workload = lm(str(path), prompt_tokens=args.prompt_tokens, gen_tokens=args.gen_tokens,
                   mlx_cache_clearing=args.mlx_cache_clearing)
     limits = ", ".join(format_size(v) for v in args.cache_limits)
-    print(f"Sweeping cache limits {limits}: {args.repeats} runs each after {args.warmup} warm-up, "
+    runs = "rounds until the answer is decided" if args.repeats == "auto" else f"{args.repeats} runs each"
+    print(f"Sweeping cache limits {limits}: {runs} after {args.warmup} warm-up, "
           f"prompt {args.prompt_tokens} tokens, generating {args.gen_tokens}...", flush=True)
     result = _run_sweep(workload, args, label=f"demo-{args.size}", model=str(path))
-    _print_result(result, args.budget)
+    _print_result(result, args.budget, args.tolerance)
     print(f"\nFiles ({time.perf_counter() - started:.0f}s in all):")
     return _write(result, outputs, "mlxtune demo", budget=args.budget) or _exit_code(result, "mlxtune demo")
 
@@ -392,8 +404,9 @@ def _run_sweep(workload: Callable[..., Any], args: argparse.Namespace, **options
     from mlxtune.sweep import sweep
 
     progress = sys.stderr.isatty() if args.progress is None else args.progress
+    adaptive = {"max_runs": args.max_runs, "max_seconds": args.max_seconds} if args.repeats == "auto" else {}
     return sweep(workload, cache_limits=args.cache_limits, repeats=args.repeats, warmup=args.warmup,
-                 progress=progress, **options)
+                 progress=progress, tolerance=args.tolerance, budget=args.budget, **adaptive, **options)
 
 
 #: A file a command writes, and the SweepResult method that writes it ("" for compare's own writers).
@@ -478,16 +491,20 @@ def _exit_code(result: SweepResult, command: str) -> int:
     return 0
 
 
-def _print_result(result: SweepResult, budget: int | None) -> None:
+def _print_result(result: SweepResult, budget: int | None, tolerance: float) -> None:
     from mlxtune.report import summary_table
 
-    recommendation = result.recommend(budget=budget)
+    recommendation = result.recommend(budget=budget, tolerance=tolerance)
     _say("")
     _say(text_table(summary_table(result, recommendation)))
     if not result.complete:
         _say(f"\nIncomplete: {result.stop_reason or 'the sweep stopped early'}")
+    elif result.stop_reason:  # an adaptive sweep says where it stopped and why
+        _say(f"\nAdaptive sweep: {result.stop_reason}")
     _say(f"\nRecommendation: {recommendation.reason}")
     if recommendation.found:
+        if not recommendation.decided:
+            _say("  (safe to use now; a smaller limit may do once the open points are decided)")
         _say(f"  Python: {recommendation.python_code}")
         _say(f"  Swift:  {recommendation.swift_code}")
 

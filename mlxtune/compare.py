@@ -1,13 +1,12 @@
 """Two sweep results side by side: what changed, whether the change is real, and CI gates on it.
 
-A difference is called a change only when it beats both a factor and a significance test on the
-raw runs, as asv does, so noise is not reported as a regression. The test is the two-sided
-Mann-Whitney U test (:func:`mlxtune.stats.is_significant`) at level ``alpha`` (default 0.01: a CI
-gate must not cry wolf) where the numbers of runs allow it to reach that level at all; with fewer
-runs (5 against 5 cannot go below p = 0.008, 3 against 3 not below 0.1) the samples must not
-overlap (every run of one side beyond every run of the other), asv's fallback of non-overlapping
-intervals. The throughput ratio's confidence interval is the Hodges-Lehmann interval of
-:func:`mlxtune.stats.ratio_ci`.
+The same evidence standard as the recommendation (:mod:`mlxtune.decision`): a difference counts
+only when the data shows it. Each metric's ratio (new over baseline) gets the distribution-free
+``confidence`` interval of :func:`mlxtune.stats.ratio_ci` (Hodges-Lehmann, the interval that inverts
+the Mann-Whitney test; with few runs it spans every pairwise ratio). A metric is *significant* when
+its interval excludes 1, *changed* when the whole interval lies beyond ``factor`` (asv calls a change
+only when it beats a factor and the noise), and a gate fails only where the whole interval lies past
+its threshold: noise that merely crosses it is reported as "within noise", never as a failure.
 
 ``mlxtune.compare`` (the package attribute) is the function :func:`compare`; import helpers with
 ``from mlxtune.compare import parse_gate``.
@@ -43,8 +42,9 @@ from mlxtune.report import (
     render_template,
 )
 from mlxtune.result import SweepResult
-from mlxtune.stats import describe_point, is_significant, ratio_ci, run_footprints
+from mlxtune.stats import ratio_ci, run_footprints
 from mlxtune.units import format_size
+from mlxtune.view import point_text
 
 __all__ = [
     "METRICS",
@@ -55,7 +55,6 @@ __all__ = [
     "compare",
     "comparison_table",
     "comparison_text",
-    "differs",
     "parse_gate",
     "render_comparison_html",
     "verdict",
@@ -88,7 +87,6 @@ def compare(
     b: SweepResult | str | os.PathLike[str],
     *,
     factor: float = 1.05,
-    alpha: float = 0.01,
     confidence: float = 0.95,
 ) -> pd.DataFrame:
     """One row per grid point the two results share: ``b`` against the baseline ``a``.
@@ -96,9 +94,9 @@ def compare(
     Columns: the parameters; ``runs_a``/``runs_b``; ``throughput_a``/``_b`` (medians),
     ``throughput_ratio`` (b / a), ``throughput_ratio_low``/``_high`` (its ``confidence`` interval),
     ``throughput_change`` (ratio - 1); ``footprint_*`` and ``peak_*`` (largest over runs, bytes) with
-    ``_diff`` (b - a, bytes) and ``_change`` (relative); for each metric ``_significant`` (the test
-    in the module docstring at ``alpha``) and ``_changed`` (significant and the ratio beyond
-    ``factor`` either way). ``attrs["labels"]`` holds the two labels.
+    ``_diff`` (b - a, bytes), ``_change`` (relative) and ``_ratio_low``/``_high`` (the interval of the
+    per-run ratio); for each metric ``_significant`` (interval excludes 1) and ``_changed`` (interval
+    beyond ``factor`` either way). ``attrs["labels"]`` holds the two labels.
     """
     if not factor >= 1:
         raise ValueError(f"factor must be a number of at least 1 (e.g. 1.05 for 5%), not {factor!r}")
@@ -112,7 +110,7 @@ def compare(
     rows = []
     for _, point in shared.iterrows():
         runs_a, runs_b = _runs_at(a.runs, params, point), _runs_at(b.runs, params, point)
-        measured = _compare_point(point, runs_a, runs_b, factor, alpha, confidence)
+        measured = _compare_point(point, runs_a, runs_b, factor, confidence)
         rows.append({p: point[p] for p in params} | measured)
     frame = pd.DataFrame(rows, columns=[*params, *_COLUMNS])
     frame.attrs["labels"] = [a.label, b.label]
@@ -123,7 +121,7 @@ _COLUMNS = [
     "runs_a", "runs_b", "throughput_a", "throughput_b", "throughput_ratio", "throughput_ratio_low",
     "throughput_ratio_high", "throughput_change", "throughput_significant", "throughput_changed",
     *(f"{metric}_{part}" for metric in ("footprint", "peak")
-      for part in ("a", "b", "diff", "change", "significant", "changed")),
+      for part in ("a", "b", "diff", "change", "ratio_low", "ratio_high", "significant", "changed")),
 ]
 
 
@@ -134,19 +132,17 @@ def _runs_at(runs: pd.DataFrame, params: Sequence[str], point: pd.Series) -> pd.
     return runs[mask]
 
 
-def _compare_point(point: pd.Series, runs_a: pd.DataFrame, runs_b: pd.DataFrame, factor: float, alpha: float,
+def _compare_point(point: pd.Series, runs_a: pd.DataFrame, runs_b: pd.DataFrame, factor: float,
                    confidence: float) -> dict[str, Any]:
     ok_a, ok_b = runs_a[runs_a["error"] == ""], runs_b[runs_b["error"] == ""]
     speed_a, speed_b = point["throughput_median_a"], point["throughput_median_b"]
     ratio = speed_b / speed_a if speed_a > 0 else math.nan
-    _, low, high = ratio_ci(ok_b["throughput"], ok_a["throughput"], confidence)
-    significant = differs(ok_a["throughput"], ok_b["throughput"], alpha)
+    low, high = _interval(ok_b["throughput"], ok_a["throughput"], confidence)
     row: dict[str, Any] = {
         "runs_a": len(runs_a), "runs_b": len(runs_b),
         "throughput_a": speed_a, "throughput_b": speed_b, "throughput_ratio": ratio,
         "throughput_ratio_low": low, "throughput_ratio_high": high, "throughput_change": ratio - 1,
-        "throughput_significant": significant,
-        "throughput_changed": significant and _beyond(ratio, factor),
+        **_evidence("throughput", low, high, factor),
     }
     per_run = {
         "footprint": (run_footprints(runs_a), run_footprints(runs_b), point["footprint_a"],
@@ -156,31 +152,31 @@ def _compare_point(point: pd.Series, runs_a: pd.DataFrame, runs_b: pd.DataFrame,
     }
     for metric, (values_a, values_b, largest_a, largest_b) in per_run.items():
         memory_ratio = largest_b / largest_a if largest_a > 0 else math.nan
-        memory_significant = differs(values_a, values_b, alpha)
+        low, high = _interval(values_b, values_a, confidence)
         row |= {
             f"{metric}_a": int(largest_a), f"{metric}_b": int(largest_b),
-            f"{metric}_diff": int(largest_b - largest_a),
-            f"{metric}_change": memory_ratio - 1, f"{metric}_significant": memory_significant,
-            f"{metric}_changed": memory_significant and _beyond(memory_ratio, factor),
+            f"{metric}_diff": int(largest_b - largest_a), f"{metric}_change": memory_ratio - 1,
+            f"{metric}_ratio_low": low, f"{metric}_ratio_high": high, **_evidence(metric, low, high, factor),
         }
     return row
 
 
-def differs(a: Sequence[float] | pd.Series, b: Sequence[float] | pd.Series, alpha: float = 0.01) -> bool:
-    """Whether two samples of runs differ (see the module docstring for the rule)."""
-    x = np.asarray(a, dtype=float)
-    y = np.asarray(b, dtype=float)
-    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
-    if len(x) < 2 or len(y) < 2:
-        return False
-    smallest_p = 2 / math.comb(len(x) + len(y), len(x))
-    if smallest_p < alpha:
-        return is_significant(x, y, alpha)
-    return bool(x.max() < y.min() or y.max() < x.min())
+def _interval(new: pd.Series, base: pd.Series, confidence: float) -> tuple[float, float]:
+    """The interval of new over base (:func:`ratio_ci`); unknown (NaN) with fewer than two runs a side,
+    where a single pairwise ratio would pass for certainty."""
+    if min(new.notna().sum(), base.notna().sum()) < 2:
+        return math.nan, math.nan
+    _, low, high = ratio_ci(new, base, confidence)
+    return low, high
 
 
-def _beyond(ratio: float, factor: float) -> bool:
-    return bool(math.isfinite(ratio) and (ratio > factor or ratio * factor < 1))
+def _evidence(metric: str, low: float, high: float, factor: float) -> dict[str, bool]:
+    """Whether an interval of a ratio shows a difference at all, and one beyond ``factor``."""
+    known = math.isfinite(low) and math.isfinite(high)
+    return {
+        f"{metric}_significant": bool(known and (low > 1 or high < 1)),
+        f"{metric}_changed": bool(known and (low > factor or high * factor < 1)),
+    }
 
 
 # -- gates --------------------------------------------------------------------------------------
@@ -202,6 +198,11 @@ class Gate:
             return False
         value = change * 100
         return value < self.percent if self.op == "<" else value > self.percent
+
+    def shown(self, row: pd.Series) -> bool:
+        """Whether the whole interval of the metric's ratio lies past the threshold at this point."""
+        bound = row[f"{self.metric}_ratio_high" if self.op == "<" else f"{self.metric}_ratio_low"]
+        return self.crossed(bound - 1)
 
 
 def parse_gate(text: str | Gate) -> Gate:
@@ -236,8 +237,9 @@ class GateResult:
 def check_gates(frame: pd.DataFrame, gates: Sequence[str | Gate]) -> list[GateResult]:
     """Check each gate at every shared grid point of a :func:`compare` frame.
 
-    A gate fails where the change crosses its threshold and is significant. A point where every
-    run of ``b`` failed while ``a`` measured fails any "throughput<..." gate.
+    A gate fails where the whole interval of the change lies past its threshold (see the module
+    docstring); where only the estimate crosses it, the point is listed as within noise. A point
+    where every run of ``b`` failed while ``a`` measured fails any "throughput<..." gate.
     """
     parsed = [parse_gate(g) for g in gates]
     if parsed and frame.empty:
@@ -247,7 +249,7 @@ def check_gates(frame: pd.DataFrame, gates: Sequence[str | Gate]) -> list[GateRe
     for gate in parsed:
         failures, noisy = [], []
         for _, row in frame.iterrows():
-            where = describe_point(row, params)
+            where = point_text(row, params)
             change = row[METRICS[gate.metric]]
             lost = (gate.metric == "throughput" and gate.op == "<" and math.isnan(row["throughput_b"])
                     and not math.isnan(row["throughput_a"]))
@@ -255,7 +257,7 @@ def check_gates(frame: pd.DataFrame, gates: Sequence[str | Gate]) -> list[GateRe
                 failures.append(f"{where}: every run failed in the new result")
             elif gate.crossed(change):
                 text = f"{where}: {change:+.1%} ({_values(row, gate.metric)})"
-                (failures if row[f"{gate.metric}_significant"] else noisy).append(text)
+                (failures if gate.shown(row) else noisy).append(text)
         results.append(GateResult(gate, failures, noisy))
     return results
 
@@ -284,7 +286,7 @@ def comparison_text(frame: pd.DataFrame) -> str:
             f"({row[f'{m}_change']:+.1%}){'*' if row[f'{m}_changed'] else ''}"
             for m in ("footprint", "peak")
         )
-        lines.append(f"  {describe_point(row, params)}: {speed}; {memory}")
+        lines.append(f"  {point_text(row, params)}: {speed}; {memory}")
     return "\n".join(lines)
 
 
@@ -370,11 +372,11 @@ def _gate_table(results: Sequence[GateResult]) -> Table:
     return Table(["gate", "result", "details"], rows, text_columns=3)
 
 
-def _context(a: SweepResult, b: SweepResult, gates: Sequence[str | Gate], factor: float,
-             alpha: float) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _context(a: SweepResult, b: SweepResult, gates: Sequence[str | Gate],
+             factor: float) -> tuple[pd.DataFrame, dict[str, Any]]:
     from mlxtune.plots import plot_labels
 
-    frame = compare(a, b, factor=factor, alpha=alpha)
+    frame = compare(a, b, factor=factor)
     labels = plot_labels([a, b])
     return frame, {
         "title": f"mlxtune comparison: {labels[0]} vs {labels[1]}",
@@ -396,7 +398,6 @@ def render_comparison_html(
     *,
     gates: Sequence[str | Gate] = (),
     factor: float = 1.05,
-    alpha: float = 0.01,
     image_format: str = "svg",
     title: str | None = None,
 ) -> str:
@@ -405,7 +406,7 @@ def render_comparison_html(
 
     check_format(image_format)
     a, b = as_result(a), as_result(b)
-    frame, context = _context(a, b, gates, factor, alpha)
+    frame, context = _context(a, b, gates, factor)
     figures = [
         {"kind": kind, "uri": data_uri(comparison([a, b], kind=kind), image_format),
          "caption": caption, "alt": f"{kind} comparison"}
@@ -434,13 +435,12 @@ def write_comparison_markdown(
     *,
     gates: Sequence[str | Gate] = (),
     factor: float = 1.05,
-    alpha: float = 0.01,
 ) -> str:
     """The comparison as Markdown (changed cells in bold) with its figures as PNG files beside it."""
     from mlxtune.plots import comparison
 
     a, b = as_result(a), as_result(b)
-    frame, context = _context(a, b, gates, factor, alpha)
+    frame, context = _context(a, b, gates, factor)
     kinds = [] if frame.empty else list(_FIGURES)
     images = {kind: figure_bytes(comparison([a, b], kind=kind), "png") for kind in kinds}
     files = figure_files(path, images)

@@ -29,10 +29,10 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 from mlxtune.report import figure_bytes, param_text, recommended_rows, throughput_unit
 from mlxtune.stats import run_footprints
 from mlxtune.units import UNLIMITED, format_size, parse_size
+from mlxtune.view import limit_text
 
 if TYPE_CHECKING:
-    from mlxtune.result import SweepResult
-    from mlxtune.stats import Recommendation
+    from mlxtune.result import Recommendation, SweepResult
 
 __all__ = [
     "KINDS",
@@ -356,12 +356,15 @@ def _label_limits(ax: Axes, points: pd.DataFrame) -> None:
 
 
 def _mark_recommended(ax: Axes, measured: pd.DataFrame, rec: Recommendation) -> None:
+    """A star on the recommended point once decided; before that, an open diamond on the safe pick."""
     rows = measured[recommended_rows(measured, rec)]
     if rows.empty:
         return
-    ax.plot(rows["footprint"].iloc[:1], rows["throughput_median"].iloc[:1], marker="*", markersize=18,
-            color="gold", markeredgecolor="black", linestyle="none", zorder=6,
-            label=f"recommended: {format_size(rec.cache_limit)}", gid="recommended")
+    limit = limit_text(rec.cache_limit)
+    style = (dict(marker="*", markersize=18, color="gold", label=f"recommended: {limit}") if rec.decided else
+             dict(marker="D", markersize=11, color="none", label=f"safe so far: {limit} (smaller undecided)"))
+    ax.plot(rows["footprint"].iloc[:1], rows["throughput_median"].iloc[:1], markeredgecolor="black",
+            linestyle="none", zorder=6, gid="recommended" if rec.decided else "safe", **style)
 
 
 def _highlight(ax: Axes, measured: pd.DataFrame, limit: int | str, x: Callable[[pd.DataFrame], Any]) -> None:

@@ -28,6 +28,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 
+from mlxtune import view
 from mlxtune.files import write_atomic, write_together
 from mlxtune.measure import MEASURED_COLUMNS, SCHEMA_VERSION
 from mlxtune.result import SweepResult
@@ -36,7 +37,7 @@ from mlxtune.units import format_size
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from mlxtune.stats import Recommendation
+    from mlxtune.result import Recommendation
 
 __all__ = [
     "FIGURE_KINDS",
@@ -378,7 +379,7 @@ def summary_table(result: SweepResult, rec: Recommendation | None = None) -> Tab
     for (_, point), recommended in zip(summary.iterrows(), marked, strict=True):
         cells = [param_text(p, point[p]) for p in params]
         if recommended:
-            cells[0] += " ★ recommended"
+            cells[0] += f" {recommended_mark(rec)}"
         failed = int(point["failed"])
         cells += [
             number(point["throughput_median"]),
@@ -444,14 +445,9 @@ def status_text(result: SweepResult) -> str:
     return f"incomplete: {runs} of {result.planned_runs} planned runs{failed}{reason}"
 
 
-def headline(rec: Recommendation) -> str:
-    """The recommendation in one sentence."""
-    if rec.cache_limit is None:
-        return "No cache limit can be recommended from these runs."
-    where = "".join(f", {k}={v}" for k, v in rec.params.items())
-    text = (f"Set the cache limit to {format_size(rec.cache_limit)}{where}: {number(rec.throughput)} "
-            f"{rec.unit}/s with a footprint of {format_size(rec.footprint)}")
-    return text + (" (the cache limit made no measurable difference)." if rec.within_noise else ".")
+def recommended_mark(rec: Recommendation) -> str:
+    """How a table marks the recommended row: a star once decided, else that it is only safe so far."""
+    return "★ recommended" if rec.decided else "(safe; smaller limits undecided)"
 
 
 def code_snippets(rec: Recommendation) -> tuple[str, str]:
@@ -522,7 +518,7 @@ def _template_context(result: SweepResult, budget: int | str | None, tolerance: 
         "result": result,
         "status": status_text(result),
         "recommendation": rec,
-        "headline": headline(rec),
+        "headline": view.headline(result.decision(budget, tolerance), result.unit),
         "python_code": python_code,
         "swift_code": swift_code,
         "summary": summary_table(result, rec),

@@ -1,37 +1,101 @@
-"""``SweepResult``: the runs of one sweep and everything derived from them.
+"""``SweepResult``: the runs of one sweep, and their analysis, computed once.
 
-It holds data only (the tidy runs frame and a little metadata); statistics live in ``stats``,
-figures in ``plots`` and files in ``report``, so a result loaded from disk behaves exactly like a
-fresh one and nothing here touches MLX.
+It holds data (the tidy runs frame and a little metadata) and reads its analysis from the layers
+below: the summary from ``stats``, the decision from ``decision``, words from ``view``. Each is
+computed on first use and kept, so a report that shows the summary seven times computes it once. A
+result is frozen: build a new one (``dataclasses.replace``) rather than change one, and do not
+change its ``runs`` frame in place. A result loaded from disk behaves exactly like a fresh one;
+nothing here touches MLX.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from mlxtune import view
 from mlxtune.measure import SCHEMA_VERSION
+from mlxtune.units import parse_size
 
 if TYPE_CHECKING:
     import os
 
     from matplotlib.figure import Figure
 
-    from mlxtune.stats import Recommendation
+    from mlxtune.decision import Decision, Noise
 
-__all__ = ["SweepResult"]
+__all__ = ["Recommendation", "SweepResult"]
+
+DEFAULT_TOLERANCE = 0.05
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
+class Recommendation:
+    """Which cache limit to ship, how sure the data is, and why in words.
+
+    ``cache_limit`` is None when no point is shown fast yet, or nothing can be recommended (no
+    successful run, nothing in budget); ``reason`` then says why. ``decided`` is True when every
+    smaller limit is shown slower than the tolerance allows, so the answer will not change with
+    more runs; when False, ``cache_limit`` (if any) is safe, and ``open_limits`` lists the smaller
+    limits still undecided, which ``more_rounds`` more rounds would likely settle. ``ratio``,
+    ``ratio_low`` and ``ratio_high`` are the chosen point's speed over the best's with its bounds.
+    ``within_noise`` is True when every point is shown as fast as the best: the limit does not
+    matter here.
+    """
+
+    cache_limit: int | None
+    params: dict[str, Any]
+    throughput: float
+    footprint: int | None
+    reason: str
+    decided: bool = False
+    ratio: float = math.nan
+    ratio_low: float = math.nan
+    ratio_high: float = math.nan
+    open_limits: tuple[int, ...] = ()
+    more_rounds: float = 0.0
+    within_noise: bool = False
+    unit: str = "runs"
+    budget: int | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+
+    @property
+    def found(self) -> bool:
+        return self.cache_limit is not None
+
+    @property
+    def python_code(self) -> str:
+        """The line that applies this limit in Python."""
+        return view.python_code(self.cache_limit, self.reason)
+
+    @property
+    def swift_code(self) -> str:
+        """The line that applies this limit in an app using MLX Swift."""
+        return view.swift_code(self.cache_limit, self.reason)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, as saved in a results file."""
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class SweepResult:
     """The runs of a sweep, one row each (see ``mlxtune.measure.runs_frame``), and their context.
 
     ``params`` names the grid axes (always starting with ``cache_limit``); ``complete`` is False
     when the sweep was stopped early (Ctrl-C, Stop, ``on_error="raise"``, a run abandoned after its
-    timeout) and ``stop_reason`` then says why in one sentence; ``workload`` describes what was
-    measured; ``environment`` is ``mlxtune.environment.environment()`` at the start.
+    timeout, a failing teardown) and ``stop_reason`` then says why in one sentence; an adaptive
+    sweep that ended by itself is complete, and ``stop_reason`` says why it stopped where it did.
+    ``workload`` describes what was measured; ``environment`` is
+    ``mlxtune.environment.environment()`` at the start. Two results are equal when every field and
+    every run is.
     """
 
     runs: pd.DataFrame
@@ -46,15 +110,31 @@ class SweepResult:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
-    # -- statistics (mlxtune.stats) -------------------------------------------------------------
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_memo", {})  # the analysis, computed on first use (not a field)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SweepResult):
+            return NotImplemented
+        fields = [f.name for f in dataclasses.fields(self) if f.name != "runs"]
+        return all(getattr(self, f) == getattr(other, f) for f in fields) and self.runs.equals(other.runs)
+
+    __hash__ = None  # type: ignore[assignment]  # equal results need not be the same object
+
+    def _remember(self, key: Any, compute: Callable[[], Any]) -> Any:
+        memo: dict[Any, Any] = self._memo  # type: ignore[attr-defined]
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
+
+    # -- analysis (stats, decision, view) --------------------------------------------------------
     def summary(self) -> pd.DataFrame:
         """One row per grid point: median throughput with IQR and 95% CI, footprint, failures.
 
-        The column names are a contract, listed in the docstring of ``mlxtune.stats``.
+        The column names are a contract, listed in the docstring of ``mlxtune.stats``. Computed
+        once; a copy is returned, so changing it changes nothing here.
         """
-        from mlxtune.stats import summarize
-
-        return summarize(self.runs, self.params)
+        return self._summary().copy()
 
     def best(self) -> pd.Series:
         """The summary row with the highest median throughput."""
@@ -62,11 +142,34 @@ class SweepResult:
 
         return best(self.summary())
 
-    def recommend(self, budget: int | str | None = None, tolerance: float = 0.05) -> Recommendation:
-        """The smallest cache limit as fast as the best (within noise or ``tolerance``) and in budget."""
-        from mlxtune.stats import recommend
+    def decision(self, budget: int | str | None = None, tolerance: float = DEFAULT_TOLERANCE) -> Decision:
+        """The rule's verdict on every point (``mlxtune.decision.decide``), computed once per budget."""
+        from mlxtune.decision import decide
 
-        return recommend(self, budget=budget, tolerance=tolerance)
+        limit = None if budget is None else parse_size(budget)
+        key = ("decision", limit, tolerance)
+        return self._remember(key, lambda: decide(self.runs, self._summary(), self.params,
+                                                  tolerance=tolerance, budget=limit))
+
+    def noise(self) -> Noise:
+        """How steady the runs were (spread, speed states, drift)."""
+        return self.decision().noise
+
+    def recommend(self, budget: int | str | None = None,
+                  tolerance: float = DEFAULT_TOLERANCE) -> Recommendation:
+        """The smallest cache limit shown as fast as the best (within ``tolerance``) and in ``budget``.
+
+        See ``mlxtune.decision`` for the rule: a point counts only when the data shows it close to
+        the best; otherwise the answer says it is undecided, and how many more rounds would decide.
+        """
+        found = self.decision(budget, tolerance)
+        key = ("recommend", found.budget, tolerance)
+        return self._remember(key, lambda: _recommendation(found, self.unit))
+
+    def _summary(self) -> pd.DataFrame:
+        from mlxtune.stats import summarize
+
+        return self._remember("summary", lambda: summarize(self.runs, self.params))
 
     # -- figures and files (mlxtune.plots, mlxtune.report) --------------------------------------
     def plot(self, kind: str = "tradeoff", **options: Any) -> Figure:
@@ -121,3 +224,40 @@ class SweepResult:
         from mlxtune.report import result_html_fragment
 
         return result_html_fragment(self)
+
+
+def _recommendation(found: Decision, unit: str) -> Recommendation:
+    """The decision's chosen point as a Recommendation, with its words."""
+    from mlxtune.decision import FAST, NO_RUNS
+
+    points = found.points
+    measured = points[points["verdict"] != NO_RUNS]
+    words = view.reason(found, unit)
+    if found.choice is None:
+        smallest = int(measured["footprint"].min()) if len(measured) else None
+        return Recommendation(None, {}, math.nan, smallest, words, unit=unit, budget=found.budget,
+                              tolerance=found.tolerance, more_rounds=found.more_rounds)
+    chosen = points.loc[found.choice]
+    open_points = found.undecided
+    considered = points[points["verdict"].isin([FAST, "slow", "undecided"])]
+    return Recommendation(
+        cache_limit=int(chosen["cache_limit"]),
+        params={p: _plain(chosen[p]) for p in found.params if p != "cache_limit"},
+        throughput=float(chosen["speed"]),
+        footprint=int(chosen["footprint"]),
+        reason=words,
+        decided=found.decided,
+        ratio=float(chosen["ratio"]),
+        ratio_low=float(chosen["ratio_low"]),
+        ratio_high=float(chosen["ratio_high"]),
+        open_limits=tuple(int(v) for v in open_points["cache_limit"]),
+        more_rounds=found.more_rounds,
+        within_noise=bool(found.decided and len(considered) > 1 and (considered["verdict"] == FAST).all()),
+        unit=unit,
+        budget=found.budget,
+        tolerance=found.tolerance,
+    )
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value

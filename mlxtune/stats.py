@@ -1,4 +1,6 @@
-"""Statistics of a sweep: per-point summaries, the best point, a recommendation, significance.
+"""Statistics of a sweep: per-point summaries, the best point, intervals and significance.
+
+The recommendation's rule is in :mod:`mlxtune.decision`; words for both in :mod:`mlxtune.view`.
 
 Takes frames, never MLX. Everything here is deterministic: the same runs give the same numbers.
 
@@ -31,30 +33,22 @@ shows how much it took.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 from collections.abc import Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mlxtune.measure import MEASURED_COLUMNS
-from mlxtune.units import UNLIMITED, format_size, parse_size
-
-if TYPE_CHECKING:
-    from mlxtune.result import SweepResult
 
 __all__ = [
     "SUMMARY_COLUMNS",
-    "Recommendation",
     "best",
-    "describe_point",
     "is_significant",
     "median_ci",
     "ratio_ci",
-    "recommend",
     "run_footprints",
     "summarize",
     "u_null_cdf",
@@ -247,230 +241,3 @@ def best(summary: pd.DataFrame) -> pd.Series:
     if medians.notna().sum() == 0:
         raise ValueError("no successful runs to choose from: every run failed or none was measured")
     return summary.loc[medians.idxmax()]
-
-
-# -- recommendation -----------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Recommendation:
-    """Which cache limit to ship, and why.
-
-    ``cache_limit`` is None when nothing can be recommended (no successful runs, or nothing fits
-    the budget); ``reason`` then says why. ``within_noise`` is True when every measured point's
-    throughput is indistinguishable from the best one's: the cache limit does not measurably
-    matter for this workload on this machine.
-    """
-
-    cache_limit: int | None
-    params: dict[str, Any]
-    throughput: float
-    footprint: int | None
-    reason: str
-    within_noise: bool = False
-    unit: str = "runs"
-    budget: int | None = None
-
-    @property
-    def found(self) -> bool:
-        return self.cache_limit is not None
-
-    @property
-    def python_code(self) -> str:
-        """The line that applies this limit in Python."""
-        if self.cache_limit is None:
-            return "# no cache limit recommended: " + self.reason
-        if self.cache_limit >= UNLIMITED:
-            return "mx.set_cache_limit(2**63 - 1)  # unlimited"
-        return f"mx.set_cache_limit({self.cache_limit})  # {format_size(self.cache_limit)}"
-
-    @property
-    def swift_code(self) -> str:
-        """The line that applies this limit in an app using MLX Swift."""
-        if self.cache_limit is None:
-            return "// no cache limit recommended: " + self.reason
-        if self.cache_limit >= UNLIMITED:
-            return "MLX.Memory.cacheLimit = Int.max  // unlimited"
-        return f"MLX.Memory.cacheLimit = {self.cache_limit:_}  // {format_size(self.cache_limit)}"
-
-    def __str__(self) -> str:
-        return self.reason
-
-
-def describe_point(row: pd.Series, params: Sequence[str]) -> str:
-    """A grid point in words: "cache limit 16MB, memory limit 1GB, dtype=q4"."""
-    parts = []
-    for name in params:
-        value = row[name]
-        if name in ("cache_limit", "memory_limit"):
-            parts.append(f"{name.replace('_', ' ')} {format_size(int(value))}")
-        else:
-            parts.append(f"{name}={value}")
-    return ", ".join(parts)
-
-
-def _overlaps(row: pd.Series, top: pd.Series) -> bool:
-    low, high = row["throughput_ci_low"], row["throughput_ci_high"]
-    return bool(high >= top["throughput_ci_low"] and top["throughput_ci_high"] >= low)
-
-
-class _Sameness:
-    """Decides whether a point's throughput is distinguishable from the best point's.
-
-    With the raw runs (a SweepResult) it asks whether the 95% interval of the throughput ratio,
-    point over best (:func:`ratio_ci`, the interval that inverts the two-sided Mann-Whitney test),
-    reaches 1: if it does, the runs cannot tell the point from the best. With a summary frame only
-    it falls back to overlapping per-point intervals, which is stricter about calling a difference.
-    """
-
-    def __init__(self, runs: pd.DataFrame | None, params: list[str]) -> None:
-        self.params = params
-        self.samples: dict[tuple[Any, ...], np.ndarray] = {}
-        if runs is not None and len(runs):
-            ok = runs[runs["error"] == ""]
-            for key, group in ok.groupby(params, sort=False, dropna=False):
-                self.samples[key if isinstance(key, tuple) else (key,)] = group["throughput"].to_numpy()
-
-    @property
-    def uses_runs(self) -> bool:
-        return bool(self.samples)
-
-    def same(self, row: pd.Series, top: pd.Series) -> bool:
-        if not self.uses_runs:
-            return _overlaps(row, top)
-        mine, best_runs = self._runs(row), self._runs(top)
-        if row.name == top.name or len(mine) == 0 or len(best_runs) == 0:
-            return row.name == top.name
-        _, _, high = ratio_ci(mine, best_runs)
-        return bool(high >= 1)
-
-    def _runs(self, row: pd.Series) -> np.ndarray:
-        key = tuple(_plain(row[p]) for p in self.params)
-        return self.samples.get(key, np.array([]))
-
-    def wording(self, fewest: int) -> tuple[str, str]:
-        """How the reason sentence names the comparison: (singular, plural)."""
-        if self.uses_runs:
-            return ("runs are not distinguishable from the best one's (95% interval of the speed ratio "
-                    "reaches 1)", "runs are not distinguishable from the best one's")
-        if fewest >= 6:
-            return ("95% confidence interval overlaps the best one's",
-                    "95% confidence intervals overlap the best one's")
-        # below 6 runs the "95% CI" is the range of the runs (see median_ci): say what was compared
-        return ("range of runs overlaps the best one's", "ranges of runs overlap the best one's")
-
-
-def _summary_and_params(
-    source: SweepResult | pd.DataFrame,
-) -> tuple[pd.DataFrame, list[str], pd.DataFrame | None]:
-    if isinstance(source, pd.DataFrame):
-        if "unit" not in source.columns or "cache_limit" not in source.columns:
-            raise ValueError("recommend() takes a SweepResult or a summary frame with cache_limit and unit")
-        return source, list(source.columns[: list(source.columns).index("unit")]), None
-    return source.summary(), list(source.params), source.runs
-
-
-def recommend(
-    source: SweepResult | pd.DataFrame, budget: int | str | None = None, tolerance: float = 0.05
-) -> Recommendation:
-    """The smallest cache limit as fast as the best, within noise or ``tolerance``, inside ``budget``.
-
-    Rule: a point counts as fast as the best when its runs cannot be told from the best point's,
-    or its median is within ``tolerance`` (a fraction) of the best median. "Cannot be told" means
-    the 95% interval of the throughput ratio point/best (:func:`ratio_ci`, Hodges-Lehmann with the
-    interval of the two-sided Mann-Whitney test) reaches 1. At 3 runs a side that interval spans
-    every pairwise ratio, so a point is called slower only when all its runs are slower than all
-    the best's; with more repeats it separates points whose ranges still overlap. Given a summary
-    frame without runs, overlapping per-point intervals (:func:`median_ci`) stand in for it.
-    The best is taken among the points whose ``footprint`` fits ``budget`` (bytes or a size such
-    as "2GB"). Among the points that qualify, the smallest cache limit wins, then the smallest
-    footprint. ``source`` is a SweepResult or a frame from :func:`summarize`.
-    """
-    if not 0 <= tolerance < 1:
-        raise ValueError(f"tolerance must be a fraction in [0, 1), not {tolerance!r}")
-    limit = None if budget is None else parse_size(budget)
-    summary, params, runs = _summary_and_params(source)
-    sameness = _Sameness(runs, params)
-    measured = summary[summary["throughput_median"].notna()]
-    unit = str(measured["unit"].iloc[0]) if len(measured) else "runs"
-    if measured.empty:
-        reason = "No recommendation: no run succeeded."
-        return Recommendation(None, {}, math.nan, None, reason, unit=unit, budget=limit)
-    fits = measured if limit is None else measured[measured["footprint"] <= limit]
-    if fits.empty:
-        smallest = measured.loc[measured["footprint"].idxmin()]
-        reason = (
-            f"Nothing fits the budget of {format_size(limit)}: the smallest footprint measured is "
-            f"{format_size(int(smallest['footprint']))} ({describe_point(smallest, params)})."
-        )
-        return Recommendation(None, {}, math.nan, int(smallest["footprint"]), reason, unit=unit, budget=limit)
-    top = best(fits)
-    same = measured.apply(lambda row: sameness.same(row, top), axis=1)  # once per point: a ratio_ci each
-    close = same.loc[fits.index] | (fits["throughput_median"] >= (1 - tolerance) * top["throughput_median"])
-    chosen = fits[close].sort_values(["cache_limit", "footprint"], kind="stable").iloc[0]
-    within_noise = bool(same.all()) and len(measured) > 1
-    reason = _reason(chosen, top, measured, fits, params, unit, limit, tolerance, within_noise, sameness)
-    point = {p: _plain(chosen[p]) for p in params if p != "cache_limit"}
-    return Recommendation(
-        cache_limit=int(chosen["cache_limit"]),
-        params=point,
-        throughput=float(chosen["throughput_median"]),
-        footprint=int(chosen["footprint"]),
-        reason=reason,
-        within_noise=within_noise,
-        unit=unit,
-        budget=limit,
-    )
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _reason(
-    chosen: pd.Series,
-    top: pd.Series,
-    measured: pd.DataFrame,
-    fits: pd.DataFrame,
-    params: list[str],
-    unit: str,
-    limit: int | None,
-    tolerance: float,
-    within_noise: bool,
-    sameness: _Sameness,
-) -> str:
-    """One or two plain sentences: what was chosen, against what, and how sure we are."""
-    fewest = int((measured["runs"] - measured["failed"]).min())
-    same_one, same_all = sameness.wording(fewest)
-    what = describe_point(chosen, params)
-    head = what[0].upper() + what[1:]
-    speed = f"{chosen['throughput_median']:.4g} {unit}/s"
-    footprint = format_size(int(chosen["footprint"]))
-    if within_noise:
-        text = (
-            f"All {len(measured)} points are within the noise of each other (their {same_all}), "
-            f"so {'the cache limit does' if len(params) == 1 else 'these settings do'} "
-            f"not measurably change throughput here; the smallest, {what}, is recommended ({speed}, "
-            f"footprint {footprint})."
-        )
-    elif chosen.name == top.name:
-        figures = f"({speed}, footprint {footprint})"
-        if (fits["cache_limit"] < chosen["cache_limit"]).any():
-            text = f"{head} is the fastest {figures}; no smaller cache limit comes close."
-        else:
-            text = f"{head} is the fastest and the smallest limit measured {figures}."
-    else:
-        ratio = chosen["throughput_median"] / top["throughput_median"]
-        how = f"its {same_one}" if sameness.same(chosen, top) else (
-            f"it is within {tolerance:.0%} of the best"
-        )
-        text = (
-            f"{head} gives {speed} ({ratio:.1%} of the best, {describe_point(top, params)} at "
-            f"{top['throughput_median']:.4g} {unit}/s) with footprint {footprint}: {how}."
-        )
-    if fewest < 2:
-        text += " Only one successful run per point: the noise is unknown; measure with repeats >= 3."
-    if limit is not None and len(fits) < len(measured):
-        over = len(measured) - len(fits)
-        text += f" {over} of {len(measured)} points exceed the budget of {format_size(limit)}."
-    return text

@@ -74,10 +74,11 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from mlxtune import memory, runner
+from mlxtune.decision import MIN_ROUNDS, decide, next_round
 from mlxtune.environment import environment
 from mlxtune.measure import (
     MEASURED_COLUMNS,
@@ -89,7 +90,8 @@ from mlxtune.measure import (
     runs_frame,
 )
 from mlxtune.result import SweepResult
-from mlxtune.units import format_size, parse_sizes
+from mlxtune.stats import summarize
+from mlxtune.units import format_size, parse_size, parse_sizes
 
 __all__ = ["ON_ERROR", "PlanError", "SweepError", "SweepProgress", "Workload", "sweep"]
 
@@ -99,6 +101,8 @@ ON_ERROR = ("record", "raise")
 _LIMIT_AXES = ("cache_limit", "memory_limit")
 #: A limit point: (cache limit, memory limit or None).
 _LimitPoint = tuple[int, int | None]
+#: Rounds an adaptive sweep runs at most per workload point when ``max_runs`` is not given.
+DEFAULT_MAX_ROUNDS = 10
 
 
 class PlanError(ValueError):
@@ -121,17 +125,24 @@ class _Plan:
     cache_limits: list[int]
     memory_limits: list[int] | None
     axes: dict[str, list[Any]]
-    repeats: int
+    repeats: int  # rounds per workload point: exactly, or at most when adaptive
     warmup: int
     seed: int
     on_error: str
     timeout: float | None
     stop: Callable[[], bool]
+    adaptive: bool = False
+    max_seconds: float | None = None
+    tolerance: float = 0.05
+    budget: int | None = None
+
+    @property
+    def limit_params(self) -> list[str]:
+        return ["cache_limit"] + (["memory_limit"] if self.memory_limits is not None else [])
 
     @property
     def params(self) -> list[str]:
-        limits = ["cache_limit"] + (["memory_limit"] if self.memory_limits is not None else [])
-        return [*limits, *self.axes]
+        return [*self.limit_params, *self.axes]
 
     def workload_points(self) -> list[dict[str, Any]]:
         names = list(self.axes)
@@ -145,15 +156,6 @@ class _Plan:
         limit_points = len(self.cache_limits) * len(self.memory_limits or [None])
         return math.prod(map(len, self.axes.values())) * limit_points * self.repeats
 
-    def rounds(self, rng: random.Random) -> Iterator[tuple[int, list[_LimitPoint]]]:
-        """(repeat, limit points in run order): every limit point once per round, each round shuffled.
-
-        Made one round at a time, so a plan of a billion repeats costs nothing before its first run.
-        """
-        for repeat in range(self.repeats):
-            points = self.limit_points()
-            rng.shuffle(points)
-            yield repeat, points
 
 
 def _axes(grid: Mapping[str, Sequence[Any]] | None) -> tuple[list[int] | None, dict[str, list[Any]]]:
@@ -202,33 +204,64 @@ def _plan(
     timeout: object,
     on_run: object,
     stop: threading.Event | Callable[[], bool] | None,
+    adaptive: Mapping[str, Any],
 ) -> _Plan:
     if not callable(workload):
         raise TypeError(f"workload must be a callable (a factory with grid=), not {type(workload).__name__}")
-    for name, value, least in (("repeats", repeats, 1), ("warmup", warmup, 0)):
+    auto = repeats == "auto"
+    for name, value, least in (("repeats", 1 if auto else repeats, 1), ("warmup", warmup, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"{name} must be a whole number >= {least}, not {value!r}")
+            also = ' or "auto"' if name == "repeats" else ""
+            raise ValueError(f"{name} must be a whole number >= {least}{also}, not {value!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, not {seed!r}")
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {', '.join(map(repr, ON_ERROR))}, not {on_error!r}")
-    number = not isinstance(timeout, bool) and isinstance(timeout, (int, float))
-    if timeout is not None and not (number and 0 < timeout <= runner.MAX_TIMEOUT):
-        raise ValueError(f"timeout must be a number of seconds > 0 (at most a day) or None, not {timeout!r}")
     if on_run is not None and not callable(on_run):
         raise ValueError(f"on_run must be a callable(record, progress) or None, not {on_run!r}")
     memory_limits, axes = _axes(grid)
+    limits = parse_sizes(cache_limits, "cache_limits")
+    points = len(limits) * len(memory_limits or [None])
     return _Plan(
-        cache_limits=parse_sizes(cache_limits, "cache_limits"),
+        cache_limits=limits,
         memory_limits=memory_limits,
         axes=axes,
-        repeats=repeats,
+        repeats=_adaptive_rounds(adaptive, points) if auto else int(repeats),  # type: ignore[call-overload]
         warmup=warmup,
         seed=seed,
         on_error=str(on_error),
-        timeout=None if timeout is None else float(timeout),
+        timeout=_seconds("timeout", timeout),
         stop=_stopper(stop),
+        adaptive=auto,
+        max_seconds=_seconds("max_seconds", adaptive["max_seconds"]),
+        tolerance=_fraction("tolerance", adaptive["tolerance"]),
+        budget=None if adaptive["budget"] is None else parse_size(adaptive["budget"]),
     )
+
+
+def _adaptive_rounds(adaptive: Mapping[str, Any], points: int) -> int:
+    """The most rounds an adaptive sweep may run: ``max_runs`` over the limit points (default 10 rounds)."""
+    most = adaptive["max_runs"]
+    if most is None:
+        return DEFAULT_MAX_ROUNDS
+    if isinstance(most, bool) or not isinstance(most, int) or most < MIN_ROUNDS * points:
+        raise ValueError(f"max_runs must be a whole number of runs that allows at least {MIN_ROUNDS} rounds "
+                         f"of the {points} limit points (>= {MIN_ROUNDS * points}), not {most!r}")
+    return most // points
+
+
+def _seconds(name: str, value: object) -> float | None:
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    if value is not None and not (number and 0 < value <= runner.MAX_TIMEOUT):  # type: ignore[operator]
+        raise ValueError(f"{name} must be a number of seconds > 0 (at most a day) or None, not {value!r}")
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _fraction(name: str, value: object) -> float:
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    if not (number and 0 <= value < 1):  # type: ignore[operator]
+        raise ValueError(f"{name} must be a fraction in [0, 1) such as 0.05, not {value!r}")
+    return float(value)  # type: ignore[arg-type]
 
 
 # -- progress for front ends --------------------------------------------------------------------
@@ -314,14 +347,19 @@ class _Sweep:
         self.plan, self.workload, self.clear_cache, self.on_run = plan, workload, clear_cache, on_run
         self.label = label or _name(workload)
         self.records: list[RunRecord] = []
+        self.adaptive_notes: list[str] = []
+        self.started = time.monotonic()
         self.description = ""
         self.complete, self.stop_reason = True, ""
         self.environment = environment()
         self.options = {
             "cache_limits": plan.cache_limits, "grid": {**plan.axes, **(
                 {"memory_limit": plan.memory_limits} if plan.memory_limits is not None else {})},
-            "repeats": plan.repeats, "warmup": plan.warmup, "seed": plan.seed, "on_error": plan.on_error,
-            "timeout": plan.timeout, "clear_cache": clear_cache, **options,
+            "repeats": "auto" if plan.adaptive else plan.repeats, "warmup": plan.warmup, "seed": plan.seed,
+            "on_error": plan.on_error, "timeout": plan.timeout, "clear_cache": clear_cache,
+            **({"max_runs": plan.planned_runs, "max_seconds": plan.max_seconds, "tolerance": plan.tolerance,
+                "budget": plan.budget} if plan.adaptive else {}),
+            **options,
         }
         self.bar = tqdm(total=plan.planned_runs, desc=self.label, disable=not progress, leave=True)
         # the calling thread runs MLX itself unless a timeout needs a thread to wait on, or it is a
@@ -335,10 +373,12 @@ class _Sweep:
     def result(self) -> SweepResult:
         params = self.plan.params
         unit = next((r.unit for r in self.records if not r.error), "runs")
+        ended = "; ".join(self.adaptive_notes)
+        reason = self.stop_reason if not self.complete or not ended else ended
         return SweepResult(
             runs=runs_frame(self.records, params[1:]), params=params, label=self.label,
             workload=self.description or _name(self.workload), unit=unit, complete=self.complete,
-            planned_runs=self.plan.planned_runs, stop_reason=self.stop_reason,
+            planned_runs=self.plan.planned_runs, stop_reason=reason,
             environment=self.environment, options=dict(self.options),
         )
 
@@ -370,11 +410,55 @@ class _Sweep:
             return
         try:
             self.warm_up(instance)
-            for repeat, limit_points in self.plan.rounds(rng):
-                for limits in limit_points:
-                    self.measured_run(instance, point, limits, repeat)
+            self.run_rounds(instance, point, rng)
         finally:
             self.tear_down(instance)
+
+    def run_rounds(self, instance: Callable[[], Any], point: dict[str, Any], rng: random.Random) -> None:
+        """Every limit point once per round, each round shuffled; made one round at a time, so a plan of
+        a billion repeats costs nothing before its first run. Adaptive: after each round, only the
+        points that can still change the answer run again (:func:`mlxtune.decision.next_round`)."""
+        running = self.plan.limit_points()
+        first = len(self.records)
+        for repeat in range(self.plan.repeats):
+            order = list(running)
+            rng.shuffle(order)
+            for limits in order:
+                self.measured_run(instance, point, limits, repeat)
+            if self.plan.adaptive:
+                running = self.race(point, first, repeat + 1)
+                if not running:
+                    return
+        if self.plan.adaptive:
+            self.ended(point, "it ran the most rounds allowed (max_runs)", first)
+
+    def race(self, point: dict[str, Any], first: int, rounds: int) -> list[_LimitPoint]:
+        """The limit points the next round runs; none (and the reason noted) when this point is done."""
+        params = self.plan.limit_params
+        runs = runs_frame(self.records[first:], params[1:])
+        decision = decide(runs, summarize(runs, params), params, tolerance=self.plan.tolerance,
+                          budget=self.plan.budget)
+        step = next_round(decision, rounds, self.plan.repeats)
+        most = self.plan.max_seconds
+        stop = step.stop or (f"its time (max_seconds={most:g}) was spent"
+                             if most is not None and self.elapsed() >= most else "")
+        if stop:
+            self.ended(point, stop, first)
+            return []
+        rows = decision.points.loc[step.points]
+        memory_limits = rows["memory_limit"] if "memory_limit" in rows else [None] * len(rows)
+        return [(int(c), None if m is None else int(m))
+                for c, m in zip(rows["cache_limit"], memory_limits, strict=True)]
+
+    def ended(self, point: dict[str, Any], why: str, first: int) -> None:
+        """Note why an adaptive sweep stopped running a workload point, with the rounds and runs it took."""
+        runs = len(self.records) - first
+        rounds = 1 + max((r.repeat for r in self.records[first:]), default=-1)
+        where = f"{_point_text(point)}: " if point else ""
+        self.adaptive_notes.append(f"{where}stopped after {rounds} rounds ({runs} runs): {why}")
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
 
     def tear_down(self, instance: Callable[[], Any]) -> None:
         """Call the workload's ``teardown()``; a failure there is noted, and every run kept."""
@@ -466,7 +550,7 @@ class _Raise(Exception):
 def sweep(
     workload: Callable[..., Any],
     cache_limits: Iterable[int | str] | str = ("0", "unlimited"),
-    repeats: int = 3,
+    repeats: int | str = 3,
     warmup: int = 1,
     label: str | None = None,
     grid: Mapping[str, Sequence[Any]] | None = None,
@@ -477,6 +561,10 @@ def sweep(
     clear_cache: bool = True,
     on_run: Callable[[RunRecord, SweepProgress], Any] | None = None,
     stop: threading.Event | Callable[[], bool] | None = None,
+    max_runs: int | None = None,
+    max_seconds: float | None = None,
+    tolerance: float = 0.05,
+    budget: int | str | None = None,
     **options: Any,
 ) -> SweepResult:
     """Measure ``workload`` under each cache limit (and grid point), ``repeats`` times, interleaved.
@@ -486,9 +574,18 @@ def sweep(
     makes ``workload`` a factory called with one point of those axes. ``label`` names the result
     (default: the workload's name). ``options`` are extra context (e.g. ``model="..."``) stored in
     ``SweepResult.options``. See the module docstring for the run order, hooks and faults.
+
+    ``repeats="auto"`` sweeps adaptively: rounds run until the recommendation is decided (see
+    :mod:`mlxtune.decision`, with ``tolerance`` and the memory ``budget``), racing out the points
+    that can no longer change it, or until ``max_runs`` runs (default: 10 rounds) or ``max_seconds``
+    are spent, or no open point could be decided within them. ``stop_reason`` says which.
     """
     try:
-        plan = _plan(workload, cache_limits, repeats, warmup, grid, seed, on_error, timeout, on_run, stop)
+        if repeats != "auto" and (max_runs is not None or max_seconds is not None):
+            raise ValueError('max_runs and max_seconds bound an adaptive sweep: use them with repeats="auto"')
+        adaptive = dict(max_runs=max_runs, max_seconds=max_seconds, tolerance=tolerance, budget=budget)
+        plan = _plan(workload, cache_limits, repeats, warmup, grid, seed, on_error, timeout, on_run, stop,
+                     adaptive)
     except ValueError as exc:  # one type for "the arguments were wrong", which front ends report as usage
         raise PlanError(str(exc)) from None
     with runner.exclusive(f"sweep {label or _name(workload)!r}"):

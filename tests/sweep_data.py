@@ -70,3 +70,20 @@ def make_result(
         "options": {"repeats": repeats, "warmup": 1, "seed": seed},
     }
     return SweepResult(runs=runs_frame(rows, params), params=params, label=label, **{**defaults, **fields})
+
+
+def result_of(points: Mapping[Any, Sequence[float]], *, cache_held: Mapping[int, int] | None = None,
+              axis: str | None = None, **fields: Any) -> SweepResult:
+    """A sweep whose point ``k`` ran at the given speeds, round by round (repeat 0, 1, ...).
+
+    Keys are cache limits, or (cache limit, value of ``axis``) pairs with ``axis`` set. Each
+    limit holds ``cache_held[limit]`` bytes of cache (default: the limit, at most 50 MB).
+    """
+    held = cache_held or {}
+    rows = []
+    for key, speeds in points.items():
+        limit, extra = (key[0], {axis: key[1]}) if axis else (key, {})
+        for repeat, speed in enumerate(speeds):
+            rows.append(row(limit, repeat, speed, cache=held.get(limit, min(limit, 50 * MB)), **extra))
+    params = ["cache_limit", *([axis] if axis else [])]
+    return SweepResult(runs=runs_frame(rows, params), params=params, unit="tokens", **fields)

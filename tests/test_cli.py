@@ -32,14 +32,14 @@ def test_sweep_a_workload_function_writes_json_and_csv(tmp_path: Path, capsys: C
     before = memory.get_cache_limit()
     out, csv = tmp_path / "r.json", tmp_path / "r.csv"
     code = main(["sweep", "--workload", "mlxtune.workloads:allocator_churn", "--grid", "buffers=20,40",
-                 "--cache-limits", "0,unlimited", "--repeats", "2", "--warmup", "0",
+                 "--cache-limits", "0,unlimited", "--repeats", "4", "--warmup", "0",
                  "--out", str(out), "--csv", str(csv)])
     printed = capsys.readouterr().out
     assert code == 0
     assert memory.get_cache_limit() == before
     result = load(out)
     assert result.params == ["cache_limit", "buffers"]
-    assert len(result.runs) == 8 and result.failed_runs == 0
+    assert len(result.runs) == 16 and result.failed_runs == 0
     assert set(result.runs["buffers"]) == {20, 40}  # grid values typed as ints
     assert csv.read_text().startswith("cache_limit,buffers,")
     assert "Recommendation:" in printed and "mx.set_cache_limit(" in printed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 
@@ -192,9 +193,8 @@ def test_user_text_shows_as_typed_in_every_figure(kind: str) -> None:
     from matplotlib import rc_context
 
     label, unit, value = MATHS[0] + " run", MATHS[1], MATHS[2]
-    result = make_result(label=label, extra={"dtype": [value, MATHS[3]]})
-    result.runs["unit"] = unit
-    result.unit = unit
+    made = make_result(label=label, extra={"dtype": [value, MATHS[3]]})
+    result = dataclasses.replace(made, runs=made.runs.assign(unit=unit), unit=unit)
     other = make_result(label=MATHS[3])
     figure = plots.comparison([result, other]) if kind == "comparison" else result.plot(kind)
     with rc_context({"svg.fonttype": "none"}):  # text stays text in the SVG, as drawn

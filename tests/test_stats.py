@@ -1,24 +1,20 @@
-"""Statistics on known data, and the recommendation on constructed sweeps."""
+"""Statistics on known data: summaries, intervals of the median and of ratios, significance."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
 from mlxtune.measure import runs_frame
-from mlxtune.result import SweepResult
 from mlxtune.stats import (
     SUMMARY_COLUMNS,
-    Recommendation,
     best,
     is_significant,
     median_ci,
     ratio_ci,
-    recommend,
     summarize,
     u_null_cdf,
 )
@@ -37,14 +33,6 @@ def row(cache_limit: int, throughput: float, repeat: int = 0, peak: int = 10 * M
         "cache_after": cache, "process_rss": 100 * MB, "memory_limit": UNLIMITED, "started_at": 0.0,
         "error": error,
     }
-
-
-def result_of(points: dict[int, list[float]], cache_held: dict[int, int] | None = None) -> SweepResult:
-    """A sweep whose cache limit ``c`` ran at the given throughputs, holding ``cache_held[c]`` bytes."""
-    held = cache_held or {}
-    rows = [row(c, t, i, cache=held.get(c, min(c, 50 * MB)))
-            for c, ts in points.items() for i, t in enumerate(ts)]
-    return SweepResult(runs=runs_frame(rows), params=["cache_limit"], unit="tokens")
 
 
 # -- confidence interval of the median -----------------------------------------------------------
@@ -159,105 +147,3 @@ def test_best_needs_a_successful_run():
     summary = summarize(runs_frame([row(0, 0.0, error="RuntimeError: x")]), ["cache_limit"])
     with pytest.raises(ValueError, match="no successful runs"):
         best(summary)
-
-
-# -- recommendation -------------------------------------------------------------------------------
-
-
-def test_recommends_the_smallest_limit_indistinguishable_from_the_best():
-    result = result_of({0: [50, 52, 55], 16 * MB: [92, 96, 100], UNLIMITED: [95, 99, 104]})
-    rec = result.recommend()
-    assert isinstance(rec, Recommendation) and rec.found
-    assert rec.cache_limit == 16 * MB and not rec.within_noise and rec.throughput == 96
-    assert rec.footprint == 10 * MB + 16 * MB
-    assert "Cache limit 16MB gives 96 tokens/s" in rec.reason
-    assert "its runs are not distinguishable from the best one's" in rec.reason
-    assert rec.python_code == "mx.set_cache_limit(16000000)  # 16MB"
-    assert rec.swift_code == "MLX.Memory.cacheLimit = 16_000_000  // 16MB"
-
-
-def test_says_plainly_when_everything_is_within_the_noise():
-    rec = recommend(result_of({0: [90, 100, 110], MB: [95, 101, 108], UNLIMITED: [92, 99, 112]}))
-    assert rec.cache_limit == 0 and rec.within_noise
-    assert rec.reason.startswith("All 3 points are within the noise of each other (their runs are not")
-    assert "the cache limit does not measurably change throughput" in rec.reason
-    assert rec.python_code == "mx.set_cache_limit(0)  # 0B"
-
-
-def test_tolerance_admits_a_slightly_slower_smaller_limit():
-    result = result_of({0: [50, 51, 52], 16 * MB: [96, 97, 98], UNLIMITED: [99, 100, 101]})
-    rec = result.recommend(tolerance=0.05)
-    assert rec.cache_limit == 16 * MB and "within 5% of the best" in rec.reason
-    strict = result.recommend(tolerance=0.01)
-    assert strict.cache_limit == UNLIMITED and "is the fastest" in strict.reason
-    assert strict.swift_code == "MLX.Memory.cacheLimit = Int.max  // unlimited"
-    assert strict.python_code == "mx.set_cache_limit(2**63 - 1)  # unlimited"
-
-
-def test_the_budget_excludes_points_whose_footprint_is_too_large():
-    held = {0: 0, 16 * MB: 16 * MB, UNLIMITED: 400 * MB}
-    result = result_of({0: [50, 51, 52], 16 * MB: [70, 71, 72], UNLIMITED: [99, 100, 101]}, held)
-    assert result.recommend().cache_limit == UNLIMITED
-    rec = result.recommend(budget="100MB")
-    assert rec.cache_limit == 16 * MB and rec.footprint == 26 * MB and rec.budget == 100 * MB
-    assert "1 of 3 points exceed the budget of 100MB" in rec.reason
-
-
-def test_a_clear_message_when_nothing_fits_the_budget():
-    rec = result_of({0: [50, 51, 52], MB: [60, 61, 62]}).recommend(budget=5 * MB)
-    assert not rec.found and rec.cache_limit is None and rec.footprint == 10 * MB
-    assert rec.reason == ("Nothing fits the budget of 5MB: the smallest footprint measured is 10MB "
-                          "(cache limit 0B).")
-    assert rec.python_code.startswith("# no cache limit recommended: Nothing fits")
-
-
-def test_no_recommendation_without_a_successful_run():
-    runs = runs_frame([row(0, 0.0, error="RuntimeError: x"), row(MB, 0.0, error="RuntimeError: x")])
-    rec = SweepResult(runs=runs, params=["cache_limit"]).recommend()
-    assert not rec.found and rec.reason == "No recommendation: no run succeeded."
-
-
-def test_recommend_takes_a_summary_frame_and_reports_other_axes():
-    rows = [row(c, t, i, dtype=d) for c, d, ts in [
-        (0, "float16", [40, 41, 42]), (0, "q4", [70, 71, 72]), (MB, "q4", [71, 72, 73])]
-        for i, t in enumerate(ts)]
-    summary = summarize(runs_frame(rows, ["dtype"]), ["cache_limit", "dtype"])
-    rec = recommend(summary)
-    assert rec.cache_limit == 0 and rec.params == {"dtype": "q4"}
-    assert "dtype=q4" in rec.reason
-    with pytest.raises(ValueError, match="tolerance must be a fraction"):
-        recommend(summary, tolerance=5)
-    with pytest.raises(ValueError, match="summary frame"):
-        recommend(pd.DataFrame({"x": [1]}))
-
-
-def test_a_point_whose_ranges_overlap_but_whose_runs_are_clearly_slower_is_not_called_the_same():
-    # ten noisy runs a side: the ranges and even the per-point medians' intervals overlap, yet the
-    # slow point is slower in almost every pairing (as cache limit 0 was on the H100)
-    slow = [143, 150, 155, 160, 163, 170, 180, 184, 186, 200]
-    fast = [172, 181, 205, 215, 220, 230, 245, 255, 265, 280]
-    result = result_of({0: slow, UNLIMITED: fast})
-    summary = result.summary().set_index("cache_limit")
-    assert summary.loc[0, "throughput_ci_high"] >= summary.loc[UNLIMITED, "throughput_ci_low"]
-    rec = result.recommend(tolerance=0.0)
-    assert rec.cache_limit == UNLIMITED and not rec.within_noise
-    assert "is the fastest" in rec.reason
-    # from the summary alone (no runs) the overlapping intervals are all there is to go on
-    fallback = recommend(result.summary(), tolerance=0.0)
-    assert fallback.cache_limit == 0 and fallback.within_noise
-
-
-def test_a_fastest_smallest_limit_is_not_said_to_beat_smaller_ones():
-    rec = result_of({0: [100, 101, 102], UNLIMITED: [90, 91, 92]}).recommend(tolerance=0.0)
-    assert rec.cache_limit == 0 and not rec.within_noise
-    assert rec.reason.startswith("Cache limit 0B is the fastest and the smallest limit measured (101 ")
-    assert "no smaller cache limit" not in rec.reason
-
-
-def test_the_reason_names_what_was_compared_and_warns_about_single_runs():
-    many = result_of({0: [50, 60, 70, 80, 90, 100], MB: [52, 62, 72, 82, 92, 102]})
-    assert "(their runs are not distinguishable from the best one's)" in many.recommend().reason
-    assert "(their 95% confidence intervals overlap" in recommend(many.summary()).reason
-    single = result_of({0: [50], MB: [100]}).recommend()
-    assert single.cache_limit == MB and single.reason.endswith(
-        "Only one successful run per point: the noise is unknown; measure with repeats >= 3.")

@@ -1,0 +1,428 @@
+"""The decision rule: which cache limit is as fast as the best, when the data shows it.
+
+Numbers only (words live in :mod:`mlxtune.view`). Deterministic: the same runs give the same answer.
+
+The rule
+--------
+A point is **fast** when the one-sided ``confidence`` lower bound of its speed ratio to the best
+point is at least ``1 - tolerance`` (an equivalence test: the data must *show* it is close), **slow**
+when the upper bound is below ``1 - tolerance``, and **undecided** otherwise. The recommendation is
+the smallest cache limit (then the smallest footprint) among the fast points inside the budget; it
+is *decided* when every point with a smaller cache limit is slow. Noise never makes a point fast:
+with too few runs every interval is wide, points stay undecided, and the answer says how many more
+rounds would likely decide them.
+
+How the interval is made
+------------------------
+- The speed of a point is a quantile of its runs' throughputs (``statistic``; the median by
+  default), on the log scale so ratios are differences.
+- Runs are blocked by round (every point runs once per round, in a shuffled order): the bootstrap
+  resamples whole rounds, so a round that was slow for every point (the machine was busy) moves
+  them together and cancels out of their ratios, as in F-Race's blocked comparisons.
+- More cache should not make MLX slower, so within a curve (every other grid axis fixed) the
+  speeds are fitted as a nondecreasing function of the cache limit (isotonic regression, weighted
+  by runs): neighbouring points borrow strength from each other. Where the data says otherwise
+  (more cache shown slower by more than the tolerance: the 99% upper bound of the ratio below
+  ``1 - tolerance``, as under memory pressure, mlx issue #3129) the violation is reported and that
+  curve is not pooled.
+- The interval is the percentile bootstrap of the fitted ratio to the best point, with a fixed seed.
+
+Why these choices (measured by ``benchmarks/decision_quality.py`` on the saved GPU sweeps, whose
+runs fall into two speed states that last a whole run; the same truth, each limit's median over the
+whole sweep fitted to be nondecreasing, judged every variant): with the median and the monotone
+pooling, no pick was more than the tolerance below the best and the two halves of a sweep agreed
+in 94% of splits; the geometric mean (it averages the two states) made wrong picks, and an upper
+quantile (``timeit``'s argument for the fastest run: noise only slows) agreed less often, since a
+run's speed state, not the cache, sets its maximum. Three rounds gave wrong picks with every
+statistic, hence :data:`MIN_ROUNDS`. On that host ten rounds show no limit below the largest to be
+within 5% of the best: the rule says so, and which points are open, instead of guessing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "CONFIDENCE", "MIN_ROUNDS", "Decision", "NextRound", "Noise", "decide", "isotonic", "nan_quantile",
+    "next_round", "noise",
+]
+
+#: One-sided confidence of the bounds the rule compares with ``1 - tolerance``.
+CONFIDENCE = 0.95
+#: Fewer successful runs than this per point decide nothing: with three, a bootstrap has ten distinct
+#: samples and its bounds are not bounds (on the saved GPU sweeps, 3-round subsamples gave wrong picks).
+MIN_ROUNDS = 4
+#: Confidence that more cache is slower before the monotone pooling is dropped for a curve: higher than
+#: ``CONFIDENCE``, since speed states make a lucky point look faster than its larger neighbours.
+VIOLATION_CONFIDENCE = 0.99
+_BOOTSTRAP = 2000
+_SEED = 20261202
+#: More rounds than this to decide a point is reported as "too close to the tolerance to decide".
+_MOST_ROUNDS = 1000
+
+#: Verdicts of a point, as stored in :attr:`Decision.points` ``verdict``.
+FAST, SLOW, UNDECIDED, OVER_BUDGET, NO_RUNS = "fast", "slow", "undecided", "over budget", "no runs"
+
+
+@dataclasses.dataclass(frozen=True)
+class Noise:
+    """How steady the runs were: numbers the view puts into words.
+
+    ``spread``: the largest ratio between the fastest and slowest run of one point (1.0 when steady).
+    ``states``: the two speed levels (relative to each point's median) when runs fall into two
+    groups, else None. ``drift``: the fitted change of speed from the first run to the last (0.1:
+    10% faster at the end), with ``drift_p`` its p-value.
+    """
+
+    spread: float
+    states: tuple[float, float] | None
+    drift: float
+    drift_p: float
+    runs: int
+
+    @property
+    def busy(self) -> bool:
+        """Whether the runs vary enough that the machine was most likely busy (or the workload varies)."""
+        drifted = self.drift_p < 0.01 and abs(self.drift) > 0.05
+        return self.spread > 1.25 or self.states is not None or drifted
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """The rule's answer for one sweep.
+
+    ``points``: one row per grid point, the parameter columns then ``runs`` (successful),
+    ``speed`` (the statistic, units/s), ``ratio``, ``ratio_low``, ``ratio_high`` (fitted speed over
+    the best's, with its bounds), ``verdict`` (fast, slow, undecided, over budget, no runs),
+    ``more_rounds`` (rounds that would likely decide an undecided point; NaN otherwise, inf when it
+    sits at the tolerance), ``footprint``. ``choice`` is the index in ``points`` of the recommended
+    point (None when no point is shown fast), ``best`` that of the fastest; ``decided`` is True when
+    no point with a smaller cache limit than the choice is undecided. ``violations`` lists pairs of
+    points (smaller limit, larger limit, ratio larger/smaller, its upper bound) where more cache
+    was shown slower.
+    """
+
+    points: pd.DataFrame
+    params: list[str]
+    choice: int | None
+    best: int | None
+    decided: bool
+    tolerance: float
+    confidence: float
+    budget: int | None
+    statistic: float | str
+    violations: list[tuple[int, int, float, float]]
+    noise: Noise
+
+    @property
+    def undecided(self) -> pd.DataFrame:
+        """The points that keep the answer open: undecided, and (with a choice) below its cache limit."""
+        rows = self.points[self.points["verdict"] == UNDECIDED]
+        if self.choice is not None:
+            rows = rows[rows["cache_limit"] < self.points.loc[self.choice, "cache_limit"]]
+        return rows
+
+    @property
+    def more_rounds(self) -> float:
+        """Rounds that would likely decide every point still open (0 when decided)."""
+        open_points = self.undecided
+        return float(open_points["more_rounds"].max()) if len(open_points) else 0.0
+
+
+def isotonic(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The nondecreasing weighted least-squares fit of each row of ``values`` (the last axis).
+
+    Uses the minimax formula fit[i] = max over j <= i of min over k >= i of mean(values[j..k]),
+    vectorised over the leading axes (thousands of bootstrap samples of a dozen points at once).
+    NaN values carry no weight.
+    """
+    values = np.asarray(values, dtype=float)
+    w = np.where(np.isnan(values), 0.0, np.broadcast_to(weights, values.shape))
+    wy = np.where(np.isnan(values), 0.0, values) * w
+    lead, n = values.shape[:-1], values.shape[-1]
+    cw = np.concatenate([np.zeros((*lead, 1)), np.cumsum(w, axis=-1)], axis=-1)
+    cwy = np.concatenate([np.zeros((*lead, 1)), np.cumsum(wy, axis=-1)], axis=-1)
+    j, k = np.triu_indices(n)
+    means = np.full((*lead, n, n), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means[..., j, k] = (cwy[..., k + 1] - cwy[..., j]) / (cw[..., k + 1] - cw[..., j])
+    lower = np.tril(np.ones((n, n), dtype=bool), -1)
+    means = np.where(lower, np.inf, np.where(np.isnan(means), np.inf, means))
+    tail_min = np.flip(np.minimum.accumulate(np.flip(means, -1), axis=-1), -1)  # min over k >= i, per j
+    tail_min = np.where(lower, -np.inf, tail_min)
+    fit = np.max(tail_min, axis=-2)
+    return np.where(np.isfinite(fit), fit, np.nan)
+
+
+def decide(
+    runs: pd.DataFrame,
+    summary: pd.DataFrame,
+    params: Sequence[str],
+    *,
+    tolerance: float = 0.05,
+    budget: int | None = None,
+    confidence: float = CONFIDENCE,
+    statistic: float | str = 0.5,
+) -> Decision:
+    """Apply the rule (module docstring) to a runs frame and its summary (:func:`mlxtune.stats.summarize`).
+
+    The summary gives the points, in its order, and each one's ``footprint``, the number a budget
+    (bytes) is held against.
+    """
+    if not 0 <= tolerance < 1:
+        raise ValueError(f"tolerance must be a fraction in [0, 1), not {tolerance!r}")
+    if not 0.5 <= confidence < 1:
+        raise ValueError(f"confidence must be in [0.5, 1), not {confidence!r}")
+    params = list(params)
+    table = _Table(runs, summary[params], statistic, tolerance)
+    points = table.points.copy()
+    points["footprint"] = summary["footprint"].to_numpy(dtype=float)
+    fits = pd.Series(True, index=points.index) if budget is None else points["footprint"].le(budget)
+    enough = points["runs"] >= MIN_ROUNDS
+    estimate, samples, violations = table.fitted(enough.to_numpy())
+    alpha = 1 - confidence
+    candidates = np.flatnonzero((fits & enough).to_numpy())
+    points["ratio"] = points["ratio_low"] = points["ratio_high"] = np.nan
+    points["verdict"] = np.where(points["runs"] == 0, NO_RUNS, np.where(fits, UNDECIDED, OVER_BUDGET))
+    points["more_rounds"] = np.nan
+    best = choice = None
+    if len(candidates):
+        top = candidates[np.nanargmax(estimate[candidates])]
+        best = int(points.index[top])
+        with np.errstate(invalid="ignore"):
+            ratio = np.exp(estimate - estimate[top])
+            sample_ratio = np.exp(samples - np.nanmax(samples[:, candidates], axis=1, keepdims=True))
+        low = nan_quantile(sample_ratio, alpha, axis=0)
+        high = nan_quantile(sample_ratio, 1 - alpha, axis=0)
+        floor = 1 - tolerance
+        for i in candidates:
+            verdict = FAST if low[i] >= floor else SLOW if high[i] < floor else UNDECIDED
+            points.iloc[i, points.columns.get_loc("verdict")] = verdict
+            if verdict == UNDECIDED:
+                points.iloc[i, points.columns.get_loc("more_rounds")] = _more_rounds(
+                    ratio[i], low[i], high[i], floor, int(points["runs"].iloc[i]))
+        points.loc[points.index[candidates], "ratio"] = ratio[candidates]
+        points.loc[points.index[candidates], "ratio_low"] = low[candidates]
+        points.loc[points.index[candidates], "ratio_high"] = high[candidates]
+        fast = points[points["verdict"] == FAST]
+        if len(fast):
+            choice = int(fast.sort_values(["cache_limit", "footprint"], kind="stable").index[0])
+    decided = choice is not None and not (
+        (points["verdict"] == UNDECIDED) & (points["cache_limit"] < points.loc[choice, "cache_limit"])
+    ).any()
+    return Decision(
+        points=points, params=params, choice=choice, best=best, decided=decided, tolerance=tolerance,
+        confidence=confidence, budget=budget, statistic=statistic,
+        violations=[(int(points.index[a]), int(points.index[b]), r, h) for a, b, r, h in violations],
+        noise=noise(runs, params),
+    )
+
+
+def _more_rounds(ratio: float, low: float, high: float, floor: float, rounds: int) -> float:
+    """Rounds to add so the bound on the estimate's side of ``floor`` would likely cross it.
+
+    Interval half-widths shrink as one over the square root of the rounds.
+    """
+    width, distance = (ratio - low, ratio - floor) if ratio >= floor else (high - ratio, floor - ratio)
+    if distance <= 0 or not math.isfinite(width):
+        return math.inf
+    needed = math.ceil(rounds * (width / distance) ** 2) - rounds
+    return float(max(needed, 1)) if needed <= _MOST_ROUNDS else math.inf
+
+
+_Pairs = list[tuple[int, int, float, float]]
+
+
+class _Table:
+    """The runs as a rounds x points matrix of log throughput, per curve, with the point statistics."""
+
+    def __init__(self, runs: pd.DataFrame, keys: pd.DataFrame, statistic: float | str,
+                 tolerance: float) -> None:
+        self.statistic, self.tolerance = statistic, tolerance
+        params = list(keys.columns)
+        ok = runs[(runs["error"] == "") & np.isfinite(runs["throughput"]) & (runs["throughput"] > 0)]
+        self.points = keys.reset_index(drop=True)
+        index = pd.MultiIndex.from_frame(self.points) if len(params) > 1 else pd.Index(self.points[params[0]])
+        counts = ok.groupby(params, sort=False, dropna=False).size()
+        self.points["runs"] = counts.reindex(index).fillna(0).astype(int).to_numpy()
+        lookup = {key: i for i, key in enumerate(index)}
+        ok_keys = ok[params].itertuples(index=False, name=None) if len(params) > 1 else ok[params[0]]
+        column = np.array([lookup[key] for key in ok_keys], dtype=int)
+        rounds = ok["repeat"].to_numpy(dtype=int)
+        self.matrix = np.full((int(rounds.max()) + 1 if len(rounds) else 0, len(self.points)), np.nan)
+        self.matrix[rounds, column] = np.log(ok["throughput"].to_numpy(dtype=float))
+        others = [p for p in params if p != "cache_limit"]
+        groups = (self.points.groupby(others, sort=False, dropna=False).indices if others
+                  else {(): self.points.index})
+        limits = self.points["cache_limit"].to_numpy()
+        self.curves = [np.array(sorted(rows, key=lambda i: limits[i])) for rows in groups.values()]
+        self.points["speed"] = np.exp(self._stat(self.matrix[None]))[0]
+
+    def _stat(self, data: np.ndarray) -> np.ndarray:
+        """The statistic of each point over the rounds axis (axis 1) of ``data`` (log throughputs)."""
+        if self.statistic == "mean":
+            count = np.sum(~np.isnan(data), axis=1)
+            total = np.nansum(data, axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(count > 0, total / count, np.nan)
+        return nan_quantile(data, self.statistic, axis=1)
+
+    def fitted(self, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray, _Pairs]:
+        """Point estimates and bootstrap samples of the (monotone where allowed) log speed per point.
+
+        The bootstrap resamples whole rounds; a point that a resample leaves without runs (it was
+        raced out of later rounds) is resampled over its own runs instead.
+        """
+        rng = np.random.default_rng(_SEED)
+        rounds, width = self.matrix.shape
+        samples = np.full((_BOOTSTRAP, width), np.nan)
+        if rounds:
+            samples = self._stat(self.matrix[rng.integers(0, rounds, size=(_BOOTSTRAP, rounds))])
+        samples = np.where(np.isnan(samples), self._own_samples(rng), samples)
+        raw = np.where(usable, self._stat(self.matrix[None])[0], np.nan)
+        samples = np.where(usable, samples, np.nan)
+        estimate, fitted = raw.copy(), samples.copy()
+        violations: _Pairs = []
+        weights = self.points["runs"].to_numpy(dtype=float)
+        for curve in self.curves:
+            found = self._violations(curve, raw, samples)
+            violations += found
+            if not found and len(curve) > 1:
+                estimate[curve] = isotonic(raw[curve], weights[curve])
+                fitted[:, curve] = isotonic(samples[:, curve], weights[curve])
+        return estimate, fitted, violations
+
+    def _own_samples(self, rng: np.random.Generator) -> np.ndarray:
+        """Each point resampled over its own runs."""
+        out = np.full((_BOOTSTRAP, self.matrix.shape[1]), np.nan)
+        for i, column in enumerate(self.matrix.T):
+            values = column[~np.isnan(column)]
+            if len(values):
+                drawn = values[rng.integers(0, len(values), size=(_BOOTSTRAP, len(values)))]
+                out[:, i] = self._stat(drawn[..., None])[:, 0]
+        return out
+
+    def _violations(self, curve: np.ndarray, raw: np.ndarray, samples: np.ndarray) -> _Pairs:
+        """Pairs in a curve where more cache is shown slower by more than the tolerance."""
+        found = []
+        for position, a in enumerate(curve):
+            for b in curve[position + 1:]:
+                if np.isnan(raw[a]) or np.isnan(raw[b]):
+                    continue
+                gain = samples[:, b] - samples[:, a]
+                high = float(np.exp(nan_quantile(gain, VIOLATION_CONFIDENCE, axis=0)))
+                if high < 1 - self.tolerance:
+                    found.append((int(a), int(b), float(np.exp(raw[b] - raw[a])), high))
+        return found
+
+
+def nan_quantile(data: np.ndarray, q: float, axis: int) -> np.ndarray:
+    """``np.nanquantile`` (linear interpolation) by one sort, without its per-slice Python loop.
+
+    NaN where a slice has no values. Thousands of bootstrap samples take milliseconds this way.
+    """
+    ordered = np.sort(np.moveaxis(np.asarray(data, dtype=float), axis, -1), axis=-1)  # NaNs sort last
+    if ordered.shape[-1] == 0:
+        return np.full(ordered.shape[:-1], np.nan)
+    count = np.sum(~np.isnan(ordered), axis=-1)
+    position = q * np.maximum(count - 1, 0)
+    below = np.floor(position).astype(int)
+    above = np.minimum(below + 1, np.maximum(count - 1, 0))
+    low = np.take_along_axis(ordered, below[..., None], axis=-1)[..., 0]
+    high = np.take_along_axis(ordered, above[..., None], axis=-1)[..., 0]
+    value = low + (high - low) * (position - below)
+    return np.where(count > 0, value, np.nan)
+
+
+def noise(runs: pd.DataFrame, params: Sequence[str]) -> Noise:
+    """How much runs of the same point differ, whether they fall into two speed states, and drift."""
+    ok = runs[(runs["error"] == "") & np.isfinite(runs["throughput"]) & (runs["throughput"] > 0)]
+    if len(ok) < 2:
+        return Noise(spread=1.0, states=None, drift=0.0, drift_p=1.0, runs=len(ok))
+    logs = np.log(ok["throughput"].to_numpy(dtype=float))
+    groups = ok.groupby(list(params), sort=False, dropna=False)
+    center = groups["throughput"].transform(lambda s: np.median(np.log(s))).to_numpy(dtype=float)
+    residual = logs - center
+    spread = float(np.exp(groups["throughput"].agg(lambda s: np.log(s.max()) - np.log(s.min())).max()))
+    drift, drift_p = _drift(ok, residual)
+    return Noise(spread=spread, states=_states(residual), drift=drift, drift_p=drift_p, runs=len(ok))
+
+
+def _states(residual: np.ndarray) -> tuple[float, float] | None:
+    """Two speed states when the residuals split at one gap much wider than the spread on either side."""
+    values = np.sort(residual)
+    n = len(values)
+    if n < 8:
+        return None
+    gaps = np.diff(values)
+    low_end, high_start = math.ceil(0.2 * n), math.floor(0.8 * n)
+    best = None
+    for i in range(max(low_end - 1, 0), min(high_start, n - 1)):
+        lower, upper = values[: i + 1], values[i + 1:]
+        within = max(_mad(lower), _mad(upper), 0.01)
+        if gaps[i] > 4 * within and gaps[i] > math.log(1.1) and (best is None or gaps[i] > best[0]):
+            best = (gaps[i], float(np.exp(np.median(lower))), float(np.exp(np.median(upper))))
+    return None if best is None else (best[1], best[2])
+
+
+def _mad(values: np.ndarray) -> float:
+    return float(np.median(np.abs(values - np.median(values)))) * 1.4826 if len(values) else 0.0
+
+
+def _drift(ok: pd.DataFrame, residual: np.ndarray) -> tuple[float, float]:
+    """The change of speed over the sweep from a line through the residuals in run order, and its p-value."""
+    from scipy import stats
+
+    if "started_at" not in ok or len(ok) < 6:
+        return 0.0, 1.0
+    order = np.argsort(ok["started_at"].to_numpy(dtype=float), kind="stable")
+    position = np.empty(len(order))
+    position[order] = np.linspace(0.0, 1.0, len(order))
+    if np.ptp(residual) == 0:
+        return 0.0, 1.0
+    fit = stats.theilslopes(residual, position)
+    rho = stats.spearmanr(position, residual)
+    return float(np.expm1(fit.slope)), float(rho.pvalue) if np.isfinite(rho.pvalue) else 1.0
+
+
+# -- adaptive sweeps: which points the next round needs -----------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class NextRound:
+    """What an adaptive sweep does next: the points (indices into ``Decision.points``) to run in the
+    next round, or none and ``stop`` saying why."""
+
+    points: list[int]
+    stop: str = ""
+
+
+def next_round(decision: Decision, rounds: int, max_rounds: int) -> NextRound:
+    """Racing: run only the points that can still change the answer, and stop when none can.
+
+    After ``rounds`` rounds (of at most ``max_rounds``): before :data:`MIN_ROUNDS` every point runs.
+    Then the answer is final when decided. Otherwise the open points (undecided, below the current
+    choice) run, with the best and the choice to keep the comparison current; a point decided slow,
+    or fast above the choice, stops. An open point that would need more rounds than twice those left
+    is given up on (it sits too close to the tolerance for this budget), and when every open point
+    is given up the sweep stops, undecided, rather than spend the budget for nothing.
+    """
+    everything = [int(i) for i in decision.points.index[decision.points["verdict"] != OVER_BUDGET]]
+    if rounds < MIN_ROUNDS:
+        return NextRound(everything)
+    if decision.decided:
+        return NextRound([], "decided")
+    left = max_rounds - rounds
+    if left <= 0:
+        return NextRound([], "the budget of runs or time was spent")
+    open_points = decision.undecided
+    hopeful = [int(i) for i, more in open_points["more_rounds"].items() if more <= left]
+    if not hopeful:
+        return NextRound([], "the open points need more rounds than the budget allows")
+    anchors = {i for i in (decision.best, decision.choice) if i is not None}
+    return NextRound(sorted(set(hopeful) | anchors))
