@@ -74,13 +74,13 @@ class Noise:
     """How steady the runs were: numbers the view puts into words.
 
     ``spread``: the largest ratio between the fastest and slowest run of one point (1.0 when steady).
-    ``states``: the two speed levels (relative to each point's median) when runs fall into two
+    ``states``: how many times faster the fast state is than the slow one when runs fall into two
     groups, else None. ``drift``: the fitted change of speed from the first run to the last (0.1:
     10% faster at the end), with ``drift_p`` its p-value.
     """
 
     spread: float
-    states: tuple[float, float] | None
+    states: float | None
     drift: float
     drift_p: float
     runs: int
@@ -345,17 +345,19 @@ def noise(runs: pd.DataFrame, params: Sequence[str]) -> Noise:
     if len(ok) < 2:
         return Noise(spread=1.0, states=None, drift=0.0, drift_p=1.0, runs=len(ok))
     logs = np.log(ok["throughput"].to_numpy(dtype=float))
-    groups = ok.groupby(list(params), sort=False, dropna=False)
-    center = groups["throughput"].transform(lambda s: np.median(np.log(s))).to_numpy(dtype=float)
-    residual = logs - center
-    spread = float(np.exp(groups["throughput"].agg(lambda s: np.log(s.max()) - np.log(s.min())).max()))
-    drift, drift_p = _drift(ok, residual)
-    return Noise(spread=spread, states=_states(residual), drift=drift, drift_p=drift_p, runs=len(ok))
+    groups = ok.groupby(list(params), sort=False, dropna=False)["throughput"]
+    center = np.log(groups.transform("median").to_numpy(dtype=float))
+    fastest = np.log(groups.transform("max").to_numpy(dtype=float))
+    spread = float(np.exp(groups.agg(lambda s: np.log(s.max()) - np.log(s.min())).max()))
+    drift, drift_p = _drift(ok, logs - center)
+    return Noise(spread=spread, states=_states(logs - fastest), drift=drift, drift_p=drift_p, runs=len(ok))
 
 
-def _states(residual: np.ndarray) -> tuple[float, float] | None:
-    """Two speed states when the residuals split at one gap much wider than the spread on either side."""
-    values = np.sort(residual)
+def _states(below_fastest: np.ndarray) -> float | None:
+    """How far apart two speed states are, when each run's log speed below its point's fastest run
+    splits at one gap much wider than the spread on either side (a point whose runs are all in one
+    state sits at 0 with the fast ones); None when there is no such gap."""
+    values = np.sort(below_fastest)
     n = len(values)
     if n < 8:
         return None
@@ -366,8 +368,8 @@ def _states(residual: np.ndarray) -> tuple[float, float] | None:
         lower, upper = values[: i + 1], values[i + 1:]
         within = max(_mad(lower), _mad(upper), 0.01)
         if gaps[i] > 4 * within and gaps[i] > math.log(1.1) and (best is None or gaps[i] > best[0]):
-            best = (gaps[i], float(np.exp(np.median(lower))), float(np.exp(np.median(upper))))
-    return None if best is None else (best[1], best[2])
+            best = (gaps[i], float(np.exp(np.median(upper) - np.median(lower))))
+    return None if best is None else best[1]
 
 
 def _mad(values: np.ndarray) -> float:

@@ -173,8 +173,7 @@ def noise_text(noise: Noise) -> str:
     """One or two sentences when the runs were unsteady; "" when they were steady."""
     parts = []
     if noise.states is not None:
-        low, high = noise.states
-        parts.append(f"Runs fell into two speed states about {high / low:.2f}x apart (a state lasts a whole "
+        parts.append(f"Runs fell into two speed states about {noise.states:.2f}x apart (a state lasts a whole "
                      "run): the machine was busy or changed clocks.")
     elif noise.spread > 1.25:
         parts.append(f"Runs at the same limit differ by up to {noise.spread:.1f}x: the machine was busy.")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import itertools
 import os
 import time
 import types
@@ -28,7 +29,8 @@ from typing import Any, Literal
 from mlxtune._mlx import mx
 from mlxtune.measure import Work, Workload
 
-__all__ = ["DTYPES", "LM", "apply_dtype", "lm", "lm_factory", "mlx_lm_cache_clearing"]
+__all__ = ["DTYPES", "LM", "STEP_METRICS", "apply_dtype", "lm", "lm_factory", "mlx_lm_cache_clearing",
+           "step_statistics"]
 
 #: Weight formats a grid can compare: floating types, and 4- or 8-bit affine quantization.
 DTYPES = ("float32", "float16", "bfloat16", "q4", "q8")
@@ -179,7 +181,7 @@ class LM(Workload):
         if self._prompt is None:
             self.setup()
         with mlx_lm_cache_clearing(self.mlx_cache_clearing) as gate:
-            prompt_s, gen_s, generated, prompt_done = (
+            prompt_s, gen_s, generated, prompt_done, steps = (
                 self._single() if self.batch == 1 else self._batched()
             )
         return Work(
@@ -191,41 +193,43 @@ class LM(Workload):
                 "generation_tps": generated / gen_s if gen_s > 0 else float("nan"),
                 "prompt_seconds": prompt_s,
                 "mlx_lm_clears": float(gate.requests),
+                **step_statistics(steps),
             },
         )
 
-    def _single(self) -> tuple[float, float, int, int]:
+    def _single(self) -> tuple[float, float, int, int, list[float]]:
         """One sequence through ``generate_step``.
 
         The first token comes out of prompt processing, so it counts with the prompt (time to first
-        token, as mlx-lm counts it); then ``gen_tokens`` more are decoded and timed.
+        token, as mlx-lm counts it); then ``gen_tokens`` more are decoded and timed, each step on
+        its own (``generate_step`` hands a token over only once it is computed).
         """
         from mlx_lm.generate import generate_step
 
-        start = time.perf_counter()
-        first = start
-        steps = generate_step(self._prompt[0], self.model, max_tokens=self.gen_tokens + 1,
-                              prefill_step_size=self.prefill_step_size)
-        for n, _ in enumerate(steps):
-            if n == 0:
-                first = time.perf_counter()
-        end = time.perf_counter()
-        return first - start, end - first, self.gen_tokens, self.prompt_tokens
+        stamps = [time.perf_counter()]
+        for _ in generate_step(self._prompt[0], self.model, max_tokens=self.gen_tokens + 1,
+                               prefill_step_size=self.prefill_step_size):
+            stamps.append(time.perf_counter())
+        steps = [b - a for a, b in itertools.pairwise(stamps[1:])]
+        return stamps[1] - stamps[0], stamps[-1] - stamps[1], self.gen_tokens, self.prompt_tokens, steps
 
-    def _batched(self) -> tuple[float, float, int, int]:
-        """``batch`` sequences through mlx-lm's ``BatchGenerator``, with its own prompt/generation timing."""
+    def _batched(self) -> tuple[float, float, int, int, list[float]]:
+        """``batch`` sequences through mlx-lm's ``BatchGenerator``, with its own prompt/generation timing;
+        the steps are the times between the generator's batches of tokens after the first."""
         from mlx_lm.generate import BatchGenerator
 
         generator = BatchGenerator(self.model, stop_tokens=[], prefill_step_size=self.prefill_step_size,
                                    completion_batch_size=self.batch, prefill_batch_size=self.batch)
+        stamps: list[float] = []
         try:
             generator.insert(self._prompt.tolist(), [self.gen_tokens] * self.batch)
             with generator.stats() as stats:
                 while generator.next_generated():
-                    pass
+                    stamps.append(time.perf_counter())
         finally:
             generator.close()
-        return stats.prompt_time, stats.generation_time, stats.generation_tokens, stats.prompt_tokens
+        steps = [b - a for a, b in itertools.pairwise(stamps)]
+        return stats.prompt_time, stats.generation_time, stats.generation_tokens, stats.prompt_tokens, steps
 
     def describe(self) -> str:
         name = Path(str(self.source)).name if _is_reference(self.source) else type(self.source).__name__
@@ -233,6 +237,26 @@ class LM(Workload):
             f"lm({name}, dtype={self.dtype or 'as saved'}, prompt={self.prompt_tokens}, "
             f"gen={self.gen_tokens}, batch={self.batch}, mlx-lm cache clearing: {self.mlx_cache_clearing})"
         )
+
+
+def step_statistics(steps: list[float]) -> dict[str, float]:
+    """A run's decode steps in a few numbers (seconds): median, 10th and 90th percentile, fastest, slowest.
+
+    A run's speed state shows here: a machine that turns slow for a whole run moves the median,
+    while a one-off stall moves only the slowest step. NaN when no step was timed.
+    """
+    import numpy as np
+
+    if not steps:
+        return {name: float("nan") for name in STEP_METRICS}
+    values = np.asarray(steps, dtype=float)
+    low, median, high = np.percentile(values, [10, 50, 90])
+    return dict(zip(STEP_METRICS, (float(median), float(low), float(high), float(values.min()),
+                                   float(values.max())), strict=True))
+
+
+#: The per-run decode step statistics an lm workload reports, in seconds.
+STEP_METRICS = ("step_median_s", "step_p10_s", "step_p90_s", "step_min_s", "step_max_s")
 
 
 def lm(
@@ -247,10 +271,11 @@ def lm(
 
     Each run processes ``prompt_tokens`` random tokens and decodes ``gen_tokens`` more with no
     early stop; it returns the decoded tokens, timed without the prompt, and adds ``prompt_tps``,
-    ``generation_tps``, ``prompt_seconds`` and ``mlx_lm_clears`` (cache clears mlx-lm requested)
-    columns. Options: ``mlx_cache_clearing`` ("keep", mlx-lm as shipped, or "avoid"; see
-    :func:`mlx_lm_cache_clearing`), ``dtype`` (one of :data:`DTYPES`), ``prefill_step_size``,
-    ``vocab_size`` (for a loaded model without ``args.vocab_size``) and ``seed``.
+    ``generation_tps``, ``prompt_seconds``, ``mlx_lm_clears`` (cache clears mlx-lm requested) and
+    the decode steps' statistics (:data:`STEP_METRICS`) as columns. Options: ``mlx_cache_clearing``
+    ("keep", mlx-lm as shipped, or "avoid"; see :func:`mlx_lm_cache_clearing`), ``dtype`` (one of
+    :data:`DTYPES`), ``prefill_step_size``, ``vocab_size`` (for a loaded model without
+    ``args.vocab_size``) and ``seed``.
     """
     return LM(model, tokenizer, prompt_tokens, gen_tokens, batch, **options)
 

@@ -1,0 +1,221 @@
+"""The recommendation needs evidence: the rule on constructed sweeps, and adaptive sweeps on real MLX."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import threading
+import time
+
+import mlx.core as mx
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import isotonic_regression
+from sweep_data import MB, make_result, result_of
+
+from mlxtune import decision, memory
+from mlxtune.decision import isotonic, nan_quantile
+from mlxtune.measure import RunRecord
+from mlxtune.result import Recommendation
+from mlxtune.sweep import PlanError, SweepProgress, sweep
+from mlxtune.units import UNLIMITED
+
+
+def steady(speed: float, rounds: int = 6, spread: float = 0.005, seed: int = 0) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return list(speed * (1 + spread * rng.standard_normal(rounds)))
+
+
+# -- the rule on constructed sweeps -------------------------------------------------------------
+
+
+def test_a_point_is_fast_only_when_its_interval_shows_it():
+    result = result_of({0: steady(50), 16 * MB: steady(98, seed=1), UNLIMITED: steady(100, seed=2)})
+    rec = result.recommend()
+    assert isinstance(rec, Recommendation) and rec.decided and rec.cache_limit == 16 * MB
+    assert 0.95 <= rec.ratio_low <= rec.ratio <= 1.0 and rec.open_limits == ()
+    assert "shown within 5% of the fastest" in rec.reason and "every smaller limit is shown" in rec.reason
+    assert rec.python_code == "mx.set_cache_limit(16000000)  # 16MB"
+    assert rec.swift_code == "MLX.Memory.cacheLimit = 16_000_000  // 16MB"
+    points = result.decision().points.set_index("cache_limit")
+    assert points.loc[0, "verdict"] == "slow" and points.loc[16 * MB, "verdict"] == "fast"
+
+
+def test_runs_that_cannot_be_told_apart_are_not_called_the_same():
+    """The CPU case the old rule got wrong: 3 noisy runs each, 12,000 against 6,600 buffers/s."""
+    few = result_of({0: [6_600, 12_500, 7_000], UNLIMITED: [12_000, 11_800, 12_100]})
+    rec = few.recommend()
+    assert not rec.found and not rec.decided
+    assert rec.reason.startswith("Not enough runs to decide: each point needs at least 4")
+    assert rec.python_code.startswith("# no cache limit recommended: Not enough runs")
+
+
+def test_an_undecided_answer_names_the_open_points_and_the_rounds_to_decide_them():
+    rng = np.random.default_rng(7)
+    noisy = {0: list(60 * (1 + 0.02 * rng.standard_normal(5))),
+             MB: list(95 * (1 + 0.08 * rng.standard_normal(5))),
+             UNLIMITED: list(100 * (1 + 0.01 * rng.standard_normal(5)))}
+    rec = result_of(noisy).recommend()
+    assert rec.found and not rec.decided and rec.cache_limit == UNLIMITED  # safe: the fastest itself
+    assert rec.open_limits == (MB,) and 0 < rec.more_rounds < float("inf")
+    assert rec.reason.startswith("Undecided below unlimited:") and "1MB cannot be told yet" in rec.reason
+    assert "more round" in rec.reason
+    assert "0B" not in rec.reason and "cache limit 0" not in rec.reason  # 0 is shown slow, not open
+
+
+def test_everything_shown_within_the_tolerance_says_the_limit_does_not_matter():
+    rec = result_of({0: steady(100), MB: steady(100, seed=1), UNLIMITED: steady(100, seed=2)}).recommend()
+    assert rec.decided and rec.within_noise and rec.cache_limit == 0
+    assert rec.reason.startswith("All 3 points are shown within 5% of the fastest, so the cache limit does "
+                                 "not measurably change throughput")
+
+
+def test_monotone_pooling_lends_strength_and_a_real_violation_is_reported():
+    # 4MB reads a little above 16MB by noise (more cache is not slower): pooled, both read one level
+    pooled = result_of({0: steady(60), 4 * MB: steady(101), 16 * MB: steady(99, seed=3),
+                        UNLIMITED: steady(100.5, seed=4)}).decision()
+    ratios = pooled.points.set_index("cache_limit")["ratio"]
+    assert ratios[4 * MB] == pytest.approx(ratios[16 * MB]) and not pooled.violations
+    # memory pressure (mlx issue #3129): more cache clearly slower; reported, and not pooled away
+    pressure = result_of({0: steady(100), MB: steady(99, seed=1), UNLIMITED: steady(70, seed=2)})
+    found = pressure.decision()
+    assert [(found.points.loc[a, "cache_limit"], found.points.loc[b, "cache_limit"]) for a, b, *_ in
+            found.violations] == [(0, UNLIMITED), (MB, UNLIMITED)]
+    rec = pressure.recommend()
+    assert rec.cache_limit == 0
+    assert "More cache was slower here: cache limit unlimited ran at 0.70x" in rec.reason
+
+
+def test_two_speed_states_and_drift_are_detected_and_said_plainly():
+    rng = np.random.default_rng(3)
+    states = {limit: list(np.where(rng.random(10) < 0.5, 100.0, 150.0) * (1 + 0.01 * rng.standard_normal(10)))
+              for limit in (0, MB, UNLIMITED)}
+    noise = result_of(states).noise()
+    assert noise.states is not None and noise.busy
+    assert noise.states == pytest.approx(1.5, rel=0.05)
+    assert "two speed states about 1.5" in result_of(states).recommend().reason
+    drifting = make_result(noise=0.005)
+    runs = drifting.runs.sort_values("started_at").copy()
+    order = np.argsort(np.argsort(runs["started_at"].to_numpy()))
+    runs["throughput"] *= 1 - 0.3 * order / len(order)  # 30% slower by the end
+    drifted = dataclasses.replace(drifting, runs=runs)
+    assert drifted.noise().drift < -0.2 and "drifted down by about" in drifted.recommend().reason
+
+
+def test_budgets_work_as_before():
+    held = {0: 0, 16 * MB: 16 * MB, UNLIMITED: 400 * MB}
+    result = result_of({0: steady(50), 16 * MB: steady(70, seed=1), UNLIMITED: steady(100, seed=2)},
+                       cache_held=held)
+    assert result.recommend().cache_limit == UNLIMITED
+    rec = result.recommend(budget="100MB")
+    assert rec.cache_limit == 16 * MB and rec.decided and rec.budget == 100 * MB
+    assert "1 of 3 points exceed the budget of 100MB" in rec.reason
+    nothing = result.recommend(budget=5 * MB)
+    assert not nothing.found and nothing.reason.startswith("Nothing fits the budget of 5MB")
+
+
+def test_other_axes_are_part_of_the_answer():
+    result = result_of({(0, "float16"): steady(40), (0, "q4"): steady(70, seed=1),
+                        (MB, "q4"): steady(71, seed=2)}, axis="dtype")
+    rec = result.recommend()
+    assert rec.cache_limit == 0 and rec.params == {"dtype": "q4"} and "dtype=q4" in rec.reason
+
+
+def test_the_same_runs_give_the_same_answer():
+    first, again = make_result(noise=0.05, seed=4), make_result(noise=0.05, seed=4)
+    pd.testing.assert_frame_equal(first.decision().points, again.decision().points)
+    assert first.recommend() == again.recommend()
+
+
+def test_the_answer_is_computed_once_per_result():
+    result = make_result()
+    assert result.decision() is result.decision() and result.recommend() is result.recommend()
+    assert result.summary() is not result.summary()  # a copy each time: changing it changes nothing
+    assert result.recommend(budget="1GB") is not result.recommend()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_isotonic_matches_scipy_and_nan_quantile_matches_numpy(seed):
+    rng = np.random.default_rng(seed)
+    values, weights = rng.normal(size=(20, 9)), rng.integers(1, 6, size=9).astype(float)
+    expected = np.array([isotonic_regression(row, weights=weights).x for row in values])
+    np.testing.assert_allclose(isotonic(values, weights), expected, rtol=1e-9)
+    data = rng.normal(size=(30, 7, 4))
+    data[rng.random(data.shape) < 0.3] = np.nan
+    data[0, :, 0] = np.nan
+    for q in (0.0, 0.05, 0.5, 0.95, 1.0):
+        with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+            expected_q = np.nanquantile(data, q, axis=1)
+        np.testing.assert_allclose(nan_quantile(data, q, axis=1), expected_q, equal_nan=True)
+
+
+# -- adaptive sweeps on real MLX ------------------------------------------------------------------
+
+
+def tiered() -> int:
+    """Real MLX work whose time depends on the cache limit in force: 0 is clearly slower."""
+    a = mx.ones((64, 64))
+    mx.eval(a @ a)
+    time.sleep(0.02 if memory.get_cache_limit() == 0 else 0.01)
+    return 1
+
+
+def flat_but_noisy() -> int:
+    a = mx.ones((64, 64))
+    mx.eval(a @ a)
+    time.sleep(0.01 * (1 + 0.5 * np.random.default_rng().random()))
+    return 1
+
+
+def test_an_adaptive_sweep_stops_once_decided_and_says_so():
+    result = sweep(tiered, cache_limits=[0, "1MB", "unlimited"], repeats="auto", warmup=0, progress=False)
+    rec = result.recommend()
+    assert result.complete and rec.decided and rec.cache_limit == MB
+    rounds = decision.MIN_ROUNDS
+    assert result.stop_reason == f"stopped after {rounds} rounds ({3 * rounds} runs): decided"
+    assert result.options["repeats"] == "auto" and result.planned_runs == 3 * 10
+
+
+def test_an_adaptive_sweep_stops_on_its_budget_of_runs_and_of_time():
+    by_runs = sweep(flat_but_noisy, cache_limits=[0, "1MB"], repeats="auto", max_runs=8, warmup=0,
+                    tolerance=0.0, progress=False)
+    assert len(by_runs.runs) <= 8 and by_runs.complete
+    assert by_runs.stop_reason.startswith("stopped after 4 rounds")
+    by_time = sweep(flat_but_noisy, cache_limits=[0, "1MB"], repeats="auto", max_seconds=0.05, warmup=0,
+                    tolerance=0.0, progress=False)
+    assert by_time.stop_reason.endswith("its time (max_seconds=0.05) was spent")
+    assert len(by_time.runs) == 2  # the time was spent after the first round, which it completes
+
+
+def test_racing_stops_running_points_already_decided():
+    result = sweep(tiered, cache_limits=[0, "256KB", "1MB", "unlimited"], repeats="auto", warmup=0,
+                   tolerance=0.0, max_runs=40, progress=False)
+    per_limit = result.runs.groupby("cache_limit").size()
+    assert per_limit[0] == decision.MIN_ROUNDS  # shown slow after the first rounds: raced out
+    assert per_limit.max() > decision.MIN_ROUNDS
+
+
+@pytest.mark.parametrize(("options", "says"), [
+    ({"repeats": "sometimes"}, 'repeats must be a whole number >= 1 or "auto"'),
+    ({"repeats": 3, "max_runs": 10}, 'max_runs and max_seconds bound an adaptive sweep'),
+    ({"repeats": "auto", "max_runs": 3}, "max_runs must be a whole number of runs that allows at least 4"),
+    ({"repeats": "auto", "max_seconds": 0}, "max_seconds must be a number of seconds > 0"),
+    ({"repeats": "auto", "tolerance": 1.5}, "tolerance must be a fraction in"),
+])
+def test_bad_adaptive_options_fail_before_anything_runs(options, says):
+    with pytest.raises(PlanError, match=says):
+        sweep(tiered, cache_limits=[0, "1MB"], progress=False, **options)
+
+
+def test_ctrl_c_in_an_adaptive_sweep_keeps_its_rounds():
+    def interrupt_after_five(record: RunRecord, progress: SweepProgress) -> None:
+        if progress.done == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+            threading.Event().wait(0.5)  # the interrupt lands here
+
+    result = sweep(tiered, cache_limits=[0, "1MB"], repeats="auto", warmup=0, on_run=interrupt_after_five,
+                   progress=False)
+    assert not result.complete and len(result.runs) == 5 and "interrupted" in result.stop_reason
+    assert sorted(result.runs["repeat"].unique()) == [0, 1, 2]
