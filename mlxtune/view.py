@@ -173,8 +173,8 @@ def noise_text(noise: Noise) -> str:
     """One or two sentences when the runs were unsteady; "" when they were steady."""
     parts = []
     if noise.states is not None:
-        parts.append(f"Runs fell into two speed states about {noise.states:.2f}x apart (a state lasts a whole "
-                     "run): the machine was busy or changed clocks.")
+        parts.append(f"Runs fell into two speed states about {noise.states:.2f}x apart (a state lasts a "
+                     "whole run): the machine was busy or changed clocks.")
     elif noise.spread > 1.25:
         parts.append(f"Runs at the same limit differ by up to {noise.spread:.1f}x: the machine was busy.")
     if noise.drift_p < 0.01 and abs(noise.drift) > 0.05:
