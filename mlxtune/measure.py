@@ -18,20 +18,26 @@ from typing import Any
 import pandas as pd
 
 from mlxtune import memory
+from mlxtune.sampler import DEFAULT_INTERVAL, SAMPLE_COLUMNS, Sampler, Samples
 
 __all__ = [
     "MEASURED_COLUMNS",
+    "SAMPLED_COLUMNS",
     "SCHEMA_VERSION",
+    "TIMELINE_COLUMNS",
     "Measured",
     "RunRecord",
     "Work",
     "Workload",
+    "fill_unsampled",
     "measure",
     "runs_frame",
+    "timelines_frame",
 ]
 
-#: Version of the saved shape of runs; bump it when a column changes meaning.
-SCHEMA_VERSION = 1
+#: Version of the saved shape of runs; bump it when a column changes meaning. Version 2 added
+#: ``footprint_peak`` and ``process_peak`` (sampled during each run) and the runs' timelines.
+SCHEMA_VERSION = 2
 
 #: Columns every run has, after its parameter columns, with what they hold.
 MEASURED_COLUMNS: dict[str, str] = {
@@ -47,10 +53,21 @@ MEASURED_COLUMNS: dict[str, str] = {
     "cache_before": "MLX cache memory before the run, bytes (int)",
     "cache_after": "MLX cache memory held at the end of the run, bytes (int)",
     "process_rss": "resident memory of the process after the run as the OS sees it, bytes (int)",
+    "footprint_peak": "largest MLX active + cache sampled during the run, >= peak_memory, bytes (int)",
+    "process_peak": "largest process memory sampled during the run (macOS: physical footprint, as jetsam "
+                    "counts; elsewhere resident set), bytes (int)",
     "memory_limit": "MLX memory limit in force during the run, bytes (int)",
     "started_at": "when the run started, seconds since the epoch (float)",
     "error": "'' for a run that finished, else the exception's type and message (str)",
 }
+#: What a sampled column is, for a row that has none (saved before sampling, or built by hand): the
+#: footprint at the start and end of the run, and the process's resident memory after it.
+_UNSAMPLED: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
+    "footprint_peak": lambda frame: frame["peak_memory"] + frame["cache_after"],
+    "process_peak": lambda frame: frame["process_rss"],
+}
+#: The columns that come from sampling during a run.
+SAMPLED_COLUMNS = tuple(_UNSAMPLED)
 #: Columns held as int64 in the runs frame: the cache limit and the measured columns marked (int).
 _INT_COLUMNS = ("cache_limit", *(name for name, what in MEASURED_COLUMNS.items() if what.endswith("(int)")))
 
@@ -163,6 +180,9 @@ class RunRecord:
     started_at: float
     error: str = ""
     metrics: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    footprint_peak: int = 0
+    process_peak: int = 0
+    samples: Samples | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def throughput(self) -> float:
@@ -195,17 +215,20 @@ def measure(
     repeat: int = 0,
     clear: bool = True,
     count: Callable[[Any], Work] = as_work,
+    sample_interval: float | None = DEFAULT_INTERVAL,
 ) -> Measured:
     """Run ``work`` once under the limits already in force and record it.
 
     The cache is cleared first (``clear=True``) and the peak reset, so runs do not inherit each
     other's buffers. An ``Exception`` (or ``SystemExit``) from ``work``, or a value ``count`` cannot
-    use, is recorded, not raised: the caller decides. ``KeyboardInterrupt`` propagates.
+    use, is recorded, not raised: the caller decides. ``KeyboardInterrupt`` propagates. Memory is
+    sampled every ``sample_interval`` seconds while the run goes on (:mod:`mlxtune.sampler`; None
+    for none): the record's ``footprint_peak`` and ``process_peak`` and its ``samples`` come from it.
     """
     started_at = time.time()
     value = None
     failure: BaseException | None = None
-    with memory.track(clear=clear) as tracking:
+    with memory.track(clear=clear, sampler=Sampler(sample_interval)) as tracking:
         try:
             value = work()
         except (Exception, SystemExit) as exc:  # recorded, and handed to the caller
@@ -233,6 +256,9 @@ def measure(
         started_at=started_at,
         error=describe_error(failure) if failure else "",
         metrics=dict(done.metrics),
+        footprint_peak=tracking.footprint_peak,
+        process_peak=tracking.process_peak,
+        samples=tracking.samples,
     )
     return Measured(record=record, value=value, exception=failure)
 
@@ -256,6 +282,31 @@ def describe_error(exc: BaseException) -> str:
     return text.splitlines()[-1] if text else type(exc).__name__
 
 
+#: Samples kept per run in a result's timelines: enough to see the cache fill and stop at its limit.
+TIMELINE_SAMPLES = 200
+#: The columns of a result's timelines: the run (its row in the runs frame), then the samples'.
+TIMELINE_COLUMNS = ("run", *SAMPLE_COLUMNS)
+
+
+def timelines_frame(records: Iterable[RunRecord], most: int = TIMELINE_SAMPLES) -> pd.DataFrame:
+    """Every run's memory over time, thinned to ``most`` samples a run, in one long frame: ``run`` (the
+    record's position, as in :func:`runs_frame`), ``seconds`` since it started, ``active``, ``cache``
+    and ``process`` memory in bytes."""
+    parts = [r.samples.thinned(most).frame().assign(run=i) for i, r in enumerate(records) if r.samples]
+    if not parts:
+        return pd.DataFrame({name: pd.Series(dtype="float64" if name == "seconds" else "int64")
+                             for name in TIMELINE_COLUMNS})
+    return pd.concat(parts, ignore_index=True)[list(TIMELINE_COLUMNS)]
+
+
+def fill_unsampled(frame: pd.DataFrame) -> pd.DataFrame:
+    """Runs measured before runs were sampled (schema version 1, rows built by hand) get their
+    sampled columns from the snapshots: the footprint at the end, the resident memory after."""
+    for name, fallback in _UNSAMPLED.items():
+        frame[name] = frame[name].fillna(fallback(frame)) if name in frame else fallback(frame)
+    return frame
+
+
 def runs_frame(records: Iterable[RunRecord | Mapping[str, Any]], params: Iterable[str] = ()) -> pd.DataFrame:
     """Records (or rows from :meth:`RunRecord.to_row`) as the tidy runs frame, in a fixed column order.
 
@@ -267,7 +318,7 @@ def runs_frame(records: Iterable[RunRecord | Mapping[str, Any]], params: Iterabl
     leading = ["cache_limit", *[p for p in params if p != "cache_limit"]]
     known = [*leading, *[c for c in MEASURED_COLUMNS if c not in leading]]
     extra = sorted({k for row in rows for k in row} - set(known))
-    frame = pd.DataFrame(rows, columns=[*known, *extra])
+    frame = fill_unsampled(pd.DataFrame(rows, columns=[*known, *extra]))
     for name in _INT_COLUMNS:
         if len(frame) and frame[name].notna().all():
             frame[name] = frame[name].astype("int64")

@@ -19,12 +19,15 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import psutil
 
 from mlxtune._mlx import mx
 from mlxtune.units import UNLIMITED, format_size, parse_size
+
+if TYPE_CHECKING:
+    from mlxtune.sampler import Sampler, Samples
 
 __all__ = [
     "LIMIT_READ_SYNCS",
@@ -35,11 +38,13 @@ __all__ = [
     "backend",
     "cache_limit",
     "clear_cache",
+    "counters",
     "device_info",
     "get_cache_limit",
     "get_memory_limit",
     "get_wired_limit",
     "memory_limit",
+    "process_memory",
     "process_rss",
     "set_cache_limit",
     "settle",
@@ -214,6 +219,16 @@ def wired_limit(size: str | int) -> Iterator[int]:
         mx.set_wired_limit(previous)
 
 
+def counters() -> tuple[int, int]:
+    """MLX's active and cache memory now, without waiting for pending work: for sampling during a run.
+
+    Safe from any thread: each is one unlocked read of a word-sized counter in MLX's allocator (the
+    same on Metal, CUDA and CPU; no stream is touched, so nothing is created on the reading
+    thread). A value may be a moment old; the run it reads is not disturbed.
+    """
+    return mx.get_active_memory(), mx.get_cache_memory()
+
+
 def active_memory() -> int:
     """Bytes MLX holds in live arrays, after the pending work is done."""
     mx.synchronize()
@@ -264,6 +279,7 @@ class Snapshot(_Described):
     wired_limit: int
     process_rss: int
     taken_at: float
+    process_memory: int = 0
 
     def delta(self, later: Snapshot) -> SnapshotDelta:
         """``later`` minus this snapshot."""
@@ -330,6 +346,7 @@ def _read(cache_limit: int) -> Snapshot:
         wired_limit=get_wired_limit(),
         process_rss=process_rss(),
         taken_at=time.time(),
+        process_memory=process_memory(),
     )
 
 
@@ -340,6 +357,55 @@ class _Statm:
     pid: int = 0
     lock = threading.Lock()
     page_size: int = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def process_memory() -> int:
+    """The process's memory as the OS counts it against the process, in bytes.
+
+    On macOS (and iOS) that is the physical footprint, ``ri_phys_footprint`` of
+    ``proc_pid_rusage``: what jetsam compares with an app's limit, and what Xcode's memory gauge
+    shows. It counts compressed and GPU memory the process owns, which the resident set does not.
+    Elsewhere it is the resident set (:func:`process_rss`).
+    """
+    if sys.platform == "darwin":
+        footprint = _Footprint.read()
+        if footprint is not None:
+            return footprint
+    return process_rss()
+
+
+class _Footprint:
+    """``proc_pid_rusage(pid, RUSAGE_INFO_V0, &info).ri_phys_footprint`` through ctypes (macOS only).
+
+    Written from Apple's ``<libproc.h>`` and ``<sys/resource.h>``: ``rusage_info_v0`` is a 16-byte
+    UUID followed by ten ``uint64_t``, the eighth of which is ``ri_phys_footprint``.
+    """
+
+    _call: Any = None
+    _failed = False
+
+    @classmethod
+    def read(cls) -> int | None:
+        if cls._failed:
+            return None
+        if cls._call is None:
+            try:
+                import ctypes
+                import ctypes.util
+
+                library = ctypes.CDLL(ctypes.util.find_library("proc") or "/usr/lib/libproc.dylib")
+                cls._call = library.proc_pid_rusage
+                cls._call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+                cls._call.restype = ctypes.c_int
+                cls._info = (ctypes.c_uint64 * 12)()  # 16-byte UUID (2 words), then ten counters
+                cls._pid = os.getpid()
+            except (OSError, AttributeError):
+                cls._failed = True
+                return None
+        if cls._call(cls._pid, 0, cls._info) != 0:  # RUSAGE_INFO_V0
+            cls._failed = True
+            return None
+        return int(cls._info[2 + 7])
 
 
 def process_rss() -> int:
@@ -362,14 +428,16 @@ def process_rss() -> int:
 
 @dataclasses.dataclass
 class Tracking:
-    """What :func:`track` measured: snapshots around the block, its peak and its wall time.
+    """What :func:`track` measured: snapshots around the block, its peak, its wall time and the
+    memory sampled while it ran.
 
-    ``after``, ``peak`` and ``seconds`` are filled in when the block ends (also when it raises).
+    ``after``, ``seconds`` and ``samples`` are filled in when the block ends (also when it raises).
     """
 
     before: Snapshot
     after: Snapshot | None = None
     seconds: float | None = None
+    samples: Samples | None = None
 
     @property
     def delta(self) -> SnapshotDelta:
@@ -388,22 +456,45 @@ class Tracking:
             raise RuntimeError("the tracked block has not finished")
         return max(self.after.peak, self.before.active, self.after.active)
 
+    @property
+    def footprint_peak(self) -> int:
+        """The largest MLX active + cache during the block: the sampled peak, and never less than the
+        peak active memory or what was held at either end."""
+        if self.after is None:
+            raise RuntimeError("the tracked block has not finished")
+        sampled = self.samples.footprint_peak if self.samples is not None else 0
+        ends = max(self.before.active + self.before.cache, self.after.active + self.after.cache)
+        return max(sampled, self.peak, ends)
+
+    @property
+    def process_peak(self) -> int:
+        """The largest process memory the OS counted during the block (sampled; at least the end's)."""
+        if self.after is None:
+            raise RuntimeError("the tracked block has not finished")
+        sampled = self.samples.process_peak if self.samples is not None else 0
+        return max(sampled, self.after.process_memory)
+
 
 @contextlib.contextmanager
-def track(*, clear: bool = False) -> Iterator[Tracking]:
+def track(*, clear: bool = False, sampler: Sampler | None = None) -> Iterator[Tracking]:
     """Measure a block: reset the peak, snapshot before and after, time it after synchronizing.
 
-    ``clear=True`` empties MLX's cache first, so the block starts without reusable buffers.
+    ``clear=True`` empties MLX's cache first, so the block starts without reusable buffers. A
+    ``sampler`` (:class:`mlxtune.sampler.Sampler`) samples memory during the block: it starts
+    before the clock and stops after it, so its thread costs the timing nothing.
     """
     if clear:
         mx.clear_cache()
     limit = settle()
     mx.reset_peak_memory()
     tracking = Tracking(before=_read(limit))
+    if sampler is not None:
+        sampler.start()
     start = time.perf_counter()
     try:
         yield tracking
     finally:
         limit = settle()
         tracking.seconds = time.perf_counter() - start
+        tracking.samples = sampler.stop() if sampler is not None else None
         tracking.after = _read(limit)

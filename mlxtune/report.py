@@ -30,7 +30,14 @@ import pandas as pd
 
 from mlxtune import view
 from mlxtune.files import write_atomic, write_together
-from mlxtune.measure import MEASURED_COLUMNS, SCHEMA_VERSION
+from mlxtune.measure import (
+    MEASURED_COLUMNS,
+    SAMPLED_COLUMNS,
+    SCHEMA_VERSION,
+    TIMELINE_COLUMNS,
+    fill_unsampled,
+    timelines_frame,
+)
 from mlxtune.result import SweepResult
 from mlxtune.units import format_size
 
@@ -103,7 +110,18 @@ def to_document(result: SweepResult) -> dict[str, Any]:
         "columns": [[str(name), _saved_dtype(runs[name])] for name in runs.columns],
         "runs": _records(runs),
         "summary": summary,
+        "recommendation": _recommendation_document(result),
+        "timelines": {name: result.timelines[name].tolist() for name in TIMELINE_COLUMNS},
     }
+
+
+def _recommendation_document(result: SweepResult) -> dict[str, Any] | None:
+    """The recommendation at the default tolerance and no budget, with its interval and state (derived:
+    ``load`` does not read it back); null when it cannot be computed."""
+    try:
+        return _jsonable(result.recommend().to_dict())
+    except Exception:  # the raw runs matter more than a derived answer
+        return None
 
 
 def write_json(result: SweepResult, path: str | os.PathLike[str]) -> str:
@@ -167,7 +185,7 @@ def from_document(document: Any) -> SweepResult:
     stop_reason = document.get("stop_reason", "")
     if not isinstance(stop_reason, str):
         raise _FileProblem(f"field 'stop_reason' is {_short(stop_reason)}, expected a string")
-    runs = _runs_from(document["columns"], document["runs"], document["params"])
+    runs = _runs_from(document["columns"], document["runs"], document["params"], version)
     return SweepResult(
         runs=runs,
         params=list(document["params"]),
@@ -180,6 +198,7 @@ def from_document(document: Any) -> SweepResult:
         environment=document["environment"],
         options=document["options"],
         schema_version=version,
+        timelines=_timelines_from(document.get("timelines"), len(runs)),
     )
 
 
@@ -190,7 +209,24 @@ _TEXT = ("unit", "error")
 _NUMERIC = tuple(name for name in MEASURED_COLUMNS if name not in _TEXT)
 
 
-def _runs_from(columns: list[Any], rows: list[Any], params: list[Any]) -> pd.DataFrame:
+def _timelines_from(saved: Any, runs: int) -> pd.DataFrame:
+    """The timelines saved with the runs (none before schema version 2), checked like the runs."""
+    if saved is None:
+        return timelines_frame([])
+    if not isinstance(saved, dict) or set(saved) != set(TIMELINE_COLUMNS):
+        names = ", ".join(TIMELINE_COLUMNS)
+        raise _FileProblem(f"field 'timelines' must be an object with the lists {names}")
+    lengths = {len(v) if isinstance(v, list) else -1 for v in saved.values()}
+    if len(lengths) != 1 or -1 in lengths:
+        raise _FileProblem("field 'timelines' must hold lists of one length")
+    frame = pd.DataFrame({name: _column(f"timelines.{name}", "float64" if name == "seconds" else "int64",
+                                        saved[name]) for name in TIMELINE_COLUMNS})
+    if len(frame) and not frame["run"].between(0, runs - 1).all():
+        raise _FileProblem("field 'timelines' names a run that is not in the file")
+    return frame
+
+
+def _runs_from(columns: list[Any], rows: list[Any], params: list[Any], version: int) -> pd.DataFrame:
     names: list[str] = []
     dtypes: list[str] = []
     for entry in columns:
@@ -204,7 +240,8 @@ def _runs_from(columns: list[Any], rows: list[Any], params: list[Any]) -> pd.Dat
     if (not params or not all(isinstance(p, str) for p in params) or params[0] != "cache_limit"
             or len(set(params)) != len(params)):
         raise _FileProblem(f"bad params {_short(params)}: expected column names starting with cache_limit")
-    required = [*params, *MEASURED_COLUMNS]
+    sampled = () if version >= 2 else SAMPLED_COLUMNS  # older files: filled in from the snapshots
+    required = [*params, *(name for name in MEASURED_COLUMNS if name not in sampled)]
     missing = [name for name in required if name not in names]
     if missing:
         raise _FileProblem(f"the runs have no column {missing[0]!r}")
@@ -214,7 +251,7 @@ def _runs_from(columns: list[Any], rows: list[Any], params: list[Any]) -> pd.Dat
             raise _FileProblem(f"run {index} is {_short(row)}, expected an object with the listed columns")
     data = {name: _column(name, dtype, [row.get(name) for row in rows])
             for name, dtype in zip(names, dtypes, strict=True)}
-    frame = pd.DataFrame(data, columns=names)
+    frame = fill_unsampled(pd.DataFrame(data, columns=names))
     for name in ("cache_limit", *_NUMERIC) if len(frame) else ():
         if not pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(frame[name]):
             raise _FileProblem(f"column {name!r} must be numeric, not {frame[name].dtype}")

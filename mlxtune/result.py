@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mlxtune import view
-from mlxtune.measure import SCHEMA_VERSION
+from mlxtune.measure import SCHEMA_VERSION, timelines_frame
 from mlxtune.units import parse_size
 
 if TYPE_CHECKING:
@@ -94,8 +94,9 @@ class SweepResult:
     timeout, a failing teardown) and ``stop_reason`` then says why in one sentence; an adaptive
     sweep that ended by itself is complete, and ``stop_reason`` says why it stopped where it did.
     ``workload`` describes what was measured; ``environment`` is
-    ``mlxtune.environment.environment()`` at the start. Two results are equal when every field and
-    every run is.
+    ``mlxtune.environment.environment()`` at the start; ``timelines`` holds each run's memory over
+    time (``mlxtune.measure.timelines_frame``; ``run`` is the row in ``runs``). Two results are equal
+    when every field, every run and every sample is.
     """
 
     runs: pd.DataFrame
@@ -109,6 +110,7 @@ class SweepResult:
     environment: dict[str, Any] = dataclasses.field(default_factory=dict)
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    timelines: pd.DataFrame = dataclasses.field(default_factory=lambda: timelines_frame([]))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_memo", {})  # the analysis, computed on first use (not a field)
@@ -116,8 +118,10 @@ class SweepResult:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SweepResult):
             return NotImplemented
-        fields = [f.name for f in dataclasses.fields(self) if f.name != "runs"]
-        return all(getattr(self, f) == getattr(other, f) for f in fields) and self.runs.equals(other.runs)
+        frames = ("runs", "timelines")
+        fields = [f.name for f in dataclasses.fields(self) if f.name not in frames]
+        return all(getattr(self, f) == getattr(other, f) for f in fields) and all(
+            getattr(self, f).equals(getattr(other, f)) for f in frames)
 
     __hash__ = None  # type: ignore[assignment]  # equal results need not be the same object
 

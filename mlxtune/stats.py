@@ -21,9 +21,12 @@ order:
 - ``seconds_median``: median measured seconds of the successful runs;
 - ``peak_memory_max``: largest MLX peak active memory of any run, bytes;
 - ``cache_after_max``: largest MLX cache held at the end of any run, bytes;
-- ``footprint``: max over runs of ``peak_memory + cache_after``, bytes: what the process needs
-  from MLX's allocator at worst, the number to hold against a memory budget;
-- ``process_rss_max``: largest resident memory of the process (the OS's view), bytes;
+- ``footprint``: max over runs of ``footprint_peak``, the largest MLX active + cache sampled while a
+  run went on (at least its peak active memory), bytes: what the process needed from MLX's
+  allocator at its worst moment, the number budgets and recommendations hold against a limit;
+- ``process_rss_max``: largest resident memory of the process after a run (the OS's view), bytes;
+- ``process_peak_max``: largest process memory sampled during any run (on macOS the physical
+  footprint, which jetsam counts), bytes;
 - then ``<metric>_median`` for each extra numeric column a workload reported (e.g. prompt tokens/s).
 
 Memory columns cover every run, failed ones too: a run that failed by running out of memory still
@@ -70,6 +73,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "cache_after_max",
     "footprint",
     "process_rss_max",
+    "process_peak_max",
 )
 
 
@@ -182,8 +186,8 @@ def _metric_columns(runs: pd.DataFrame, params: Sequence[str]) -> list[str]:
 
 
 def run_footprints(runs: pd.DataFrame) -> pd.Series:
-    """Each run's footprint: its peak active memory plus the cache it held at the end, bytes."""
-    return runs["peak_memory"] + runs["cache_after"]
+    """Each run's footprint: the largest MLX active + cache sampled while it ran, bytes."""
+    return runs["footprint_peak"]
 
 
 def _summarize_point(group: pd.DataFrame, metrics: list[str]) -> dict[str, Any]:
@@ -209,6 +213,7 @@ def _summarize_point(group: pd.DataFrame, metrics: list[str]) -> dict[str, Any]:
         "cache_after_max": int(group["cache_after"].max()),
         "footprint": int(run_footprints(group).max()),
         "process_rss_max": int(group["process_rss"].max()),
+        "process_peak_max": int(group["process_peak"].max()),
     }
     for name in metrics:
         row[f"{name}_median"] = float(ok[name].median()) if len(ok) else math.nan

@@ -88,8 +88,10 @@ from mlxtune.measure import (
     describe_error,
     measure,
     runs_frame,
+    timelines_frame,
 )
 from mlxtune.result import SweepResult
+from mlxtune.sampler import DEFAULT_INTERVAL, Sampler
 from mlxtune.stats import summarize
 from mlxtune.units import format_size, parse_size, parse_sizes
 
@@ -135,6 +137,7 @@ class _Plan:
     max_seconds: float | None = None
     tolerance: float = 0.05
     budget: int | None = None
+    sample_interval: float | None = DEFAULT_INTERVAL
 
     @property
     def limit_params(self) -> list[str]:
@@ -235,6 +238,7 @@ def _plan(
         adaptive=auto,
         max_seconds=_seconds("max_seconds", adaptive["max_seconds"]),
         tolerance=_fraction("tolerance", adaptive["tolerance"]),
+        sample_interval=Sampler(adaptive["sample_interval"]).interval or None,  # checks it too
         budget=None if adaptive["budget"] is None else parse_size(adaptive["budget"]),
     )
 
@@ -329,6 +333,7 @@ def _failed_record(
         peak_memory=now.peak, active_before=now.active, active_after=now.active, cache_before=now.cache,
         cache_after=now.cache, process_rss=now.process_rss, cache_limit=cache,
         memory_limit=params.get("memory_limit", now.memory_limit), started_at=started_at, error=message,
+        footprint_peak=max(now.peak, now.active + now.cache), process_peak=now.process_memory,
     )
 
 
@@ -345,6 +350,7 @@ class _Sweep:
         from tqdm.auto import tqdm
 
         self.plan, self.workload, self.clear_cache, self.on_run = plan, workload, clear_cache, on_run
+        self.sample_interval = plan.sample_interval
         self.label = label or _name(workload)
         self.records: list[RunRecord] = []
         self.adaptive_notes: list[str] = []
@@ -380,6 +386,7 @@ class _Sweep:
             workload=self.description or _name(self.workload), unit=unit, complete=self.complete,
             planned_runs=self.plan.planned_runs, stop_reason=reason,
             environment=self.environment, options=dict(self.options),
+            timelines=timelines_frame(self.records),
         )
 
     def stopped(self, reason: str) -> None:
@@ -514,7 +521,8 @@ class _Sweep:
                 applied.enter_context(memory.memory_limit(memory_limit))
             try:
                 measured: Measured = self.runner.call(
-                    lambda: measure(instance, params=params, repeat=repeat, clear=self.clear_cache),
+                    lambda: measure(instance, params=params, repeat=repeat, clear=self.clear_cache,
+                                    sample_interval=self.sample_interval),
                     self.plan.timeout,
                 )
                 record, failure = measured.record, measured.exception
@@ -565,6 +573,7 @@ def sweep(
     max_seconds: float | None = None,
     tolerance: float = 0.05,
     budget: int | str | None = None,
+    sample_interval: float | None = DEFAULT_INTERVAL,
     **options: Any,
 ) -> SweepResult:
     """Measure ``workload`` under each cache limit (and grid point), ``repeats`` times, interleaved.
@@ -579,11 +588,14 @@ def sweep(
     :mod:`mlxtune.decision`, with ``tolerance`` and the memory ``budget``), racing out the points
     that can no longer change it, or until ``max_runs`` runs (default: 10 rounds) or ``max_seconds``
     are spent, or no open point could be decided within them. ``stop_reason`` says which.
+    ``sample_interval``: seconds between memory samples during each run (:mod:`mlxtune.sampler`;
+    None for none); each run's timeline is kept in ``SweepResult.timelines``.
     """
     try:
         if repeats != "auto" and (max_runs is not None or max_seconds is not None):
             raise ValueError('max_runs and max_seconds bound an adaptive sweep: use them with repeats="auto"')
-        adaptive = dict(max_runs=max_runs, max_seconds=max_seconds, tolerance=tolerance, budget=budget)
+        adaptive = dict(max_runs=max_runs, max_seconds=max_seconds, tolerance=tolerance, budget=budget,
+                        sample_interval=sample_interval)
         plan = _plan(workload, cache_limits, repeats, warmup, grid, seed, on_error, timeout, on_run, stop,
                      adaptive)
     except ValueError as exc:  # one type for "the arguments were wrong", which front ends report as usage

@@ -142,8 +142,10 @@ def test_snapshot_reads_counters_limits_and_process_memory() -> None:
     assert snap.wired_limit == memory.get_wired_limit()
     rss = psutil.Process(os.getpid()).memory_info().rss
     assert abs(snap.process_rss - rss) < 64 * MiB
+    assert abs(snap.process_memory - rss) < 64 * MiB  # Linux: the resident set (macOS: phys_footprint)
     assert set(snap.to_dict()) == {
-        "active", "cache", "peak", "cache_limit", "memory_limit", "wired_limit", "process_rss", "taken_at"
+        "active", "cache", "peak", "cache_limit", "memory_limit", "wired_limit", "process_rss", "taken_at",
+        "process_memory",
     }
     del keep
 

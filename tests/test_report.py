@@ -34,9 +34,11 @@ HOSTILE = '<script>alert(1)</script> "quoted" | piped\nsecond line'
 def assert_same_result(loaded: SweepResult, saved: SweepResult) -> None:
     """Equal results: the runs frames equal (values and dtypes), every other field equal."""
     pd.testing.assert_frame_equal(loaded.runs, saved.runs)
+    pd.testing.assert_frame_equal(loaded.timelines, saved.timelines)
     for field in dataclasses.fields(SweepResult):
-        if field.name != "runs":
+        if field.name not in ("runs", "timelines"):
             assert getattr(loaded, field.name) == getattr(saved, field.name), field.name
+    assert loaded == saved
 
 
 def soup_of(path: str | Path) -> BeautifulSoup:

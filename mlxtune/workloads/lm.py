@@ -166,8 +166,12 @@ class LM(Workload):
         if self._prompt is None:
             vocab = self.vocab_size or _model_vocab(self.model)
             key = mx.random.key(self.seed)
-            self._prompt = mx.random.randint(0, vocab, (self.batch, self.prompt_tokens), key=key)
+            self._prompt = mx.random.randint(0, vocab, (self._prompts(), self.prompt_tokens), key=key)
             mx.eval(self._prompt)
+
+    def _prompts(self) -> int:
+        """How many prompts a run uses: one per sequence of the batch."""
+        return self.batch
 
     def teardown(self) -> None:
         """Drop a model this workload loaded itself and return its memory."""
@@ -231,10 +235,13 @@ class LM(Workload):
         steps = [b - a for a, b in itertools.pairwise(stamps)]
         return stats.prompt_time, stats.generation_time, stats.generation_tokens, stats.prompt_tokens, steps
 
+    def _name(self) -> str:
+        """The model's folder name, or its class when it was passed in loaded."""
+        return Path(str(self.source)).name if _is_reference(self.source) else type(self.source).__name__
+
     def describe(self) -> str:
-        name = Path(str(self.source)).name if _is_reference(self.source) else type(self.source).__name__
         return (
-            f"lm({name}, dtype={self.dtype or 'as saved'}, prompt={self.prompt_tokens}, "
+            f"lm({self._name()}, dtype={self.dtype or 'as saved'}, prompt={self.prompt_tokens}, "
             f"gen={self.gen_tokens}, batch={self.batch}, mlx-lm cache clearing: {self.mlx_cache_clearing})"
         )
 
