@@ -189,12 +189,21 @@ def test_an_adaptive_sweep_stops_on_its_budget_of_runs_and_of_time():
     assert len(by_time.runs) == 2  # the time was spent after the first round, which it completes
 
 
-def test_racing_stops_running_points_already_decided():
-    result = sweep(tiered, cache_limits=[0, "256KB", "1MB", "unlimited"], repeats="auto", warmup=0,
-                   tolerance=0.0, max_runs=40, progress=False)
-    per_limit = result.runs.groupby("cache_limit").size()
-    assert per_limit[0] == decision.MIN_ROUNDS  # shown slow after the first rounds: raced out
-    assert per_limit.max() > decision.MIN_ROUNDS
+def test_racing_runs_only_the_points_that_can_still_change_the_answer():
+    runs = {0: steady(50, rounds=4), MB: [91.0, 99.0, 103.0, 100.0],
+            4 * MB: steady(100, rounds=4, seed=1), UNLIMITED: steady(100, rounds=4, seed=2)}
+    found = result_of(runs).decision()
+    step = decision.next_round(found, rounds=4, max_rounds=40)
+    limits = [int(found.points.loc[i, "cache_limit"]) for i in step.points]
+    assert not step.stop and limits == [MB, 4 * MB]  # 0 is shown slow; 1MB is open; 4MB is the choice
+    assert decision.next_round(found, rounds=2, max_rounds=40).points == list(found.points.index)
+    assert decision.next_round(found, rounds=40, max_rounds=40).stop == "the budget of runs or time was spent"
+
+
+def test_a_point_shown_slow_is_raced_out_of_later_rounds():
+    result = sweep(tiered, cache_limits=[0, "1MB", "unlimited"], repeats="auto", warmup=0, tolerance=0.0,
+                   max_runs=30, progress=False)
+    assert result.runs.groupby("cache_limit").size()[0] == decision.MIN_ROUNDS
 
 
 @pytest.mark.parametrize(("options", "says"), [
