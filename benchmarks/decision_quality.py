@@ -21,6 +21,7 @@ truth judges both rules.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +45,11 @@ GPU = RESULTS / "gpu"
 
 
 def sweeps() -> dict[str, SweepResult]:
-    """Every saved GPU sweep with its rounds, by name (run/file)."""
+    """Every saved GPU sweep of decode throughput over cache limits, by name (run/file)."""
     found: dict[str, SweepResult] = {}
-    for path in sorted(GPU.glob("*/gpu_sweep-*.json")):
-        found[f"{path.parent.name}/{path.stem.removeprefix('gpu_sweep-')}"] = load(path)
+    for pattern in ("*/gpu_sweep-*.json", "*/gpu_evidence-reference.json"):
+        for path in sorted(GPU.glob(pattern)):
+            found[f"{path.parent.name}/{path.stem.split('-', 1)[1]}"] = load(path)
     for path in sorted(GPU.glob("*/gpu_sweep-*.csv")):
         name = f"{path.parent.name}/{path.stem.removeprefix('gpu_sweep-')}"
         if name not in found:  # a sweep kept as CSV only
@@ -122,7 +124,7 @@ class Truth:
 
 
 def adaptive(result: SweepResult, order: np.ndarray) -> tuple[int, int | None, str]:
-    """Replay the rounds in ``order`` through the adaptive sweep's racing: (runs used, pick, why it stopped)."""
+    """Replay the rounds in ``order`` through the adaptive sweep's racing: (runs used, pick, why stopped)."""
     limits = sorted(int(v) for v in result.runs["cache_limit"].unique())
     taken: list[pd.DataFrame] = []
     found = None
@@ -139,76 +141,103 @@ def adaptive(result: SweepResult, order: np.ndarray) -> tuple[int, int | None, s
             break
         running = step.points
     used = sum(len(t) for t in taken)
-    pick = None if found is None or found.choice is None else int(found.points.loc[found.choice, "cache_limit"])
+    pick = None if found is None or found.choice is None else int(found.points.loc[found.choice,
+                                                                                   "cache_limit"])
     return used, pick, step.stop
+
+
+@dataclass
+class Tally:
+    """Counts over all sweeps, for the last lines."""
+
+    split: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(7, dtype=int))
+    pairs: int = 0
+    sub: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
+    adaptive: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(4, dtype=int))
+
+
+def split_halves(result: SweepResult, truth: Truth, rng: np.random.Generator, tally: Tally) -> str:
+    """Two random halves of the rounds, each asked for a pick by both rules."""
+    rounds = np.sort(result.runs["repeat"].unique())
+    counts = np.zeros(7, dtype=int)
+    for _ in range(DRAWS):
+        shuffled = rng.permutation(rounds)
+        halves = [np.sort(shuffled[: len(rounds) // 2]), np.sort(shuffled[len(rounds) // 2:])]
+        old = [old_rule(rounds_of(result, h)) for h in halves]
+        new = [new_rule(rounds_of(result, h)) for h in halves]
+        counts += [sum(map(truth.wrong, old)), sum(map(truth.wrong, new)), truth.agree(*old),
+                   truth.agree(*new), sum(p == 0 for p in old), sum(truth.wrong(p, raw=True) for p in old),
+                   sum(truth.wrong(p, raw=True) for p in new)]
+    tally.split += counts
+    tally.pairs += DRAWS
+    return (f"   split halves: wrong picks old {counts[0]}/{2 * DRAWS} (cache 0: {counts[4]}), new "
+            f"{counts[1]}/{2 * DRAWS}; raw medians: old {counts[5]}, new {counts[6]}; halves agree old "
+            f"{counts[2]}/{DRAWS}, new {counts[3]}/{DRAWS}")
+
+
+def subsamples(result: SweepResult, truth: Truth, rng: np.random.Generator, tally: Tally) -> list[str]:
+    """Random subsets of 3, 5 and 10 rounds: wrong picks of both rules, and how often the new one decides."""
+    rounds = np.sort(result.runs["repeat"].unique())
+    lines = []
+    for size in (3, 5, 10):
+        if size > len(rounds):
+            continue
+        draws = 1 if size == len(rounds) else DRAWS
+        counts = np.zeros(4, dtype=int)
+        for _ in range(draws):
+            runs = rounds_of(result, np.sort(rng.choice(rounds, size=size, replace=False)))
+            counts += [truth.wrong(old_rule(runs)), truth.wrong(new_rule(runs)), new_decided(runs), 1]
+        tally.sub[size] = tally.sub.get(size, np.zeros(4, dtype=int)) + counts
+        lines.append(f"   {size:>2} rounds: wrong picks old {counts[0]}/{draws}, new {counts[1]}/{draws}; "
+                     f"new decided {counts[2]}/{draws}")
+    return lines
+
+
+def adaptive_replays(result: SweepResult, truth: Truth, rng: np.random.Generator, tally: Tally) -> str:
+    """The rounds replayed in random orders through the adaptive sweep, against the 10 rounds' answer."""
+    ten = dataclasses.replace(result, runs=rounds_of(result, np.sort(result.runs["repeat"].unique())[:10]))
+    rounds = np.arange(10)
+    reference = new_rule(ten.runs)
+    used = same = 0
+    reasons: dict[str, int] = {}
+    for _ in range(DRAWS):
+        runs_used, pick, why = adaptive(ten, rng.permutation(rounds))
+        used += runs_used
+        same += truth.agree(pick, reference)
+        reasons[why] = reasons.get(why, 0) + 1
+    fixed = len(ten.runs)
+    tally.adaptive += [used, DRAWS * fixed, same, DRAWS]
+    stopped = "; ".join(f"{why or 'all rounds'} ({n})" for why, n in reasons.items())
+    return (f"   adaptive: {used / DRAWS:.0f} runs on average against {fixed} for 10 rounds "
+            f"({used / DRAWS / fixed:.0%}); same answer as 10 rounds in {same}/{DRAWS}; stopped: {stopped}")
 
 
 def main() -> None:
     rng = np.random.default_rng(0)
-    lines = [f"Tolerance {TOLERANCE:.0%}; {DRAWS} random draws per line; sweeps from benchmarks/results/gpu/.", ""]
-    totals = {"split": [0, 0, 0, 0, 0, 0, 0], "sub": {}, "adaptive": [0, 0, 0, 0]}
-    pairs = 0
+    tally = Tally()
+    lines = [f"Tolerance {TOLERANCE:.0%}; {DRAWS} random draws per line; sweeps of benchmarks/results/gpu/.",
+             ""]
     for name, result in sweeps().items():
-        rounds = np.sort(result.runs["repeat"].unique())
+        rounds = result.runs["repeat"].nunique()
         truth = Truth.of(result)
-        lines.append(f"== {name}: {len(rounds)} rounds x {result.runs['cache_limit'].nunique()} limits")
-        lines.append("   by the whole sweep: " + ", ".join(
-            f"{_size(k)} {v:.2f}" for k, v in sorted(truth.pooled.items())))
-        if len(rounds) >= 10:
-            counts = np.zeros(7, dtype=int)
-            for _ in range(DRAWS):
-                shuffled = rng.permutation(rounds)
-                halves = [np.sort(shuffled[: len(rounds) // 2]), np.sort(shuffled[len(rounds) // 2:])]
-                old = [old_rule(rounds_of(result, h)) for h in halves]
-                new = [new_rule(rounds_of(result, h)) for h in halves]
-                counts += [sum(truth.wrong(p) for p in old), sum(truth.wrong(p) for p in new),
-                           truth.agree(*old), truth.agree(*new), sum(p == 0 for p in old),
-                           sum(truth.wrong(p, raw=True) for p in old), sum(truth.wrong(p, raw=True) for p in new)]
-            totals["split"] = [a + int(b) for a, b in zip(totals["split"], counts, strict=True)]
-            pairs += DRAWS
-            lines.append(f"   split halves: wrong picks old {counts[0]}/{2 * DRAWS} (cache 0: {counts[4]}), "
-                         f"new {counts[1]}/{2 * DRAWS}; raw medians: old {counts[5]}, new {counts[6]}; "
-                         f"halves agree old {counts[2]}/{DRAWS}, new {counts[3]}/{DRAWS}")
-        for size in (3, 5, 10):
-            if size > len(rounds):
-                continue
-            wrong_old = wrong_new = decided = 0
-            draws = 1 if size == len(rounds) else DRAWS
-            for _ in range(draws):
-                picked = np.sort(rng.choice(rounds, size=size, replace=False))
-                runs = rounds_of(result, picked)
-                wrong_old += truth.wrong(old_rule(runs))
-                wrong_new += truth.wrong(new_rule(runs))
-                decided += new_decided(runs)
-            total = totals["sub"].setdefault(size, [0, 0, 0, 0])
-            for i, value in enumerate((wrong_old, wrong_new, decided, draws)):
-                total[i] += value
-            lines.append(f"   {size:>2} rounds: wrong picks old {wrong_old}/{draws}, new {wrong_new}/{draws}; "
-                         f"new decided {decided}/{draws}")
-        if len(rounds) >= 10:
-            reference = new_rule(result.runs)
-            used = same = 0
-            reasons: dict[str, int] = {}
-            for _ in range(DRAWS):
-                runs_used, pick, why = adaptive(result, rng.permutation(rounds))
-                used += runs_used
-                same += truth.agree(pick, reference)
-                reasons[why] = reasons.get(why, 0) + 1
-            fixed = len(result.runs)
-            totals["adaptive"] = [a + b for a, b in zip(totals["adaptive"], (used, DRAWS * fixed, same, DRAWS),
-                                                         strict=True)]
-            lines.append(f"   adaptive: {used / DRAWS:.0f} runs on average against {fixed} for 10 rounds "
-                         f"({used / DRAWS / fixed:.0%}); same answer as 10 rounds in {same}/{DRAWS}; stopped: "
-                         + "; ".join(f"{why or 'all rounds'} ({n})" for why, n in reasons.items()))
+        lines.append(f"== {name}: {rounds} rounds x {result.runs['cache_limit'].nunique()} limits")
+        speeds = ", ".join(f"{_size(k)} {v:.2f}" for k, v in sorted(truth.pooled.items()))
+        lines.append(f"   by the whole sweep: {speeds}")
+        if rounds >= 10:
+            lines.append(split_halves(result, truth, rng, tally))
+        lines += subsamples(result, truth, rng, tally)
+        if rounds >= 10:
+            lines.append(adaptive_replays(result, truth, rng, tally))
         lines.append("")
-    split = totals["split"]
+    split = tally.split
     lines.append("== All sweeps")
-    lines.append(f"split halves: wrong picks old {split[0]}, new {split[1]} (raw medians: old {split[5]}, new "
-                 f"{split[6]}); halves agree old {split[2]}, new {split[3]} of {pairs} pairs")
-    for size, (wrong_old, wrong_new, decided, draws) in sorted(totals["sub"].items()):
+    lines.append(f"split halves: wrong picks old {split[0]}, new {split[1]} (raw medians: old {split[5]}, "
+                 f"new {split[6]}); halves agree old {split[2]}, new {split[3]} of {tally.pairs} pairs "
+                 f"({split[3] / max(tally.pairs, 1):.0%})")
+    for size, (wrong_old, wrong_new, decided, draws) in sorted(tally.sub.items()):
         lines.append(f"{size:>2} rounds: wrong picks old {wrong_old}/{draws}, new {wrong_new}/{draws}; "
                      f"decided {decided}/{draws}")
-    used, fixed, same, draws = totals["adaptive"]
+    used, fixed, same, draws = tally.adaptive
     lines.append(f"adaptive: {used / fixed:.0%} of the runs of 10 rounds; same answer in {same}/{draws}")
     publish("decision_quality.txt", "\n".join(lines))
 
