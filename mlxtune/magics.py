@@ -29,7 +29,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 
 from mlxtune import memory, runner
-from mlxtune._argtypes import cache_limits, size, whole_number
+from mlxtune._argtypes import cache_limits, repeats, size, whole_number
 from mlxtune._mlx import mx
 from mlxtune.history import HISTORY_PARAMS, add_runs, history, next_run
 from mlxtune.measure import RunRecord, Work, describe_error, measure, runs_frame
@@ -474,7 +474,8 @@ class MlxtuneMagics(Magics):
     @magic_arguments()
     @argument("--cache-limits", type=cache_limits, metavar="SIZES",
               help="comma-separated sizes to sweep, e.g. 0,1MB,16MB,unlimited (default: 0 to unlimited)")
-    @argument("-r", "--repeats", type=whole_number(1), default=3, metavar="N", help="runs per limit (3)")
+    @argument("-r", "--repeats", type=repeats, default=3, metavar="N",
+              help="runs per limit (3), or auto: rounds until the answer is decided")
     @argument("-w", "--warmup", type=whole_number(0), default=1, metavar="N", help="unmeasured runs (1)")
     @argument("--units", type=expression_option, metavar="EXPR",
               help="work done per run, evaluated after it (default: 1 run)")

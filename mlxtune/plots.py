@@ -351,7 +351,7 @@ def _label_limits(ax: Axes, points: pd.DataFrame) -> None:
         elif int(limit) not in near[2]:
             near[2].append(int(limit))
     for _, (x, y), limits in groups:
-        ax.annotate(", ".join(format_size(v) for v in limits), (x, y), xytext=(4, 5),
+        ax.annotate(", ".join(limit_text(v) for v in limits), (x, y), xytext=(4, 5),
                     textcoords="offset points", fontsize=8, color="0.25", gid="limit-label")
 
 
@@ -406,7 +406,7 @@ class _LimitAxis:
     def apply(self, ax: Axes) -> None:
         ticks = [self.position(v) for v in self.limits]
         ax.xaxis.set_major_locator(FixedLocator(ticks))
-        ax.set_xticklabels([format_size(v) for v in self.limits], rotation=30, ha="right")
+        ax.set_xticklabels([limit_text(v) for v in self.limits], rotation=30, ha="right")
         ax.set_xlim(self.low - 0.4, self.high + 0.4)
         ax.set_xlabel("cache limit (log scale; 0 and unlimited at the ends)")
 

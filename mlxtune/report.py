@@ -53,6 +53,7 @@ __all__ = [
     "markdown_image",
     "markdown_text",
     "result_html_fragment",
+    "summary_html",
     "write_csv",
     "write_html",
     "write_json",
@@ -388,10 +389,13 @@ def number(value: Any) -> str:
 
 
 def param_text(name: str, value: Any) -> str:
-    """A grid value as people read it: sizes for limits, the value itself otherwise."""
-    if name in _SIZE_COLUMNS and isinstance(value, (int, float, np.integer, np.floating)):
-        return format_size(value)
-    return str(value)
+    """A grid value as people read it: limits as :func:`mlxtune.view.limit_text`, sizes as sizes, the
+    value itself otherwise."""
+    if not isinstance(value, (int, float, np.integer, np.floating)):
+        return str(value)
+    if name in view.LIMIT_AXES:
+        return view.limit_text(value)
+    return format_size(value) if name in _SIZE_COLUMNS else str(value)
 
 
 def recommended_rows(summary: pd.DataFrame, rec: Recommendation) -> pd.Series:
@@ -403,34 +407,45 @@ def recommended_rows(summary: pd.DataFrame, rec: Recommendation) -> pd.Series:
 
 
 def summary_table(result: SweepResult, rec: Recommendation | None = None) -> Table:
-    """The summary as display text, the recommended row marked."""
+    """The summary as display text, the recommended row marked: each point's median speed, its speed
+    relative to the best with the interval the rule uses (:mod:`mlxtune.decision`) and its verdict,
+    the spread of its runs, and memory: the sampled peak footprint first."""
     summary = result.summary()
     unit = throughput_unit(result, summary)
+    decision = result.decision(rec.budget if rec else None, rec.tolerance if rec else 0.05).points
     marked = recommended_rows(summary, rec) if rec is not None else pd.Series(False, index=summary.index)
     params = list(result.params)
     headers = [p.replace("_", " ") for p in params] + [
-        f"throughput ({unit}/s)", "quartiles", "95% CI", "seconds", "peak active", "cache held",
-        "footprint", "process RSS", "runs",
+        f"median {unit}/s", "x best [95% bounds]", "verdict", "quartiles", "footprint", "peak active",
+        "cache held", "process peak", "runs",
     ]
     rows = []
-    for (_, point), recommended in zip(summary.iterrows(), marked, strict=True):
+    for (index, point), recommended in zip(summary.iterrows(), marked, strict=True):
         cells = [param_text(p, point[p]) for p in params]
         if recommended:
             cells[0] += f" {recommended_mark(rec)}"
         failed = int(point["failed"])
+        verdict = decision.loc[index]
         cells += [
             number(point["throughput_median"]),
+            ratio_text(verdict["ratio"], verdict["ratio_low"], verdict["ratio_high"]),
+            str(verdict["verdict"]),
             f"{number(point['throughput_q1'])} – {number(point['throughput_q3'])}",
-            f"{number(point['throughput_ci_low'])} – {number(point['throughput_ci_high'])}",
-            number(point["seconds_median"]),
+            format_size(int(point["footprint"])),
             format_size(int(point["peak_memory_max"])),
             format_size(int(point["cache_after_max"])),
-            format_size(int(point["footprint"])),
-            format_size(int(point["process_rss_max"])),
+            format_size(int(point["process_peak_max"])),
             f"{int(point['runs'])}" + (f" ({failed} failed)" if failed else ""),
         ]
         rows.append(Row(cells, css="recommended" if recommended else ""))
     return Table(headers, rows, text_columns=len(params))
+
+
+def ratio_text(ratio: float, low: float, high: float) -> str:
+    """A speed relative to the best with its bounds: "0.96x [0.91, 1.00]"; "–" when unknown."""
+    if not math.isfinite(ratio):
+        return "–"
+    return f"{ratio:.2f}x [{low:.2f}, {high:.2f}]"
 
 
 def runs_table(result: SweepResult) -> Table:
@@ -593,6 +608,12 @@ def render_html(
 def write_html(result: SweepResult, path: str | os.PathLike[str], **options: Any) -> str:
     """Write :func:`render_html` (same options) to ``path`` atomically; returns the path."""
     return write_atomic(path, render_html(result, **options))
+
+
+def summary_html(result: SweepResult, *, caption: str = "") -> str:
+    """The summary table alone as HTML (the recommended row marked), as a notebook shows it."""
+    return render_template("table.html.j2", table=summary_table(result, result.recommend()), css="summary",
+                           caption=caption)
 
 
 def result_html_fragment(result: SweepResult) -> str:

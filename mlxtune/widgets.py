@@ -29,9 +29,9 @@ evaluate them first (``mx.eval``). The panel says so when a run fails with the c
 
 from __future__ import annotations
 
+import base64
 import datetime
 import html
-import io
 import os
 import threading
 import time
@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from mlxtune import runner
+from mlxtune import runner, view
+from mlxtune.report import figure_bytes, status_text, summary_html
 from mlxtune.units import format_size, parse_size, parse_sizes
 
 if TYPE_CHECKING:
@@ -54,6 +55,9 @@ if TYPE_CHECKING:
     from mlxtune.sweep import SweepProgress
 
 __all__ = ["LADDER", "SweepPanel", "spread"]
+
+#: Rounds the Repeats box offers when the panel starts adaptive (``repeats="auto"``).
+_DEFAULT_ROUNDS = 10
 
 #: The sizes the range slider offers: 0, then powers of four from 256 KB, then no limit.
 LADDER: tuple[int, ...] = tuple(
@@ -102,8 +106,8 @@ class SweepPanel:
         self,
         workload: Callable[..., Any],
         *,
-        cache_limits: Sequence[int | str] | None = None,
-        repeats: int = 3,
+        cache_limits: Sequence[int | str] | str | None = None,
+        repeats: int | str = 3,
         points: int | None = None,
         label: str | None = None,
         out_dir: str | os.PathLike[str] = "mlxtune-out",
@@ -129,30 +133,39 @@ class SweepPanel:
         self.figure: Figure | None = None
         self.error = ""
 
-        options = [(_limit_label(v), v) for v in ladder]
+        adaptive = repeats == "auto"
+        if not adaptive and (isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1):
+            raise ValueError(f'repeats must be a whole number >= 1 or "auto", not {repeats!r}')
+        wide = widgets.Layout(width="100%", max_width="900px")
+        labels = {"description_width": "7em"}
+        options = [(view.limit_text(v), v) for v in ladder]
         self.span = widgets.SelectionRangeSlider(
             options=options, index=(0, len(ladder) - 1), description="Cache limits",
-            continuous_update=False, layout=widgets.Layout(width="560px"),
+            continuous_update=False, layout=wide, style=labels,
         )
         self.points = widgets.BoundedIntText(
             value=min(points or len(ladder), len(ladder)), min=1, max=len(ladder), description="Points",
-            layout=widgets.Layout(width="160px"),
+            layout=widgets.Layout(width="11em"), style=labels,
         )
         self.repeats = widgets.BoundedIntText(
-            value=repeats, min=1, max=1000, description="Repeats", layout=widgets.Layout(width="160px")
+            value=_DEFAULT_ROUNDS if adaptive else repeats, min=1, max=1000, description="Repeats",
+            layout=widgets.Layout(width="11em"), style=labels,
         )
+        self.adaptive = widgets.Checkbox(value=adaptive, description="until decided (at most Repeats rounds)",
+                                         indent=False, layout=widgets.Layout(width="auto"))
         self.planned = widgets.HTML()
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self.stop_button = widgets.Button(
             description="Stop", button_style="warning", icon="stop", disabled=True
         )
-        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="Runs")
-        self.status = widgets.HTML()
-        self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="640px"))
-        self.table = widgets.HTML()
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="Runs", layout=wide,
+                                            style=labels)
+        self.status = widgets.HTML(layout=wide)
+        self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", width="640px"))
+        self.table = widgets.HTML(layout=widgets.Layout(max_width="100%", overflow="auto"))
         self.scrub = widgets.SelectionSlider(
             options=[("—", -1)], description="Inspect", disabled=True, continuous_update=False,
-            layout=widgets.Layout(width="560px"),
+            layout=wide, style=labels,
         )
         self.details = widgets.HTML()
         self.export_buttons = {
@@ -163,7 +176,8 @@ class SweepPanel:
         self.errors = widgets.HTML()
 
         self.span.observe(self._guard(self._on_span), names="index")
-        self.points.observe(self._guard(self._show_plan), names="value")
+        for control in (self.points, self.repeats, self.adaptive):
+            control.observe(self._guard(self._show_plan), names="value")
         self.run_button.on_click(self._guard(lambda _: self.run()))
         self.stop_button.on_click(self._guard(lambda _: self.stop()))
         self.scrub.observe(self._guard(self._on_scrub), names="value")
@@ -171,19 +185,23 @@ class SweepPanel:
             button.on_click(self._guard(lambda _, kind=kind: self.export(kind)))
         self._show_plan()
 
+        wrap = widgets.Layout(flex_flow="row wrap", align_items="center", width="100%")
         self.widget = widgets.VBox([
             self.span,
-            widgets.HBox([self.points, self.repeats, self.run_button, self.stop_button]),
+            widgets.HBox([self.points, self.repeats, self.adaptive, self.run_button, self.stop_button],
+                         layout=wrap),
             self.planned,
-            widgets.HBox([self.progress, self.status]),
+            self.progress,
+            self.status,
             self.errors,
             self.plot,
             self.table,
             self.scrub,
             self.details,
-            widgets.HBox(list(self.export_buttons.values())),
+            widgets.HBox(list(self.export_buttons.values()), layout=wrap),
             self.links,
-        ])
+        ], layout=widgets.Layout(width="100%"))
+        self._snapshot: Any = None  # the display that keeps a static view in the saved notebook
 
     # -- what the panel would sweep ------------------------------------------------------------------
     @property
@@ -214,18 +232,27 @@ class SweepPanel:
             self.points.value = size
         self._show_plan()
 
+    @property
+    def planned_runs(self) -> int:
+        """Runs the next sweep plans: every limit each round (at most, when it stops once decided)."""
+        return len(self.cache_limits) * self.repeats.value
+
     def _show_plan(self, _change: object = None) -> None:
-        limits = self.cache_limits
-        names = ", ".join(_limit_label(v) for v in limits)
-        runs = len(limits) * self.repeats.value
-        self.planned.value = f"<span class='mlxtune-plan'>Sweeps {html.escape(names)} ({runs} runs)</span>"
+        names = ", ".join(view.limit_text(v) for v in self.cache_limits)
+        rounds = self.repeats.value
+        runs = self.planned_runs
+        how = (f"rounds until the answer is decided, at most {rounds}: up to {runs} runs"
+               if self.adaptive.value else f"{rounds} round{'s' if rounds != 1 else ''}: {runs} runs")
+        self.planned.value = f"<span class='mlxtune-plan'>Sweeps {html.escape(names)} in {how}</span>"
 
     # -- running ------------------------------------------------------------------------------------
     def run(self, *, wait: bool = False, timeout: float | None = None) -> SweepPanel:
         """Start a sweep of :attr:`cache_limits` in a worker thread; ``wait=True`` blocks until it ends."""
         if self.running:
             raise RuntimeError("a sweep is already running in this panel: Stop it or wait for it")
-        limits, repeats = self.cache_limits, self.repeats.value
+        limits, rounds = self.cache_limits, self.repeats.value
+        adaptive = ({"repeats": "auto", "max_runs": self.planned_runs} if self.adaptive.value
+                    else {"repeats": rounds})
         busy = runner.holder()
         if busy is not None:  # the engine refuses it too; saying so here keeps the controls as they are
             raise runner.BusyError(f"cannot start: {busy} is measuring in this process; wait for it to end "
@@ -235,13 +262,13 @@ class SweepPanel:
         self._stem = f"{_slug(self._label)}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
         self._scrub_ready = False
         self.errors.value = self.links.value = self.details.value = ""
-        self.progress.value, self.progress.max = 0, len(limits) * repeats
+        self.progress.value, self.progress.max = 0, self.planned_runs
         self.progress.bar_style = ""
         self._busy = True
         self._set_running(True)
-        self.status.value = f"starting: {len(limits)} limits x {repeats} repeats"
+        self.status.value = f"starting: {len(limits)} limits, {self.planned.value.split(' in ', 1)[-1]}"
         self._thread = threading.Thread(
-            target=self._sweep, args=(limits, repeats), name="mlxtune-sweep", daemon=True
+            target=self._sweep, args=(limits, adaptive), name="mlxtune-sweep", daemon=True
         )
         self._thread.start()
         if wait:
@@ -268,15 +295,15 @@ class SweepPanel:
         self.figure = None
         _close_tree(self.widget)
 
-    def _sweep(self, limits: list[int], repeats: int) -> None:
-        """The worker thread: the only place this panel's MLX work happens."""
+    def _sweep(self, limits: list[int], rounds: dict[str, Any]) -> None:
+        """The panel's thread: it calls the sweep, which runs MLX on mlxtune's worker thread."""
         from mlxtune.sweep import sweep
 
         try:
-            options = {"label": self._label, **self._options}
+            options = {"label": self._label, **self._options, **rounds}
             self._result = sweep(
-                self._workload, cache_limits=limits, repeats=repeats, progress=False,
-                on_run=self._on_run, stop=self._stop_event, **options,
+                self._workload, cache_limits=limits, progress=False, on_run=self._on_run,
+                stop=self._stop_event, **options,
             )
         except Exception as exc:  # shown in the panel, which stays usable; measured runs are kept
             self._result = getattr(exc, "result", None)  # SweepError carries the runs so far
@@ -297,8 +324,8 @@ class SweepPanel:
         self.progress.value = progress.done
         state = f"failed: {html.escape(record.error)}" if record.error else f"{record.wall_seconds:.3g} s"
         self.status.value = (
-            f"run {progress.done}/{progress.planned} · cache limit "
-            f"<b>{_limit_label(record.cache_limit)}</b> · {state}"
+            f"{progress.done} of {progress.planned} runs · last: cache limit "
+            f"<b>{view.limit_text(record.cache_limit)}</b>, {state}"
         )
         if time.monotonic() >= self._next_draw:
             self._draw()
@@ -312,11 +339,14 @@ class SweepPanel:
         self.progress.bar_style = "success" if result.complete and not result.failed_runs else "warning"
         self._offer_scrub(result)  # draws the plot and table once, the inspected limit highlighted
         self.status.value = self._outcome(result)
+        self._leave_snapshot(result)
 
     def _outcome(self, result: SweepResult) -> str:
         done = len(result.runs)
         stopped = f" of {result.planned_runs} ({result.stop_reason or 'stopped'})"
         parts = [f"{done} runs" + ("" if result.complete else stopped)]
+        if result.complete and result.stop_reason:  # an adaptive sweep: where it stopped and why
+            parts[0] += f" ({result.stop_reason})"
         if result.failed_runs:
             first = result.first_error
             parts.append(f"{result.failed_runs} failed: {first}")
@@ -348,9 +378,11 @@ class SweepPanel:
             return
         try:
             figure = result.plot(kind="tradeoff", highlight=highlight)
-            self.plot.value = _png(figure)
+            self.plot.value = figure_bytes(figure, "png", dpi=90)
             self.figure = figure
-            self.table.value = _summary_html(result)
+            caption = (f"after {len(result.runs)} of {result.planned_runs} runs: the answer may still change"
+                       if self.running else "")
+            self.table.value = summary_html(result, caption=caption)
         except Exception as exc:  # a drawing problem must not end the sweep
             self._show_error(exc)
         finished = time.monotonic()
@@ -368,7 +400,7 @@ class SweepPanel:
         except Exception:  # nothing to recommend (every run failed): start at the smallest
             start = None
         self._scrub_ready = False
-        self.scrub.options = [(_limit_label(v), v) for v in measured]
+        self.scrub.options = [(view.limit_text(v), v) for v in measured]
         self.scrub.value = start if start in measured else measured[0]
         self._inspect(self.scrub.value)
         self._scrub_ready = True
@@ -418,53 +450,45 @@ class SweepPanel:
         self.errors.value = _error_box(self.error, detail)
 
     # -- display ------------------------------------------------------------------------------------
+    def _ipython_display_(self) -> None:
+        """Show the panel, and below it the place its static snapshot goes when a sweep ends.
+
+        Widgets are live views: a saved notebook reopened without the kernel would show
+        ``VBox(children=...``. So each finished sweep also updates a plain HTML display (figure,
+        table, recommendation), which the notebook keeps.
+        """
+        from IPython.display import HTML, display
+
+        display(self.widget)
+        self._snapshot = display(HTML(""), display_id=True)
+
+    def _leave_snapshot(self, result: SweepResult) -> None:
+        if self._snapshot is None or self.figure is None:
+            return
+        from IPython.display import HTML
+
+        image = base64.b64encode(figure_bytes(self.figure, "png", dpi=90)).decode("ascii")
+        self._snapshot.update(HTML(
+            "<details open class='mlxtune-snapshot'><summary>Snapshot of the last sweep (kept in the saved "
+            f"notebook): {html.escape(status_text(result))}</summary>"
+            f"<img alt='trade-off figure' style='max-width:100%' src='data:image/png;base64,{image}'>"
+            f"{summary_html(result)}</details>"
+        ))
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "idle"
-        return f"SweepPanel({self._label!r}, {state}, limits={[_limit_label(v) for v in self.cache_limits]})"
-
-
-def _limit_label(limit: int) -> str:
-    """A size as the panel shows it: :func:`format_size` ("unlimited" included), but a bare 0."""
-    return "0" if limit == 0 else format_size(limit)
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    return buffer.getvalue()
-
-
-#: Summary columns the panel's table shows, with their headings; sizes are shown readable.
-_TABLE_COLUMNS = {
-    "runs": "runs", "failed": "failed", "throughput_median": "median {unit}/s", "throughput_iqr": "IQR",
-    "seconds_median": "median s", "peak_memory_max": "peak", "cache_after_max": "cache held",
-    "footprint": "footprint",
-}
-_SIZE_COLUMNS = ("cache_limit", "memory_limit", "peak_memory_max", "cache_after_max", "footprint")
-
-
-def _summary_html(result: SweepResult) -> str:
-    from mlxtune.report import throughput_unit
-
-    summary = result.summary()
-    table = summary[[*result.params, *_TABLE_COLUMNS]].copy()
-    for column in _SIZE_COLUMNS:
-        if column in table:
-            table[column] = table[column].map(lambda v: _limit_label(int(v)) if v == v else "n/a")
-    unit = throughput_unit(result, summary)
-    table = table.rename(columns={k: v.format(unit=unit) for k, v in _TABLE_COLUMNS.items()})
-    text = table.to_html(index=False, escape=True, float_format=lambda x: f"{x:.4g}", border=0)
-    return f"<div class='mlxtune-summary' style='font-size:85%'>{text}</div>"
+        limits = [view.limit_text(v) for v in self.cache_limits]
+        return f"SweepPanel({self._label!r}, {state}, limits={limits})"
 
 
 def _details_html(result: SweepResult, limit: int) -> str:
     """Medians of one limit's finished runs: timings and how memory moved during a run."""
     runs = result.runs[(result.runs["cache_limit"] == limit) & (result.runs["error"] == "")]
     if not len(runs):
-        return f"<b>{_limit_label(limit)}</b>: no finished runs"
+        return f"<b>{view.limit_text(limit)}</b>: no finished runs"
     median = runs.median(numeric_only=True)
     unit = html.escape(str(runs["unit"].iloc[0]))
     rows = [
@@ -472,13 +496,14 @@ def _details_html(result: SweepResult, limit: int) -> str:
         ("seconds (median)", f"{median['seconds']:.4g}"),
         (f"{unit}/s (median)", f"{median['throughput']:.4g}"),
         ("peak memory (largest)", format_size(int(runs["peak_memory"].max()))),
+        ("peak footprint (largest sampled)", format_size(int(runs["footprint_peak"].max()))),
         ("active delta (median)", format_size(int(median["active_after"] - median["active_before"]))),
         ("cache delta (median)", format_size(int(median["cache_after"] - median["cache_before"]))),
         ("cache held after", format_size(int(median["cache_after"]))),
         ("process RSS", format_size(int(median["process_rss"]))),
     ]
     body = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    title = f"<b>cache limit {html.escape(_limit_label(limit))}</b>"
+    title = f"<b>cache limit {html.escape(view.limit_text(limit))}</b>"
     return f"{title}<table class='mlxtune-details'>{body}</table>"
 
 

@@ -16,7 +16,8 @@ from sweep_data import LIMITS, MB, SPEEDS, make_result, row
 from mlxtune import plots
 from mlxtune.measure import runs_frame
 from mlxtune.result import SweepResult
-from mlxtune.units import UNLIMITED, format_size
+from mlxtune.units import UNLIMITED
+from mlxtune.view import limit_text
 
 
 def artists(figure: Figure, gid: str) -> list:
@@ -43,7 +44,7 @@ def test_tradeoff_shows_one_labelled_point_per_limit_the_front_and_the_recommend
     assert len(drawn) == len(LIMITS)
     np.testing.assert_allclose(sorted(drawn[:, 1]), sorted(summary["throughput_median"]))
     labels = [name for t in artists(figure, "limit-label") for name in t.get_text().split(", ")]
-    assert labels == [format_size(limit) for limit in LIMITS]
+    assert labels == [limit_text(limit) for limit in LIMITS]
 
     (star,) = artists(figure, "recommended")
     assert rec.cache_limit == 16 * MB  # the budget rules out the larger limits
@@ -62,7 +63,7 @@ def test_points_on_the_same_spot_share_one_label():
     speeds = {0: 100.0, 1 * MB: 130.0, 16 * MB: 170.0, 256 * MB: 170.2, UNLIMITED: 170.1}
     figure = make_result(speeds, noise=0.0).plot("tradeoff")
     labels = [t.get_text() for t in artists(figure, "limit-label")]
-    assert labels == ["0B", "1MB", "16MB", "256MB, unlimited"]  # same footprint, same speed
+    assert labels == ["0", "1MB", "16MB", "256MB, unlimited"]  # same footprint, same speed
 
 
 def test_pareto_front_keeps_only_points_nothing_else_beats():
@@ -88,7 +89,7 @@ def test_failed_points_are_left_out_and_a_lone_failure_does_not_break_the_chart(
     result = SweepResult(runs=runs_frame(rows), params=["cache_limit"], label="half failed")
     figure = result.plot("tradeoff")
     assert len(points(figure)) == len(LIMITS) - 1
-    assert "0B" not in " ".join(t.get_text() for t in artists(figure, "limit-label"))
+    assert "0" not in [t.get_text() for t in artists(figure, "limit-label")]
 
 
 def test_a_second_axis_becomes_series_told_apart_by_the_legend():
@@ -106,7 +107,7 @@ def test_throughput_against_limit_places_zero_and_unlimited_at_the_ends_with_iqr
     figure = result.plot("throughput")
     ax = figure.axes[0]
     ticks = [t.get_text() for t in ax.get_xticklabels()]
-    assert ticks[0] == "0B" and ticks[-1] == "unlimited"
+    assert ticks[0] == "0" and ticks[-1] == "unlimited"
     (line,) = artists(figure, "points")
     x = line.get_xdata()
     assert list(x) == sorted(x) and len(set(x)) == len(LIMITS)

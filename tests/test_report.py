@@ -27,6 +27,7 @@ from mlxtune import files, report
 from mlxtune.measure import SCHEMA_VERSION, runs_frame
 from mlxtune.result import SweepResult
 from mlxtune.units import format_size
+from mlxtune.view import limit_text
 
 HOSTILE = '<script>alert(1)</script> "quoted" | piped\nsecond line'
 
@@ -79,10 +80,10 @@ def test_html_report_is_one_self_contained_page_with_every_section(tmp_path):
 
     summary = soup.find("table", class_="summary")
     rows = summary.find("tbody").find_all("tr")
-    assert [r.find("td").get_text().split(" ")[0] for r in rows] == [format_size(v) for v in LIMITS]
+    assert [r.find("td").get_text().split(" ")[0] for r in rows] == [limit_text(v) for v in LIMITS]
     (recommended,) = summary.find_all("tr", class_="recommended")
     assert recommended.find("td").get_text().startswith(format_size(rec.cache_limit))
-    assert "throughput (tokens/s)" in [th.get_text() for th in summary.find_all("th")]
+    assert "median tokens/s" in [th.get_text() for th in summary.find_all("th")]
 
     images = soup.find_all("img")
     assert len(images) == 3
@@ -146,7 +147,7 @@ def test_markdown_report_has_tables_and_figure_files_beside_it(tmp_path):
     path = result.to_markdown(str(tmp_path / "sweep.md"))
     text = Path(path).read_text(encoding="utf-8")
     summary, environment, runs = markdown_tables(text)
-    assert summary[0][:3] == ["cache limit", "dtype", "throughput (tokens/s)"]
+    assert summary[0][:5] == ["cache limit", "dtype", "median tokens/s", "x best [95% bounds]", "verdict"]
     assert len(summary) == 1 + 2 * len(LIMITS)
     assert sum("★ recommended" in r[0] for r in summary) == 1
     assert ["MLX", "0.32.4"] in environment

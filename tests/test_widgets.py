@@ -91,7 +91,7 @@ def test_moving_the_range_slider_changes_the_swept_range(make_panel: Callable[..
     panel = make_panel(small_work, repeats=2)
     panel.span.index = (2, 6)
     assert panel.cache_limits == [parse_size(s) for s in ("1MB", "4MB", "16MB", "64MB", "256MB")]
-    assert "1MB, 4MB, 16MB, 64MB, 256MB (10 runs)" in panel.planned.value
+    assert "1MB, 4MB, 16MB, 64MB, 256MB in 2 rounds: 10 runs" in panel.planned.value
     panel.points.value = 3
     assert panel.cache_limits == [parse_size(s) for s in ("1MB", "16MB", "256MB")]
     panel.span.index = (0, 1)  # fewer limits than points: all of them
