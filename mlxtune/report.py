@@ -416,7 +416,7 @@ def summary_table(result: SweepResult, rec: Recommendation | None = None) -> Tab
     marked = recommended_rows(summary, rec) if rec is not None else pd.Series(False, index=summary.index)
     params = list(result.params)
     headers = [p.replace("_", " ") for p in params] + [
-        f"median {unit}/s", "x best [95% bounds]", "verdict", "quartiles", "footprint", "peak active",
+        f"median {unit}/s", "x best (95% bounds)", "verdict", "quartiles", "footprint", "peak active",
         "cache held", "process peak", "runs",
     ]
     rows = []

@@ -147,7 +147,7 @@ def test_markdown_report_has_tables_and_figure_files_beside_it(tmp_path):
     path = result.to_markdown(str(tmp_path / "sweep.md"))
     text = Path(path).read_text(encoding="utf-8")
     summary, environment, runs = markdown_tables(text)
-    assert summary[0][:5] == ["cache limit", "dtype", "median tokens/s", "x best [95% bounds]", "verdict"]
+    assert summary[0][:5] == ["cache limit", "dtype", "median tokens/s", "x best (95% bounds)", "verdict"]
     assert len(summary) == 1 + 2 * len(LIMITS)
     assert sum("★ recommended" in r[0] for r in summary) == 1
     assert ["MLX", "0.32.4"] in environment
