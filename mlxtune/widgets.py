@@ -136,7 +136,7 @@ class SweepPanel:
         adaptive = repeats == "auto"
         if not adaptive and (isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1):
             raise ValueError(f'repeats must be a whole number >= 1 or "auto", not {repeats!r}')
-        wide = widgets.Layout(width="100%", max_width="900px")
+        wide = widgets.Layout(width="auto", align_self="stretch", max_width="900px")  # fills, margins in
         labels = {"description_width": "7em"}
         options = [(view.limit_text(v), v) for v in ladder]
         self.span = widgets.SelectionRangeSlider(
