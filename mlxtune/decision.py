@@ -253,7 +253,7 @@ class _Table:
         lookup = {key: i for i, key in enumerate(index)}
         ok_keys = ok[params].itertuples(index=False, name=None) if len(params) > 1 else ok[params[0]]
         column = np.array([lookup[key] for key in ok_keys], dtype=int)
-        rounds = ok["repeat"].to_numpy(dtype=int)
+        rounds = pd.factorize(ok["repeat"], sort=True)[0]  # round numbers as given may have gaps
         self.matrix = np.full((int(rounds.max()) + 1 if len(rounds) else 0, len(self.points)), np.nan)
         self.matrix[rounds, column] = np.log(ok["throughput"].to_numpy(dtype=float))
         others = [p for p in params if p != "cache_limit"]

@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import html
 import statistics
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from types import CodeType, TracebackType
@@ -28,11 +29,11 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from mlxtune import memory, runner
+from mlxtune import memory, runner, view
 from mlxtune._argtypes import cache_limits, repeats, size, whole_number
 from mlxtune._mlx import mx
 from mlxtune.history import HISTORY_PARAMS, add_runs, history, next_run
-from mlxtune.measure import RunRecord, Work, describe_error, measure, runs_frame
+from mlxtune.measure import RunRecord, Work, describe_error, measure, runs_frame, timelines_frame
 from mlxtune.units import format_size
 
 __all__ = ["CellResult", "CellWorkload", "MlxtuneMagics", "parse_options", "register", "unregister"]
@@ -108,7 +109,7 @@ class CellProgram:
     @classmethod
     def compile(cls, shell: Any, cell: str) -> CellProgram:
         source = shell.transform_cell(cell)
-        filename = shell.compile.cache(source, shell.execution_count)
+        filename = shell.compile.cache(source, _cell_number(shell))
         tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
@@ -119,6 +120,19 @@ class CellProgram:
         __tracebackhide__ = True
         exec(self.body, namespace)
         return eval(self.last, namespace) if self.last is not None else None
+
+
+def _cell_number(shell: Any) -> int:
+    """The number of the cell being run, as its traceback names it ("In[7]"): the number its own code
+    was compiled under, found on the stack. (The shell's ``execution_count`` is already the next
+    cell's while a cell runs.)"""
+    numbers = getattr(shell.compile, "_filename_map", {})
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename in numbers:
+            return int(numbers[frame.f_code.co_filename])
+        frame = frame.f_back
+    return int(shell.execution_count)
 
 
 def mlx_arrays(value: Any) -> list[Any]:
@@ -201,7 +215,8 @@ class CellWorkload:
         self._namespace = shell.user_ns
         self._units = compile(units, "<--units>", "eval") if units else None
         self._unit = units if units and units.isidentifier() else ("units" if units else "runs")
-        self.__name__ = first_line(cell, width=60) or "cell"
+        self.__name__ = "cell"  # a label (--label) names it in plots and reports
+        self._first_line = first_line(cell, width=60)
 
     def __call__(self) -> Work:
         evaluate_arrays(self._program.run(self._namespace))
@@ -213,19 +228,10 @@ class CellWorkload:
         return Work(units=float(count), unit=self._unit)
 
     def describe(self) -> str:
-        return f"%%mlxsweep cell: {self.__name__}"
+        return f"%%mlxsweep cell: {self._first_line}"
 
 
 # -- the result ---------------------------------------------------------------------------------
-
-
-def format_seconds(seconds: float) -> str:
-    """A short time: ``812 us``, ``3.41 ms``, ``2.05 s``."""
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} us"
-    if seconds < 1:
-        return f"{seconds * 1e3:.3g} ms"
-    return f"{seconds:.3g} s"
 
 
 def _signed(n: int) -> str:
@@ -241,6 +247,7 @@ class CellResult:
     label: str = ""
     cell: str = ""
     warmup: int = 0
+    timeline: bool = False
     wired_limit: int = 0
     evaluated: int = 0
     value: Any = None
@@ -260,6 +267,19 @@ class CellResult:
     def seconds(self) -> float:
         """Median wall time of the runs."""
         return statistics.median(self.times)
+
+    @property
+    def peak_increase(self) -> int:
+        """How far MLX's memory rose above what it held when the first run started: the largest sampled
+        active + cache over the active + cache at the start (the number ``Memory.snapshot()`` and
+        ``delta`` are about in mlx-swift)."""
+        start = self.records[0].active_before + self.records[0].cache_before
+        return max(r.footprint_peak for r in self.records) - start
+
+    def samples(self) -> pd.DataFrame:
+        """Memory over time during the measured runs, one row per sample: ``run`` (0 for the first
+        measured run), ``seconds`` since that run started, ``active``, ``cache`` and ``process`` bytes."""
+        return timelines_frame(self.records)
 
     @property
     def peak(self) -> int:
@@ -295,16 +315,19 @@ class CellResult:
     def _rows(self) -> list[tuple[str, str]]:
         record = self.records[-1]
         times = self.times
-        time_text = format_seconds(self.seconds)
+        time_text = view.seconds_text(self.seconds)
         if len(times) > 1:
-            low, high = format_seconds(min(times)), format_seconds(max(times))
+            low, high = view.seconds_text(min(times)), view.seconds_text(max(times))
             time_text += f" (median of {len(times)}; min {low}, max {high})"
+        process_peak = max(r.process_peak for r in self.records)
         rows = [
-            ("Peak during cell", format_size(self.peak)),
-            ("Process RSS after", format_size(record.process_rss)),
+            ("Peak increase", f"{_signed(self.peak_increase)} (active + cache, sampled; peak active "
+                              f"{format_size(self.peak)})"),
+            ("Process peak", f"{format_size(process_peak)} ({view.PROCESS_MEMORY}), "
+                             f"{format_size(record.process_rss)} resident after"),
             ("Wall time", time_text),
-            ("Limits", f"cache {format_size(record.cache_limit)}, memory {format_size(record.memory_limit)}, "
-                       f"wired {format_size(self.wired_limit)}"),
+            ("Limits", f"cache {view.limit_text(record.cache_limit)}, memory "
+                       f"{view.limit_text(record.memory_limit)}, wired {view.limit_text(self.wired_limit)}"),
         ]
         if self.error:
             rows.append(("Error", self.error))
@@ -316,8 +339,7 @@ class CellResult:
         runs = f"{len(self.records)} run" + ("s" if len(self.records) != 1 else "")
         if self.warmup:
             runs += f" after {self.warmup} warm-up"
-        parts = [p for p in (self.label, self.cell) if p]
-        return f"%%mlxmem {' | '.join(parts)} ({runs})" if parts else f"%%mlxmem ({runs})"
+        return f"%%mlxmem {self.label or 'cell'} ({runs})"
 
     def _table(self) -> _Table:
         """Everything shown, as text: title, memory rows (name, before, after, delta), other rows."""
@@ -344,9 +366,17 @@ class CellResult:
 
     def mimebundle(self) -> dict[str, str]:
         """Plain text and HTML at once, for ``display(..., raw=True)``: the magic's own display
-        skips IPython's search through a dozen formatters, a good part of its overhead."""
+        skips IPython's search through a dozen formatters, a good part of its overhead. With
+        ``timeline`` the memory-over-time figure comes too (PNG)."""
         table = self._table()
-        return {"text/plain": _text(table), "text/html": _html(table)}
+        bundle = {"text/plain": _text(table), "text/html": _html(table)}
+        if self.timeline:
+            from mlxtune.plots import cell_timeline
+            from mlxtune.report import data_uri
+
+            uri = data_uri(cell_timeline(self), "png")
+            bundle["text/html"] += f"<img alt='memory over time' style='max-width:100%' src='{uri}'>"
+        return bundle
 
 
 _Table = tuple[str, list[tuple[str, str, str, str]], list[tuple[str, str]]]
@@ -415,14 +445,17 @@ class MlxtuneMagics(Magics):
     @argument("-v", dest="variable", type=name_option, metavar="NAME", help="store the result object as NAME")
     @argument("-q", dest="quiet", action="store_true", help="do not display the result")
     @argument("--no-eval", action="store_true", help="do not evaluate the arrays the cell ends with")
+    @argument("-t", "--timeline", action="store_true",
+              help="draw memory over time during the cell (active, cache, process) with the limits")
     @cell_magic
-    def mlxmem(self, line: str, cell: str) -> CellResult | None:
+    def mlxmem(self, line: str, cell: str) -> Any:
         """Run the cell and show the MLX memory it used under the limits given.
 
         MLX is lazy: when the cell ends with an MLX array (or a list, tuple or dict of them) it is
         evaluated inside the measurement, unless --no-eval. The limits given apply to this cell
         only and are restored afterwards, also when the cell raises or is interrupted. Every run
-        is kept in ``mlxtune.history()``.
+        is kept in ``mlxtune.history()``. Like ``%%time``, the cell's value is the magic's value
+        (``Out[]``); ``-o`` returns the measurement instead.
         """
         __tracebackhide__ = True
         options = parse_options(MlxtuneMagics.mlxmem, line)
@@ -433,11 +466,12 @@ class MlxtuneMagics(Magics):
             raise UsageError(str(exc)) from None
         if options.variable:
             self.shell.user_ns[options.variable] = result
+        result.timeline = options.timeline
         if not options.quiet and not options.output:
             display(result.mimebundle(), raw=True)
         if result.exception is not None:
             raise result.exception.with_traceback(_user_frames(result.exception.__traceback__))
-        return result if options.output else None
+        return result if options.output else result.value
 
     def _measure(self, program: CellProgram, options: argparse.Namespace, cell_line: str) -> CellResult:
         """Run warm-ups and measured runs under the limits; record them, stopping at a failure.

@@ -29,7 +29,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 from mlxtune.report import figure_bytes, param_text, recommended_rows, throughput_unit
 from mlxtune.stats import run_footprints
 from mlxtune.units import UNLIMITED, format_size, parse_size
-from mlxtune.view import limit_text
+from mlxtune.view import PROCESS_MEMORY, limit_text
 
 if TYPE_CHECKING:
     from mlxtune.result import Recommendation, SweepResult
@@ -37,16 +37,20 @@ if TYPE_CHECKING:
 __all__ = [
     "KINDS",
     "NotebookFigure",
+    "cell_timeline",
     "comparison",
     "memory",
     "pareto_front",
     "plot",
     "plot_labels",
+    "run_order",
     "throughput",
+    "timeline",
     "tradeoff",
 ]
 
-KINDS = ("tradeoff", "throughput", "memory")
+KINDS = ("tradeoff", "throughput", "memory", "timeline", "order")
+_SPREAD_WORDS = {"iqr": "quartiles of the runs", "ci": "95% interval of the median"}
 #: Error bars: "iqr" (quartiles of the runs) or "ci" (95% interval of the median); summary columns.
 SPREADS = {"iqr": ("throughput_q1", "throughput_q3"), "ci": ("throughput_ci_low", "throughput_ci_high")}
 _FIGSIZE = (7.0, 4.5)
@@ -65,8 +69,9 @@ def _set_title(ax: Axes, text: str) -> None:
 
 
 def plot(result: SweepResult, kind: str = "tradeoff", **options: Any) -> Figure:
-    """``kind`` is "tradeoff", "throughput" or "memory"; ``options`` go to that function."""
-    drawers = {"tradeoff": tradeoff, "throughput": throughput, "memory": memory}
+    """``kind`` is one of :data:`KINDS`; ``options`` go to that function."""
+    drawers = {"tradeoff": tradeoff, "throughput": throughput, "memory": memory, "timeline": timeline,
+               "order": run_order}
     if kind not in drawers:
         raise ValueError(f"unknown plot kind {kind!r}: expected one of {', '.join(KINDS)}")
     return drawers[kind](result, **options)
@@ -86,13 +91,18 @@ def tradeoff(
     recommendation: bool = True,
     title: str | None = None,
 ) -> Figure:
-    """Footprint (x) against median throughput (y): one point per grid point, labelled with its limit.
+    """Memory (x) against median throughput (y): one point per grid point, labelled with its limit.
 
-    Error bars show ``spread`` ("iqr": quartiles, or "ci": the 95% interval of the median). The
-    Pareto front (no other point is both smaller and faster) is drawn, the recommended point is
-    starred, and ``budget`` (bytes or a size) is drawn as a vertical line.
+    x is the peak footprint above what the run started with (``footprint_above_start``): a large
+    model's weights are the same at every limit, and on a scale that includes them the points
+    would differ by noise alone. Error bars show ``spread`` ("iqr": quartiles of the runs, or "ci":
+    the 95% interval of the median), as the figure says. The Pareto front (no other point is both
+    smaller and faster) is drawn, the recommended point is starred once decided, and ``budget``
+    (bytes or a size, against the whole footprint) is drawn where it falls on this scale.
     """
     summary = result.summary()
+    held = float((summary["footprint"] - summary["footprint_above_start"]).median()) if len(summary) else 0.0
+    summary["footprint"] = summary["footprint_above_start"]  # what a limit changes, on the x axis below
     ax = _axes(ax)
     for index, (name, points) in enumerate(_series(summary, result.params)):
         _errorbar(ax, points["footprint"], points, spread, _color(index), name)
@@ -103,15 +113,18 @@ def tradeoff(
                 zorder=1, label="Pareto front", gid="pareto")
     budget_bytes = None if budget is None else parse_size(budget)
     if budget_bytes is not None:
-        ax.axvline(budget_bytes, color="tab:red", linestyle=":", label=f"budget {format_size(budget_bytes)}",
-                   gid="budget")
+        ax.axvline(budget_bytes - held, color="tab:red", linestyle=":",
+                   label=f"budget {format_size(budget_bytes)}", gid="budget")
     if recommendation and len(measured):
         _mark_recommended(ax, measured, result.recommend(budget=budget, tolerance=tolerance))
     if highlight is not None:
         _highlight(ax, measured, highlight, lambda rows: rows["footprint"])
     _size_axis(ax.xaxis, measured["footprint"] if len(measured) else summary["footprint"], log_if_wide=True)
     _label_limits(ax, measured)
-    ax.set_xlabel("footprint: peak active + cache held")
+    ax.set_xlabel(f"peak footprint above the run's start (MLX active + cache; {format_size(held)} held "
+                  "before)")
+    ax.text(0.99, 0.01, f"error bars: {_SPREAD_WORDS[spread]}", transform=ax.transAxes, ha="right",
+            va="bottom", fontsize=7, color="0.35", gid="spread-note")
     ax.set_ylabel(f"throughput ({throughput_unit(result, summary)}/s)")
     _set_title(ax, title if title is not None else f"{result.label}: speed against memory")
     _finish(ax)
@@ -211,6 +224,105 @@ def memory(
         rss_ax.set_ylabel("process RSS")
     _set_title(ax, title if title is not None else f"{result.label}: memory against cache limit")
     _finish(ax, rss_ax)
+    return ax.figure
+
+
+# -- memory over time ---------------------------------------------------------------------------
+
+
+def timeline(result: SweepResult, *, title: str | None = None) -> Figure:
+    """Memory over time during one run of each cache limit: the cache held (top), and MLX's active +
+    cache with the process's memory (bottom), each limit drawn as a dashed line in its colour.
+
+    The run shown for a limit is the one with the median throughput among its successful runs, so
+    what is drawn is typical. On a small limit the cache fills and stops at the line; unlimited
+    keeps growing. Runs of every other grid axis are pooled (the first axis value's runs are shown).
+    """
+    figure = NotebookFigure(figsize=(_FIGSIZE[0], _FIGSIZE[1] * 1.3), layout="constrained")
+    cache_ax, total_ax = figure.subplots(2, 1, sharex=True)
+    typical = _typical_runs(result)
+    for index, (limit, run) in enumerate(typical.items()):
+        samples = result.timelines[result.timelines["run"] == run]
+        color, name = _color(index), limit_text(limit)
+        cache_ax.plot(samples["seconds"], samples["cache"], color=color, label=name, gid=f"timeline:{limit}")
+        total_ax.plot(samples["seconds"], samples["active"] + samples["cache"], color=color, label=name)
+        if 0 < limit < UNLIMITED:
+            cache_ax.axhline(limit, color=color, linestyle="--", linewidth=1, gid=f"limit:{limit}")
+    for axes, label in ((cache_ax, "cache held"), (total_ax, "active + cache")):
+        _size_axis(axes.yaxis, result.timelines["cache"], log_if_wide=False)
+        axes.set_ylabel(label)
+        axes.set_ylim(bottom=0)
+    total_ax.set_xlabel("seconds into the run (the run with the median throughput at each limit)")
+    _set_title(cache_ax, title if title is not None else f"{result.label}: memory during a run")
+    if typical:
+        cache_ax.legend(title="cache limit (dashed: the limit)", fontsize=7, title_fontsize=7, loc="best")
+    _finish(total_ax)
+    return figure
+
+
+def _typical_runs(result: SweepResult) -> dict[int, int]:
+    """For each cache limit with samples, the row of its run with the median throughput."""
+    runs = result.runs.reset_index(drop=True)
+    sampled = runs.index.isin(result.timelines["run"].unique())
+    ok = runs[sampled & (runs["error"] == "")]
+    if len(result.params) > 1:
+        first = ok[result.params[1:]].iloc[0] if len(ok) else None
+        if first is not None:
+            ok = ok[(ok[result.params[1:]] == first).all(axis=1)]
+    chosen = {}
+    for limit, group in ok.groupby("cache_limit"):
+        order = group["throughput"].sort_values(kind="stable")
+        chosen[int(limit)] = int(order.index[(len(order) - 1) // 2])
+    return chosen
+
+
+def run_order(result: SweepResult, *, title: str | None = None) -> Figure:
+    """Throughput of every successful run in the order the runs ran, coloured by cache limit.
+
+    Drift (a machine warming up, or slowing as it heats) shows as a slope shared by every limit,
+    and a busy spell as a step: interleaving keeps either from favouring a limit, and this figure
+    shows whether they happened.
+    """
+    runs = result.runs.assign(order=result.runs["started_at"].rank(method="first"))
+    ok = runs[runs["error"] == ""]
+    ax = _axes(None)
+    for index, (limit, group) in enumerate(ok.groupby("cache_limit")):
+        ax.plot(group["order"], group["throughput"], "o", color=_color(index), markersize=4,
+                label=limit_text(limit), gid=f"order:{limit}")
+    ax.set_xlabel("run, in the order run")
+    ax.set_ylabel(f"throughput ({throughput_unit(result, result.summary())}/s)")
+    _set_title(ax, title if title is not None else f"{result.label}: every run in order")
+    if len(ok):
+        ax.legend(title="cache limit", fontsize=7, title_fontsize=7, loc="best", ncols=2)
+    _finish(ax)
+    return ax.figure
+
+
+def cell_timeline(cell: Any) -> Figure:
+    """Memory over time during a ``%%mlxmem`` cell's runs, one after another: MLX's active and cache
+    memory, and the process's, with the cache and memory limits in force as dashed lines."""
+    samples = cell.samples()
+    ax = _axes(None)
+    offset, pieces = 0.0, []
+    for _, part in samples.groupby("run", sort=True):
+        pieces.append(part.assign(seconds=part["seconds"] + offset))
+        offset += float(part["seconds"].max()) if len(part) else 0.0
+    frame = pd.concat(pieces) if pieces else samples
+    for column, label, color in (("active", "MLX active", "tab:blue"), ("cache", "MLX cache", "tab:orange"),
+                                 ("process", f"process ({PROCESS_MEMORY})", "tab:gray")):
+        ax.plot(frame["seconds"], frame[column], label=label, color=color, gid=f"cell:{column}")
+    record = cell.records[-1]
+    top = float(frame[["active", "cache", "process"]].to_numpy().max()) if len(frame) else 1.0
+    for limit, label in ((record.cache_limit, "cache limit"), (record.memory_limit, "memory limit")):
+        if 0 < limit < UNLIMITED and limit <= 1.5 * top:
+            ax.axhline(limit, linestyle="--", color="tab:red", linewidth=1,
+                       label=f"{label} {limit_text(limit)}")
+    _size_axis(ax.yaxis, frame["process"] if len(frame) else pd.Series([1]), log_if_wide=False)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("seconds (measured runs one after another)")
+    ax.set_ylabel("memory")
+    _set_title(ax, f"%%mlxmem {cell.label or 'cell'}: memory during the cell")
+    _finish(ax)
     return ax.figure
 
 
@@ -350,9 +462,25 @@ def _label_limits(ax: Axes, points: pd.DataFrame) -> None:
             groups.append((pixel, point, [int(limit)]))
         elif int(limit) not in near[2]:
             near[2].append(int(limit))
-    for _, (x, y), limits in groups:
-        ax.annotate(", ".join(limit_text(v) for v in limits), (x, y), xytext=(4, 5),
-                    textcoords="offset points", fontsize=8, color="0.25", gid="limit-label")
+    texts = [", ".join(limit_text(v) for v in limits) for _, _, limits in groups]
+    placed: list[tuple[float, float]] = []  # label anchors in points, so no label lands on another
+    lifts = [5.0] * len(groups)
+    to_points = 72.0 / ax.figure.dpi
+    for i in sorted(range(len(groups)), key=lambda i: (groups[i][0][0], -groups[i][0][1])):  # left to right
+        at = (groups[i][0][0] * to_points, groups[i][0][1] * to_points)
+        lifts[i] = _free_lift(placed, *at, width=5.0 * len(texts[i]))
+        placed.append((at[0], at[1] + lifts[i]))
+    for (_, (x, y), _), text, lift in zip(groups, texts, lifts, strict=True):
+        ax.annotate(text, (x, y), xytext=(4, lift), textcoords="offset points", fontsize=8, color="0.25",
+                    gid="limit-label")
+
+
+def _free_lift(placed: list[tuple[float, float]], x: float, y: float, width: float) -> float:
+    """How far (points) above, or line by line below, a point its label goes to cover no placed label."""
+    lift = 5.0
+    while any(abs(px - x) < width and abs(py - (y + lift)) < 9 for px, py in placed):
+        lift -= 9.0
+    return lift
 
 
 def _mark_recommended(ax: Axes, measured: pd.DataFrame, rec: Recommendation) -> None:

@@ -63,12 +63,17 @@ __all__ = [
 #: The marker every results file carries, beside its ``schema_version``.
 FILE_FORMAT = "mlxtune.sweep"
 #: Figures a report shows, in order (see :mod:`mlxtune.plots`).
-FIGURE_KINDS = ("tradeoff", "throughput", "memory")
+FIGURE_KINDS = ("tradeoff", "throughput", "memory", "timeline", "order")
 _CAPTIONS = {
-    "tradeoff": "Speed against memory: one point per cache limit (error bars: quartiles of the runs), "
-    "the Pareto front dashed, the recommended limit starred.",
+    "tradeoff": "Speed against the memory a cache limit changes (the peak above what a run started with): "
+    "one point per cache limit, error bars the quartiles of the runs, the Pareto front dashed, the "
+    "recommended limit starred once decided.",
     "throughput": "Median throughput against cache limit, with the quartiles of the runs.",
     "memory": "Memory against cache limit: the largest value over the runs, bars down to the smallest.",
+    "timeline": "Memory during a typical run at each cache limit (the run with the median throughput): the "
+    "cache fills and stops at its limit (dashed); above, the cache; below, everything MLX held.",
+    "order": "Every run's throughput in the order the runs ran: a slope shared by all limits is drift, a "
+    "step a busy spell; interleaving keeps either from favouring a limit.",
 }
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -546,6 +551,8 @@ def _figures(result: SweepResult, kinds: Iterable[str], budget: int | str | None
         return []
     figures = []
     for kind in kinds:
+        if kind == "timeline" and result.timelines.empty:
+            continue  # results saved before runs were sampled
         options: dict[str, Any] = {"budget": budget, "tolerance": tolerance} if kind == "tradeoff" else {}
         figures.append((kind, result.plot(kind=kind, **options)))
     return figures

@@ -27,6 +27,9 @@ order:
 - ``process_rss_max``: largest resident memory of the process after a run (the OS's view), bytes;
 - ``process_peak_max``: largest process memory sampled during any run (on macOS the physical
   footprint, which jetsam counts), bytes;
+- ``footprint_above_start``: max over runs of ``footprint_peak`` less the active + cache memory held
+  when the run started (mostly a model's weights), bytes: the part of the footprint a cache limit
+  can change;
 - then ``<metric>_median`` for each extra numeric column a workload reported (e.g. prompt tokens/s).
 
 Memory columns cover every run, failed ones too: a run that failed by running out of memory still
@@ -74,6 +77,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "footprint",
     "process_rss_max",
     "process_peak_max",
+    "footprint_above_start",
 )
 
 
@@ -214,6 +218,8 @@ def _summarize_point(group: pd.DataFrame, metrics: list[str]) -> dict[str, Any]:
         "footprint": int(run_footprints(group).max()),
         "process_rss_max": int(group["process_rss"].max()),
         "process_peak_max": int(group["process_peak"].max()),
+        "footprint_above_start": int(
+            (run_footprints(group) - group["active_before"] - group["cache_before"]).max()),
     }
     for name in metrics:
         row[f"{name}_median"] = float(ok[name].median()) if len(ok) else math.nan

@@ -8,6 +8,7 @@ the numbers come from :mod:`mlxtune.stats` and :mod:`mlxtune.decision`.
 from __future__ import annotations
 
 import math
+import sys
 import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,12 +24,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LIMIT_AXES",
+    "PROCESS_MEMORY",
     "headline",
     "limit_text",
     "noise_text",
     "point_text",
     "python_code",
     "reason",
+    "seconds_text",
     "swift_code",
     "terminal_text",
 ]
@@ -48,6 +51,19 @@ def terminal_text(text: str) -> str:
         else char.encode("unicode_escape").decode("ascii")
         for char in text
     )
+
+
+#: What the process memory column is on this platform: jetsam's number on macOS, the resident set elsewhere.
+PROCESS_MEMORY = "physical footprint" if sys.platform == "darwin" else "resident set"
+
+
+def seconds_text(seconds: float) -> str:
+    """A short time: ``812 µs``, ``3.41 ms``, ``2.05 s``."""
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds:.3g} s"
 
 
 def limit_text(value: int | float) -> str:

@@ -29,7 +29,6 @@ evaluate them first (``mx.eval``). The panel says so when a run fails with the c
 
 from __future__ import annotations
 
-import base64
 import datetime
 import html
 import os
@@ -44,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from mlxtune import runner, view
-from mlxtune.report import figure_bytes, status_text, summary_html
+from mlxtune.report import data_uri, figure_bytes, status_text, summary_html
 from mlxtune.units import format_size, parse_size, parse_sizes
 
 if TYPE_CHECKING:
@@ -467,11 +466,10 @@ class SweepPanel:
             return
         from IPython.display import HTML
 
-        image = base64.b64encode(figure_bytes(self.figure, "png", dpi=90)).decode("ascii")
         self._snapshot.update(HTML(
             "<details open class='mlxtune-snapshot'><summary>Snapshot of the last sweep (kept in the saved "
             f"notebook): {html.escape(status_text(result))}</summary>"
-            f"<img alt='trade-off figure' style='max-width:100%' src='data:image/png;base64,{image}'>"
+            f"<img alt='trade-off figure' style='max-width:100%' src='{data_uri(self.figure, 'png')}'>"
             f"{summary_html(result)}</details>"
         ))
 

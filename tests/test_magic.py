@@ -132,7 +132,7 @@ def test_default_display_is_an_html_table_with_a_text_form(shell: InteractiveShe
     assert returned is None
     assert len(captured.outputs) == 1
     data = captured.outputs[0].data
-    assert data["text/html"].startswith("<table") and "Peak during cell" in data["text/html"]
+    assert data["text/html"].startswith("<table") and "Peak increase" in data["text/html"]
     assert "Wall time" in data["text/plain"] and "shown" in data["text/plain"]
 
 

@@ -46,17 +46,21 @@ def test_tradeoff_shows_one_labelled_point_per_limit_the_front_and_the_recommend
     labels = [name for t in artists(figure, "limit-label") for name in t.get_text().split(", ")]
     assert labels == [limit_text(limit) for limit in LIMITS]
 
+    # x is what a limit changes: the peak above what each run started with (1000 bytes here)
+    held = 1000
     (star,) = artists(figure, "recommended")
-    assert rec.cache_limit == 16 * MB  # the budget rules out the larger limits
-    assert (star.get_xdata()[0], star.get_ydata()[0]) == (rec.footprint, pytest.approx(rec.throughput))
+    assert rec.cache_limit == 16 * MB and rec.decided  # the budget rules out the larger limits
+    assert (star.get_xdata()[0], star.get_ydata()[0]) == (rec.footprint - held, pytest.approx(rec.throughput))
 
     (front,) = artists(figure, "pareto")
-    expected = plots.pareto_front(summary)
+    expected = plots.pareto_front(summary.assign(footprint=summary["footprint_above_start"]))
     np.testing.assert_allclose(front.get_xdata(), expected["footprint"])
     (budget,) = artists(figure, "budget")
-    assert budget.get_xdata()[0] == 100 * MB
+    assert budget.get_xdata()[0] == 100 * MB - held
     assert {"Pareto front", "budget 100MB", "recommended: 16MB"} <= set(legend_texts(figure))
-    assert figure.axes[0].get_xlabel().startswith("footprint")
+    assert figure.axes[0].get_xlabel().startswith("peak footprint above the run's start")
+    (note,) = artists(figure, "spread-note")
+    assert note.get_text() == "error bars: quartiles of the runs"
 
 
 def test_points_on_the_same_spot_share_one_label():
@@ -75,7 +79,7 @@ def test_pareto_front_keeps_only_points_nothing_else_beats():
 
 def test_highlight_marks_the_scrubbed_limit_in_each_kind():
     result = make_result()
-    footprint = result.summary().set_index("cache_limit").loc[16 * MB, "footprint"]
+    footprint = result.summary().set_index("cache_limit").loc[16 * MB, "footprint_above_start"]
     (ring,) = artists(result.plot("tradeoff", highlight="16MB"), "highlight")
     assert ring.get_xdata()[0] == footprint
     assert len(artists(result.plot("throughput", highlight=16 * MB), "highlight")) == 1

@@ -86,7 +86,7 @@ def test_html_report_is_one_self_contained_page_with_every_section(tmp_path):
     assert "median tokens/s" in [th.get_text() for th in summary.find_all("th")]
 
     images = soup.find_all("img")
-    assert len(images) == 3
+    assert [i["alt"].split(" ")[0] for i in images] == ["tradeoff", "throughput", "memory", "order"]  # no timelines
     for image in images:
         assert image["src"].startswith("data:image/svg+xml;base64,")
         assert b"<svg" in base64.b64decode(image["src"].split(",", 1)[1])
@@ -131,7 +131,7 @@ def hostile_result() -> SweepResult:
 def test_user_text_in_html_shows_as_text_never_as_markup(tmp_path):
     soup = soup_of(hostile_result().to_html(str(tmp_path / "hostile.html")))
     assert soup.find_all(["script", "iframe", "b"]) == []
-    assert [img["src"].split(":")[0] for img in soup.find_all("img")] == ["data"] * 3
+    assert [img["src"].split(":")[0] for img in soup.find_all("img")] == ["data"] * 4
     text = soup.get_text()
     assert "<script>alert(1)</script>" in text and "<img src=x onerror=alert(1)>" in text
     assert "</td><script>alert(2)</script>" in text and "x" * 20_000 in text
@@ -153,7 +153,7 @@ def test_markdown_report_has_tables_and_figure_files_beside_it(tmp_path):
     assert ["MLX", "0.32.4"] in environment
     assert len(runs) == 1 + len(result.runs) and runs[0][:2] == ["cache\\_limit", "dtype"]
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert linked == ["sweep-tradeoff.png", "sweep-throughput.png", "sweep-memory.png"]
+    assert linked == ["sweep-tradeoff.png", "sweep-throughput.png", "sweep-memory.png", "sweep-order.png"]
     for name in linked:
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
     assert "```python\nimport mlx.core as mx" in text and "```swift\nimport MLX" in text
