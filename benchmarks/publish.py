@@ -30,6 +30,7 @@ from mlxtune.files import write_atomic
 from mlxtune.report import code_block, figure_bytes, markdown_table, summary_table
 from mlxtune.stats import ratio_ci
 from mlxtune.units import UNLIMITED, format_size
+from mlxtune.view import limit_text
 from mlxtune.workloads.models import MODEL_SIZES
 
 if TYPE_CHECKING:
@@ -197,10 +198,6 @@ def percent(estimate: float, low: float, high: float) -> str:
 def separates(low: float, high: float) -> bool:
     """Whether a ratio's 95% interval leaves out 1 (no difference)."""
     return low > 1 or high < 1
-
-
-def limit_text(limit: int) -> str:
-    return "unlimited" if limit >= UNLIMITED else format_size(limit)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], labels: int = 1,
@@ -559,6 +556,66 @@ def block_cost(figs: dict[str, bytes]) -> str:
     return table(["what", "measured", "file"], rows, labels=3) + "\n\n" + "\n\n".join(raw)
 
 
+# -- evidence for the recommendation, and memory over time (H200, 2026-12-02) ----------------------
+
+H200 = GPU / "run4"
+
+
+def block_decision(figs: dict[str, bytes]) -> str:
+    """The last lines of decision_quality.txt: both rules on every saved GPU sweep."""
+    text = _read_text(RESULTS / "decision_quality.txt")
+    totals = text.split("== All sweeps", 1)
+    if len(totals) != 2:
+        raise PublishError(f"{_rel(RESULTS / 'decision_quality.txt')}: no '== All sweeps' section")
+    return code_block("== All sweeps" + totals[1].rstrip(), "text")
+
+
+def block_h200(figs: dict[str, bytes]) -> str:
+    """The 15-round reference sweep and the adaptive sweep of the same model, side by side."""
+    reference = mlxtune.load(H200 / "gpu_evidence-reference.json")
+    adaptive = mlxtune.load(H200 / "gpu_evidence-adaptive.json")
+    columns = [(reference, "15 rounds"), (adaptive, "adaptive")]
+    points = {name: result.decision().points.set_index("cache_limit") for result, name in columns}
+    rows = []
+    for limit in points["15 rounds"].index:
+        row = [limit_text(int(limit))]
+        for _, name in columns:
+            p = points[name].loc[limit]
+            bounds = f"[{p['ratio_low']:.2f}, {p['ratio_high']:.2f}]"
+            row.append(f"{p['speed']:.0f} tok/s · {p['ratio']:.2f}× {bounds} · {p['verdict']}")
+        rows.append(row)
+    lines = [table(["cache limit", *(f"{name} ({len(r.runs)} runs)" for r, name in columns)], rows)]
+    for result, name in columns:
+        rec = result.recommend()
+        state = "decided" if rec.decided else "undecided"
+        lines.append(f"- **{name}** ({result.stop_reason or 'every round run'}): {state}; {rec.reason}")
+    env = reference.environment
+    lines.append(f"\nMeasured on {env['device_name']} ({env['backend']}), mlx {env['mlx']}, "
+                 f"mlx-lm {env['mlx_lm']}, {env['date'][:10]}; files in `{_rel(H200)}`.")
+    figure = reference.plot("order", title="H200: every run of the 15-round sweep in the order run")
+    lines.append(_figure("h200-run-order.png", figure, figs))
+    return "\n".join(lines)
+
+
+def block_chat(figs: dict[str, bytes]) -> str:
+    """Memory after each turn of the chat, and its speed, at cache limits 0, 20MB and unlimited."""
+    result = mlxtune.load(H200 / "gpu_evidence-chat.json")
+    ok = result.runs[result.runs["error"] == ""]
+    turns = sorted(int(c[4:-7]) for c in ok.columns if c.startswith("turn") and c.endswith("_memory"))
+    rows = []
+    for limit, runs in ok.groupby("cache_limit"):
+        held = [format_size(runs[f"turn{t}_memory"].median()) for t in turns]
+        rows.append([limit_text(int(limit)), *held, format_size(runs["footprint_peak"].max()),
+                     f"{runs['throughput'].median():.0f}"])
+    headers = ["cache limit", *(f"after turn {t}" for t in turns), "peak (sampled)", "tokens/s"]
+    figure = result.plot("timeline", title="H200 chat: memory during one conversation at each cache limit")
+    return table(headers, rows) + "\n\n" + _figure("h200-chat-timeline.png", figure, figs)
+
+
+def block_sampler(figs: dict[str, bytes]) -> str:
+    return code_block(_read_text(RESULTS / "sampler_cost.txt").rstrip(), "text")
+
+
 BLOCKS: dict[str, Callable[[dict[str, bytes]], str]] = {
     "answer": block_answer,
     "kept": block_kept,
@@ -571,6 +628,10 @@ BLOCKS: dict[str, Callable[[dict[str, bytes]], str]] = {
     "verdicts": block_verdicts,
     "cpu": block_cpu,
     "cost": block_cost,
+    "decision": block_decision,
+    "h200": block_h200,
+    "chat": block_chat,
+    "sampler": block_sampler,
 }
 
 
