@@ -35,8 +35,7 @@ from _common import RESULTS, publish
 
 from mlxtune import decision
 from mlxtune.measure import runs_frame
-from mlxtune.report import load
-from mlxtune.result import SweepResult
+from mlxtune.result import SweepResult, load
 from mlxtune.stats import ratio_ci, summarize
 
 TOLERANCE = 0.05

@@ -27,10 +27,11 @@ import pandas as pd
 import mlxtune
 from mlxtune import plots
 from mlxtune.files import write_atomic
-from mlxtune.report import code_block, figure_bytes, markdown_table, summary_table
+from mlxtune.plots import figure_bytes
+from mlxtune.report import code_block, markdown_table
 from mlxtune.stats import ratio_ci
 from mlxtune.units import UNLIMITED, format_size
-from mlxtune.view import limit_text
+from mlxtune.view import limit_text, summary_table
 from mlxtune.workloads.models import MODEL_SIZES
 
 if TYPE_CHECKING:

@@ -10,8 +10,7 @@ from mlxtune.memory import (
     track,
     wired_limit,
 )
-from mlxtune.report import load
-from mlxtune.result import Recommendation, SweepResult
+from mlxtune.result import Recommendation, SweepResult, load
 from mlxtune.sweep import SweepError, Workload, sweep
 from mlxtune.units import UNLIMITED, format_size, parse_size
 from mlxtune.workloads import allocator_churn, lm, lm_factory, tiny_model

@@ -33,8 +33,8 @@ from mlxtune.units import ACCEPTED_FORMS, format_size
 from mlxtune.view import terminal_text
 
 if TYPE_CHECKING:
-    from mlxtune.report import Table
     from mlxtune.result import SweepResult
+    from mlxtune.view import Table
 
 __all__ = ["main"]
 
@@ -345,7 +345,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _load_results(*paths: Path) -> list[SweepResult]:
     """Saved results; a missing, unreadable or invalid file is a usage error naming it."""
-    from mlxtune.report import load
+    from mlxtune.result import load
 
     results = []
     for path in paths:
@@ -492,7 +492,7 @@ def _exit_code(result: SweepResult, command: str) -> int:
 
 
 def _print_result(result: SweepResult, budget: int | None, tolerance: float) -> None:
-    from mlxtune.report import summary_table
+    from mlxtune.view import summary_table
 
     recommendation = result.recommend(budget=budget, tolerance=tolerance)
     _say("")

@@ -25,26 +25,12 @@ import numpy as np
 import pandas as pd
 
 from mlxtune.files import write_atomic, write_together
-from mlxtune.report import (
-    Row,
-    Table,
-    check_format,
-    data_uri,
-    environment_rows,
-    figure_bytes,
-    figure_files,
-    load,
-    markdown_image,
-    markdown_table,
-    markdown_text,
-    number,
-    param_text,
-    render_template,
-)
-from mlxtune.result import SweepResult
+from mlxtune.plots import check_format, data_uri, figure_bytes
+from mlxtune.report import figure_files, markdown_image, markdown_table, markdown_text, render_template
+from mlxtune.result import SweepResult, load
 from mlxtune.stats import ratio_ci, run_footprints
 from mlxtune.units import format_size
-from mlxtune.view import point_text
+from mlxtune.view import Row, Table, environment_rows, number, param_text, point_text
 
 __all__ = [
     "METRICS",
@@ -74,7 +60,7 @@ _GATE_RE = re.compile(
 
 
 def as_result(source: SweepResult | str | os.PathLike[str]) -> SweepResult:
-    """A result, or the one saved at a path (see :func:`mlxtune.report.load`)."""
+    """A result, or the one saved at a path (see :func:`mlxtune.load`)."""
     if isinstance(source, SweepResult):
         return source
     if isinstance(source, (str, os.PathLike)):

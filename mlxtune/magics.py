@@ -371,8 +371,7 @@ class CellResult:
         table = self._table()
         bundle = {"text/plain": _text(table), "text/html": _html(table)}
         if self.timeline:
-            from mlxtune.plots import cell_timeline
-            from mlxtune.report import data_uri
+            from mlxtune.plots import cell_timeline, data_uri
 
             uri = data_uri(cell_timeline(self), "png")
             bundle["text/html"] += f"<img alt='memory over time' style='max-width:100%' src='{uri}'>"

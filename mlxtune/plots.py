@@ -14,6 +14,8 @@ placed at log10 of their size, with 0 one decade left of the smallest positive l
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 import textwrap
 from collections.abc import Callable, Sequence
@@ -26,10 +28,9 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
-from mlxtune.report import figure_bytes, param_text, recommended_rows, throughput_unit
 from mlxtune.stats import run_footprints
 from mlxtune.units import UNLIMITED, format_size, parse_size
-from mlxtune.view import PROCESS_MEMORY, limit_text
+from mlxtune.view import PROCESS_MEMORY, limit_text, param_text, recommended_rows, throughput_unit
 
 if TYPE_CHECKING:
     from mlxtune.result import Recommendation, SweepResult
@@ -38,7 +39,10 @@ __all__ = [
     "KINDS",
     "NotebookFigure",
     "cell_timeline",
+    "check_format",
     "comparison",
+    "data_uri",
+    "figure_bytes",
     "memory",
     "pareto_front",
     "plot",
@@ -66,6 +70,30 @@ def _set_title(ax: Axes, text: str) -> None:
     """A title wrapped to the figure's width, so long labels are not cut off at the edge."""
     width = max(30, int(ax.figure.get_figwidth() * 10))
     ax.set_title(textwrap.fill(text, width), fontsize="medium")
+
+
+def figure_bytes(figure: Figure, fmt: str = "svg", dpi: int = 110) -> bytes:
+    """A figure as SVG or PNG bytes, reproducible (no date, fixed ids)."""
+    from matplotlib import rc_context
+
+    buffer = io.BytesIO()
+    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+    with rc_context({"svg.hashsalt": "mlxtune", "svg.fonttype": "path"}):
+        figure.savefig(buffer, format=fmt, dpi=dpi, metadata=metadata)
+    return buffer.getvalue()
+
+
+def data_uri(figure: Figure, fmt: str = "svg") -> str:
+    """A figure as a ``data:`` URI for an ``<img>``: inline, and unable to run anything."""
+    check_format(fmt)
+    mime = {"svg": "image/svg+xml", "png": "image/png"}[fmt]
+    return f"data:{mime};base64,{base64.b64encode(figure_bytes(figure, fmt)).decode('ascii')}"
+
+
+def check_format(fmt: str) -> None:
+    """ValueError unless ``fmt`` is an image format reports can embed."""
+    if fmt not in ("svg", "png"):
+        raise ValueError(f"unknown image format {fmt!r}: expected svg or png")
 
 
 def plot(result: SweepResult, kind: str = "tradeoff", **options: Any) -> Figure:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from mlxtune.decision import Decision, Noise
 
-__all__ = ["Recommendation", "SweepResult"]
+__all__ = ["Recommendation", "SweepResult", "load"]
 
 DEFAULT_TOLERANCE = 0.05
 
@@ -195,16 +195,28 @@ class SweepResult:
         return write_markdown(self, path, **options)
 
     def to_csv(self, path: str | os.PathLike[str]) -> str:
-        """The runs frame as CSV (``mlxtune.report.write_csv``); returns the path."""
-        from mlxtune.report import write_csv
+        """The runs frame as CSV (``mlxtune.store.write_csv``); returns the path."""
+        from mlxtune.store import write_csv
 
         return write_csv(self, path)
 
     def to_json(self, path: str | os.PathLike[str]) -> str:
-        """Everything, reloadable with ``mlxtune.load`` (``mlxtune.report.write_json``); returns the path."""
-        from mlxtune.report import write_json
+        """Everything, reloadable with ``mlxtune.load`` (``mlxtune.store.write_json``); returns the path."""
+        from mlxtune.store import write_json
 
         return write_json(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SweepResult:
+        """The result saved at ``path`` by :meth:`to_json`, equal to the saved one.
+
+        Only JSON is parsed, never code. A file that is not UTF-8 JSON, not an mlxtune results
+        file, from a newer mlxtune, or inconsistent inside raises one ValueError naming the file
+        and the problem (``mlxtune.store.read``). A missing file raises FileNotFoundError.
+        """
+        from mlxtune.store import read
+
+        return cls(**read(path))
 
     # -- display --------------------------------------------------------------------------------
     @property
@@ -265,3 +277,8 @@ def _recommendation(found: Decision, unit: str) -> Recommendation:
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
+
+
+def load(path: str | os.PathLike[str]) -> SweepResult:
+    """``mlxtune.load``: the result saved at ``path`` (see :meth:`SweepResult.load`)."""
+    return SweepResult.load(path)

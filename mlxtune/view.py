@@ -7,6 +7,8 @@ the numbers come from :mod:`mlxtune.stats` and :mod:`mlxtune.decision`.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import sys
 import unicodedata
@@ -14,26 +16,39 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from mlxtune.units import UNLIMITED, format_size
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from mlxtune.decision import Decision, Noise
+    from mlxtune.result import Recommendation, SweepResult
 
 __all__ = [
     "LIMIT_AXES",
     "PROCESS_MEMORY",
+    "Row",
+    "Table",
+    "code_snippets",
+    "environment_rows",
     "headline",
     "limit_text",
     "noise_text",
+    "number",
+    "param_text",
     "point_text",
     "python_code",
+    "ratio_text",
     "reason",
+    "recommended_mark",
+    "recommended_rows",
+    "runs_table",
     "seconds_text",
+    "status_text",
+    "summary_table",
     "swift_code",
     "terminal_text",
+    "throughput_unit",
 ]
 
 #: Axes whose values are byte sizes (limits), shown as sizes.
@@ -213,3 +228,163 @@ def headline(decision: Decision, unit: str) -> str:
     fits = decision.points[decision.points["verdict"].isin(["fast", "slow", "undecided"])]
     return text + (" (the cache limit made no measurable difference)." if len(fits) > 1
                    and (fits["verdict"] == "fast").all() else ".")
+
+
+# -- tables: one display model for HTML, Markdown, the terminal and the notebook -----------------
+
+
+_SIZE_COLUMNS = {"cache_limit", "memory_limit", "peak_memory_max", "cache_after_max", "footprint",
+                 "process_rss_max"}
+
+
+@dataclasses.dataclass
+class Row:
+    """One table row as display text, so HTML, Markdown and the terminal show the same cells."""
+
+    cells: list[str]
+    css: str = ""
+    cell_css: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Table:
+    """Headers and rows; the first ``text_columns`` columns are labels (left-aligned), the rest numbers."""
+
+    headers: list[str]
+    rows: list[Row]
+    text_columns: int = 0
+
+
+def number(value: Any) -> str:
+    """A measured number for a table: 4 significant digits, thousands separated; "–" for missing."""
+    if value is None:
+        return "–"
+    value = float(value)
+    if not math.isfinite(value):
+        return "–"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def param_text(name: str, value: Any) -> str:
+    """A grid value as people read it: limits as :func:`mlxtune.view.limit_text`, sizes as sizes, the
+    value itself otherwise."""
+    if not isinstance(value, (int, float, np.integer, np.floating)):
+        return str(value)
+    if name in LIMIT_AXES:
+        return limit_text(value)
+    return format_size(value) if name in _SIZE_COLUMNS else str(value)
+
+
+def recommended_rows(summary: pd.DataFrame, rec: Recommendation) -> pd.Series:
+    """Which summary rows are the recommended point: its cache limit and its value on every other axis."""
+    match = summary["cache_limit"] == rec.cache_limit
+    for name, value in rec.params.items():
+        match &= summary[name] == value if name in summary else False
+    return match
+
+
+def summary_table(result: SweepResult, rec: Recommendation | None = None) -> Table:
+    """The summary as display text, the recommended row marked: each point's median speed, its speed
+    relative to the best with the interval the rule uses (:mod:`mlxtune.decision`) and its verdict,
+    the spread of its runs, and memory: the sampled peak footprint first."""
+    summary = result.summary()
+    unit = throughput_unit(result, summary)
+    decision = result.decision(rec.budget if rec else None, rec.tolerance if rec else 0.05).points
+    marked = recommended_rows(summary, rec) if rec is not None else pd.Series(False, index=summary.index)
+    params = list(result.params)
+    headers = [p.replace("_", " ") for p in params] + [
+        f"median {unit}/s", "x best (95% bounds)", "verdict", "quartiles", "footprint", "peak active",
+        "cache held", "process peak", "runs",
+    ]
+    rows = []
+    for (index, point), recommended in zip(summary.iterrows(), marked, strict=True):
+        cells = [param_text(p, point[p]) for p in params]
+        if recommended:
+            cells[0] += f" {recommended_mark(rec)}"
+        failed = int(point["failed"])
+        verdict = decision.loc[index]
+        cells += [
+            number(point["throughput_median"]),
+            ratio_text(verdict["ratio"], verdict["ratio_low"], verdict["ratio_high"]),
+            str(verdict["verdict"]),
+            f"{number(point['throughput_q1'])} – {number(point['throughput_q3'])}",
+            format_size(int(point["footprint"])),
+            format_size(int(point["peak_memory_max"])),
+            format_size(int(point["cache_after_max"])),
+            format_size(int(point["process_peak_max"])),
+            f"{int(point['runs'])}" + (f" ({failed} failed)" if failed else ""),
+        ]
+        rows.append(Row(cells, css="recommended" if recommended else ""))
+    return Table(headers, rows, text_columns=len(params))
+
+
+def ratio_text(ratio: float, low: float, high: float) -> str:
+    """A speed relative to the best with its bounds: "0.96x [0.91, 1.00]"; "–" when unknown."""
+    if not math.isfinite(ratio):
+        return "–"
+    return f"{ratio:.2f}x [{low:.2f}, {high:.2f}]"
+
+
+def runs_table(result: SweepResult) -> Table:
+    """Every run with every column, exact values."""
+    runs = result.runs
+
+    def text(value: Any) -> str:
+        if isinstance(value, (float, np.floating)):
+            return "" if math.isnan(value) else f"{value:.10g}"
+        return str(value)
+
+    rows = [Row([text(v) for v in row], css="failed" if row.error else "")
+            for row in runs.itertuples(index=False)]
+    return Table([str(c) for c in runs.columns], rows, text_columns=0)
+
+
+def environment_rows(result: SweepResult) -> list[tuple[str, str]]:
+    """Where and how it was measured, in reading order; unknown environment keys follow."""
+    env = dict(result.environment)
+    names = {"mlxtune": "mlxtune", "mlx": "MLX", "mlx_lm": "mlx-lm", "backend": "backend",
+             "device_name": "device", "device_memory": "device memory", "system_memory": "system memory",
+             "os": "OS", "python": "Python", "date": "date"}
+    rows = []
+    for key, name in names.items():
+        if key in env:
+            value = env.pop(key)
+            is_size = key.endswith("memory") and isinstance(value, int)
+            rows.append((name, format_size(value) if is_size else str(value)))
+    rows += [(str(k), _plain_text(v)) for k, v in env.items()]
+    rows.append(("workload", result.workload or "not described"))
+    rows.append(("throughput unit", f"{result.unit} per second"))
+    rows.append(("runs", f"{len(result.runs)} measured, {result.failed_runs} failed, "
+                         f"{result.planned_runs or len(result.runs)} planned"))
+    rows += [(f"option {k}", _plain_text(v)) for k, v in result.options.items()]
+    return rows
+
+
+def _plain_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def status_text(result: SweepResult) -> str:
+    """Whether the sweep finished, in a few words: "complete: 15 runs" or "incomplete: 9 of 15 ..."."""
+    runs = len(result.runs)
+    failed = f", {result.failed_runs} failed" if result.failed_runs else ""
+    if result.complete:
+        return f"complete: {runs} runs{failed}"
+    reason = f" ({result.stop_reason.rstrip('.')})" if result.stop_reason else ""
+    return f"incomplete: {runs} of {result.planned_runs} planned runs{failed}{reason}"
+
+
+def recommended_mark(rec: Recommendation) -> str:
+    """How a table marks the recommended row: a star once decided, else that it is only safe so far."""
+    return "★ recommended" if rec.decided else "(safe; smaller limits undecided)"
+
+
+def code_snippets(rec: Recommendation) -> tuple[str, str]:
+    """Python and Swift to paste, each with the import it needs."""
+    return f"import mlx.core as mx\n\n{rec.python_code}", f"import MLX\n\n{rec.swift_code}"
+
+
+def throughput_unit(result: SweepResult, summary: pd.DataFrame) -> str:
+    """What throughput counts ("tokens"): the first unit named in ``summary``, else the result's."""
+    units = [u for u in summary.get("unit", pd.Series(dtype=str)).dropna() if u]
+    return str(units[0]) if units else result.unit

@@ -43,8 +43,10 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from mlxtune import runner, view
-from mlxtune.report import data_uri, figure_bytes, status_text, summary_html
+from mlxtune.plots import data_uri, figure_bytes
+from mlxtune.report import summary_html
 from mlxtune.units import format_size, parse_size, parse_sizes
+from mlxtune.view import status_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -81,7 +81,7 @@ def test_a_markdown_report_that_fails_to_write_leaves_every_old_file_byte_for_by
     Markdown (long: 600 raw runs) does not. Report and figures change together or not at all."""
     make_result(label="old").to_markdown(str(tmp_path / "report.md"))
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    assert len(before) == 4  # the report and its three figures
+    assert len(before) == 5  # the report and its four figures (no timelines in these runs)
     limit = 80_000  # above any figure (under 50 kB), below the new Markdown (over 100 kB)
     script = textwrap.dedent(f"""
         import resource, signal, sys

@@ -225,7 +225,7 @@ def test_whatever_was_measured_can_be_saved_even_values_json_cannot_hold(tmp_pat
     options = {"workload": len, "sizes": (1, 2), "array": np.arange(3), "inf": float("inf")}
     result = SweepResult(runs=runs_frame(rows, ["model", "shape"]), params=["cache_limit", "model", "shape"],
                          options=options)
-    loaded = report.load(result.to_json(str(tmp_path / "odd.json")))
+    loaded = mlxtune.load(result.to_json(str(tmp_path / "odd.json")))
     assert loaded.options == {"workload": "<built-in function len>", "sizes": [1, 2],
                               "array": "array([0, 1, 2])", "inf": "inf"}
     assert set(loaded.runs["model"]) == {"<Model tiny>"} and set(loaded.runs["shape"]) == {"[1, 0]", "[1, 1]"}
@@ -242,7 +242,7 @@ def test_many_reports_leave_no_file_handles_or_temporaries_behind(tmp_path):
         result.to_html(str(tmp_path / "r.html"), figures=["tradeoff"])
         result.to_markdown(str(tmp_path / "r.md"), figures=["tradeoff"])
         result.to_json(str(tmp_path / f"r{index}.json"))
-        report.load(tmp_path / f"r{index}.json")
+        mlxtune.load(tmp_path / f"r{index}.json")
     if open_before is not None:
         assert len(os.listdir("/proc/self/fd")) == open_before
     assert leftovers(tmp_path) == []
@@ -260,7 +260,7 @@ def good_json(tmp_path_factory) -> bytes:
 def load_error(path: Path, data: bytes) -> str:
     path.write_bytes(data)
     with pytest.raises(ValueError) as caught:
-        report.load(path)
+        mlxtune.load(path)
     message = str(caught.value)
     assert message.startswith(f"{path}: ") and "\n" not in message
     return message
@@ -287,7 +287,7 @@ def test_newer_and_inconsistent_files_are_named_as_such(tmp_path, good_json):
     document["runs"][0]["throughput"] = "fast"
     assert "column 'throughput'" in load_error(tmp_path / "col.json", json.dumps(document).encode())
     with pytest.raises(FileNotFoundError):
-        report.load(tmp_path / "missing.json")
+        mlxtune.load(tmp_path / "missing.json")
 
 
 @pytest.mark.parametrize("bad", [None, -1, 1.5])  # None: how a NaN is saved
@@ -351,7 +351,7 @@ def test_a_mutated_file_loads_cleanly_or_is_one_value_error(tmp_path, good_json,
     path = tmp_path / "mutated.json"
     path.write_text(json.dumps(document), encoding="utf-8")
     try:
-        loaded = report.load(path)
+        loaded = mlxtune.load(path)
     except ValueError as exc:
         assert str(exc).startswith(f"{path}: ")
         return

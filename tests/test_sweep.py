@@ -11,7 +11,8 @@ import time
 import mlx.core as mx
 import pytest
 
-from mlxtune import memory, report, runner
+import mlxtune
+from mlxtune import memory, runner
 from mlxtune.measure import MEASURED_COLUMNS, RunRecord, Work
 from mlxtune.stats import SUMMARY_COLUMNS
 from mlxtune.sweep import PlanError, SweepError, SweepProgress, Workload, sweep
@@ -122,7 +123,7 @@ def test_on_error_raise_stops_with_the_partial_result(limits, tmp_path):
 
 def assert_saved_intact(result, tmp_path) -> None:
     """What was measured can be written and read back, whatever stopped the sweep."""
-    loaded = report.load(result.to_json(tmp_path / "partial.json"))
+    loaded = mlxtune.load(result.to_json(tmp_path / "partial.json"))
     assert loaded.complete == result.complete and len(loaded.runs) == len(result.runs)
     assert list(loaded.runs["error"]) == list(result.runs["error"])
 

@@ -1,0 +1,315 @@
+"""Results as files: JSON that loads back (with a schema version), and CSV of the runs.
+
+Writes go through :mod:`mlxtune.files` (atomic; special files never replaced). Loading reads JSON
+only, never code, and checks it, so a truncated, foreign or newer file gives one ValueError naming
+the file. :func:`read` returns the fields of the saved result; ``mlxtune.load`` builds the
+:class:`~mlxtune.result.SweepResult` from them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from mlxtune.files import write_atomic
+from mlxtune.measure import (
+    MEASURED_COLUMNS,
+    SAMPLED_COLUMNS,
+    SCHEMA_VERSION,
+    TIMELINE_COLUMNS,
+    fill_unsampled,
+    timelines_frame,
+)
+
+if TYPE_CHECKING:
+    from mlxtune.result import SweepResult
+
+__all__ = ["FILE_FORMAT", "fields_from_document", "read", "to_document", "write_csv", "write_json"]
+
+
+#: The marker every results file carries, beside its ``schema_version``.
+FILE_FORMAT = "mlxtune.sweep"
+
+
+def to_document(result: SweepResult) -> dict[str, Any]:
+    """The JSON-ready form of a result: metadata, column dtypes, raw runs and the summary.
+
+    Options, environment and run values that JSON cannot hold are saved as their ``repr``, so
+    whatever was measured can be saved. The summary is derived (``load`` recomputes it): if it
+    cannot be computed, the file holds null there rather than losing the runs.
+    """
+    runs = result.runs
+    try:
+        summary: list[dict[str, Any]] | None = _records(result.summary())
+    except Exception:  # the raw runs matter more than a derived table
+        summary = None
+    return {
+        "format": FILE_FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "label": result.label,
+        "workload": result.workload,
+        "unit": result.unit,
+        "complete": bool(result.complete),
+        "planned_runs": int(result.planned_runs),
+        "stop_reason": result.stop_reason,
+        "params": list(result.params),
+        "options": _jsonable(result.options),
+        "environment": _jsonable(result.environment),
+        "columns": [[str(name), _saved_dtype(runs[name])] for name in runs.columns],
+        "runs": _records(runs),
+        "summary": summary,
+        "recommendation": _recommendation_document(result),
+        "timelines": {name: result.timelines[name].tolist() for name in TIMELINE_COLUMNS},
+    }
+
+
+def _recommendation_document(result: SweepResult) -> dict[str, Any] | None:
+    """The recommendation at the default tolerance and no budget, with its interval and state (derived:
+    ``load`` does not read it back); null when it cannot be computed."""
+    try:
+        return _jsonable(result.recommend().to_dict())
+    except Exception:  # the raw runs matter more than a derived answer
+        return None
+
+
+def write_json(result: SweepResult, path: str | os.PathLike[str]) -> str:
+    """Save raw runs, summary, environment and options with a schema version; :func:`load` reads it."""
+    text = json.dumps(to_document(result), indent=1, allow_nan=False, ensure_ascii=False)
+    return write_atomic(path, text + "\n")
+
+
+def read(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The fields of the :class:`~mlxtune.result.SweepResult` saved at ``path`` by :func:`write_json`.
+
+    Only JSON is parsed, never code. A file that is not UTF-8 JSON, not an mlxtune results file,
+    from a newer mlxtune, or inconsistent inside raises one ValueError naming the file and the
+    problem. A missing file raises FileNotFoundError.
+    """
+    name = os.fspath(path)
+    raw = Path(name).read_bytes()
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{name}: not an mlxtune results file: not UTF-8 text ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{name}: not an mlxtune results file: not valid JSON ({exc.msg} at line {exc.lineno} column "
+            f"{exc.colno}); is it truncated, or another kind of file?"
+        ) from None
+    except RecursionError:
+        raise ValueError(f"{name}: not an mlxtune results file: JSON nested too deeply") from None
+    try:
+        return fields_from_document(document)
+    except _FileProblem as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+class _FileProblem(Exception):
+    """What is wrong with a results document; :func:`read` adds the file name."""
+
+
+def fields_from_document(document: Any) -> dict[str, Any]:
+    """Check a parsed results document; the keyword arguments of the result it holds (see :func:`read`)."""
+    if not isinstance(document, dict) or document.get("format") != FILE_FORMAT:
+        raise _FileProblem(
+            f'not an mlxtune results file (expected a JSON object with "format": "{FILE_FORMAT}")'
+        )
+    version = document.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _FileProblem(f"invalid schema_version {_short(version)}: expected a whole number from 1")
+    if version > SCHEMA_VERSION:
+        raise _FileProblem(
+            f"written by a newer mlxtune (schema version {version}; this version reads up to "
+            f"{SCHEMA_VERSION}): upgrade mlxtune to load it"
+        )
+    fields = {
+        "label": str, "workload": str, "unit": str, "complete": bool, "planned_runs": int,
+        "params": list, "options": dict, "environment": dict, "columns": list, "runs": list,
+    }
+    for key, kind in fields.items():
+        value = document.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise _FileProblem(f"field {key!r} is {_short(value)}, expected {_KIND_NAMES[kind]}")
+    stop_reason = document.get("stop_reason", "")
+    if not isinstance(stop_reason, str):
+        raise _FileProblem(f"field 'stop_reason' is {_short(stop_reason)}, expected a string")
+    runs = _runs_from(document["columns"], document["runs"], document["params"], version)
+    return dict(
+        runs=runs,
+        params=list(document["params"]),
+        label=document["label"],
+        workload=document["workload"],
+        unit=document["unit"],
+        complete=document["complete"],
+        planned_runs=document["planned_runs"],
+        stop_reason=stop_reason,
+        environment=document["environment"],
+        options=document["options"],
+        schema_version=version,
+        timelines=_timelines_from(document.get("timelines"), len(runs)),
+    )
+
+
+_KIND_NAMES = {str: "a string", bool: "true or false", int: "a whole number", list: "a list",
+               dict: "an object"}
+
+
+_DTYPE_RE = re.compile(r"^(?:u?int(?:8|16|32|64)|float(?:16|32|64)|bool|str|string|object)$")
+
+
+_TEXT = ("unit", "error")
+
+
+_NUMERIC = tuple(name for name in MEASURED_COLUMNS if name not in _TEXT)
+
+
+def _timelines_from(saved: Any, runs: int) -> pd.DataFrame:
+    """The timelines saved with the runs (none before schema version 2), checked like the runs."""
+    if saved is None:
+        return timelines_frame([])
+    if not isinstance(saved, dict) or set(saved) != set(TIMELINE_COLUMNS):
+        names = ", ".join(TIMELINE_COLUMNS)
+        raise _FileProblem(f"field 'timelines' must be an object with the lists {names}")
+    lengths = {len(v) if isinstance(v, list) else -1 for v in saved.values()}
+    if len(lengths) != 1 or -1 in lengths:
+        raise _FileProblem("field 'timelines' must hold lists of one length")
+    frame = pd.DataFrame({name: _column(f"timelines.{name}", "float64" if name == "seconds" else "int64",
+                                        saved[name]) for name in TIMELINE_COLUMNS})
+    if len(frame) and not frame["run"].between(0, runs - 1).all():
+        raise _FileProblem("field 'timelines' names a run that is not in the file")
+    return frame
+
+
+def _runs_from(columns: list[Any], rows: list[Any], params: list[Any], version: int) -> pd.DataFrame:
+    names: list[str] = []
+    dtypes: list[str] = []
+    for entry in columns:
+        if (not isinstance(entry, list) or len(entry) != 2 or not all(isinstance(x, str) for x in entry)
+                or not _DTYPE_RE.match(entry[1])):
+            raise _FileProblem(f"bad column entry {_short(entry)}: expected [name, dtype] with a plain dtype")
+        names.append(entry[0])
+        dtypes.append(entry[1])
+    if len(set(names)) != len(names):
+        raise _FileProblem("a column is listed twice")
+    if (not params or not all(isinstance(p, str) for p in params) or params[0] != "cache_limit"
+            or len(set(params)) != len(params)):
+        raise _FileProblem(f"bad params {_short(params)}: expected column names starting with cache_limit")
+    sampled = () if version >= 2 else SAMPLED_COLUMNS  # older files: filled in from the snapshots
+    required = [*params, *(name for name in MEASURED_COLUMNS if name not in sampled)]
+    missing = [name for name in required if name not in names]
+    if missing:
+        raise _FileProblem(f"the runs have no column {missing[0]!r}")
+    known = set(names)
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict) or not set(row) <= known:
+            raise _FileProblem(f"run {index} is {_short(row)}, expected an object with the listed columns")
+    data = {name: _column(name, dtype, [row.get(name) for row in rows])
+            for name, dtype in zip(names, dtypes, strict=True)}
+    frame = fill_unsampled(pd.DataFrame(data, columns=names))
+    for name in ("cache_limit", *_NUMERIC) if len(frame) else ():
+        if not pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(frame[name]):
+            raise _FileProblem(f"column {name!r} must be numeric, not {frame[name].dtype}")
+    for name in _TEXT:
+        if not all(isinstance(v, str) for v in frame[name]):
+            raise _FileProblem(f"column {name!r} must hold strings")
+    limits = frame["cache_limit"].astype(float)
+    bad = ~(limits.notna() & (limits >= 0) & (limits == limits.round()))
+    if bad.any():
+        index = int(bad.to_numpy().argmax())
+        raise _FileProblem(f"run {index} has cache_limit {_short(rows[index].get('cache_limit'))}: every run "
+                           "needs a whole number of bytes >= 0")
+    return frame
+
+
+def _column(name: str, dtype: str, values: list[Any]) -> pd.Series:
+    """One saved column back in its dtype; values that do not fit it are a file problem."""
+    def fits(value: Any) -> bool:
+        if dtype.startswith(("int", "uint")):
+            return isinstance(value, int) and not isinstance(value, bool)
+        if dtype.startswith("float"):
+            return value is None or value in ("inf", "-inf") or (
+                isinstance(value, (int, float)) and not isinstance(value, bool))
+        if dtype == "bool":
+            return isinstance(value, bool)
+        if dtype in ("str", "string"):
+            return value is None or isinstance(value, str)
+        return value is None or isinstance(value, (str, int, float, bool))
+
+    bad = next((v for v in values if not fits(v)), _NOTHING)
+    if bad is not _NOTHING:
+        raise _FileProblem(f"column {name!r} holds {_short(bad)}, which is not a {dtype} value")
+    try:
+        return pd.Series(values, dtype=object).astype(dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _FileProblem(f"column {name!r} does not fit dtype {dtype}: {exc}") from None
+
+
+_NOTHING = object()
+
+
+def _short(value: Any) -> str:
+    plain = isinstance(value, (str, int, float, bool, type(None)))
+    text = json.dumps(value) if plain else type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars unwrapped, NaN as null, infinities as "inf"/"-inf", the rest repr'd."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return repr(value)
+
+
+def _saved_dtype(column: pd.Series) -> str:
+    """The dtype a column is saved as: its own when :func:`load` accepts it, else object."""
+    name = str(column.dtype)
+    return name if _DTYPE_RE.match(name) else "object"
+
+
+def _cell(value: Any) -> Any:
+    """A frame cell as a JSON scalar (lists and other objects as their repr)."""
+    value = _jsonable(value)
+    return repr(value) if isinstance(value, (list, dict)) else value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    columns = [str(c) for c in frame.columns]
+    return [{c: _cell(v) for c, v in zip(columns, row, strict=True)} for row in frame.itertuples(index=False)]
+
+
+def write_csv(result: SweepResult, path: str | os.PathLike[str]) -> str:
+    """The tidy runs, one row per run, each swept parameter its own column.
+
+    A text cell that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``,
+    a tab or a carriage return) is written with a leading ``'``, as OWASP advises; numbers are untouched.
+    """
+    runs = result.runs.copy()
+    for name in runs.columns:
+        if not pd.api.types.is_numeric_dtype(runs[name]):
+            runs[name] = runs[name].map(_inert_cell)
+    return write_atomic(path, runs.to_csv(index=False, lineterminator="\n"))
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert_cell(value: Any) -> Any:
+    return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
