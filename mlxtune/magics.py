@@ -497,12 +497,13 @@ class MlxtuneMagics(Magics):
 
     @magic_arguments()
     @_usage_name("mlxmem")
-    @argument("--history", action="store_true", help="every measured cell run of this session, as a frame")
+    @argument("--history", action="store_true",
+              help="every measured cell run of this session, formatted (mlxtune.history(): the frame)")
     @line_magic("mlxmem")
-    def mlxmem_line(self, line: str) -> memory.Snapshot | pd.DataFrame:
+    def mlxmem_line(self, line: str) -> Any:
         """Show MLX's memory now (active, cache, peak, limits, process memory), or --history."""
         options = parse_options(MlxtuneMagics.mlxmem_line, line)
-        return history() if options.history else memory.snapshot()
+        return view.formatted(history()) if options.history else memory.snapshot()
 
     @magic_arguments()
     @argument("--cache-limits", type=cache_limits, metavar="SIZES",

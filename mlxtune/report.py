@@ -29,6 +29,7 @@ from mlxtune.view import (
     code_snippets,
     environment_rows,
     headline,
+    reproduce_text,
     runs_table,
     status_text,
     summary_table,
@@ -119,6 +120,7 @@ def _template_context(result: SweepResult, budget: int | str | None, tolerance: 
         "python_code": python_code,
         "swift_code": swift_code,
         "summary": summary_table(result, rec),
+        "reproduce": reproduce_text(result),
         "version": result.environment.get("mlxtune", ""),
     }
 
@@ -200,8 +202,10 @@ def code_block(code: str, language: str) -> str:
 
 
 def markdown_image(alt: str, file_name: str) -> str:
-    """An image link to a file beside the Markdown; the name is URL-quoted (spaces, brackets)."""
-    return f"![{markdown_text(alt)}]({urllib.parse.quote(file_name)})"
+    """An image link to a file beside the Markdown; the name is URL-quoted (spaces, brackets), and a
+    ``data:`` URI (an inlined figure) is kept as it is."""
+    target = file_name if file_name.startswith("data:") else urllib.parse.quote(file_name)
+    return f"![{markdown_text(alt)}]({target})"
 
 
 def figure_files(path: str | os.PathLike[str], names: Iterable[str]) -> dict[str, Path]:
@@ -218,7 +222,8 @@ def render_markdown(
     budget: int | str | None = None,
     tolerance: float = 0.05,
 ) -> str:
-    """The report as Markdown; ``figure_names`` maps figure kinds to the image files it links."""
+    """The report as Markdown; ``figure_names`` maps figure kinds to the images it links (file names
+    beside it, or ``data:`` URIs)."""
     context = _template_context(result, budget, tolerance)
     rec = context["recommendation"]
     parts = [
@@ -237,7 +242,8 @@ def render_markdown(
         parts.append("## Figures")
         parts += [markdown_image(f"{kind} figure", name) for kind, name in figure_names.items()]
     environment = Table(["setting", "value"], [Row([k, v]) for k, v in environment_rows(result)], 2)
-    parts += ["## Environment", markdown_table(environment)]
+    parts += ["## Reproduce", code_block(context["reproduce"], "sh" if result.environment.get("command") else
+                                         "python"), "## Environment", markdown_table(environment)]
     runs = runs_table(result)
     parts += ["## Runs", f"<details><summary>Raw runs ({len(runs.rows)})</summary>", "",
               markdown_table(runs), "", "</details>"]
@@ -252,13 +258,20 @@ def write_markdown(
     title: str | None = None,
     budget: int | str | None = None,
     tolerance: float = 0.05,
+    inline: bool = False,
 ) -> str:
     """Write the Markdown report and its figures as PNG files beside it; returns the Markdown path.
 
+    ``inline=True`` puts the figures into the Markdown itself as ``data:`` URIs: one file that can
+    be moved or attached whole (renderers that refuse data URIs show the alt text instead).
     Everything is rendered before anything is written, and the files change together
     (:func:`mlxtune.files.write_together`): an error leaves every old file as it was.
     """
     rendered = _figures(result, figures, budget, tolerance)
+    if inline:
+        links = {kind: data_uri(fig, "png") for kind, fig in rendered}
+        text = render_markdown(result, links, title=title, budget=budget, tolerance=tolerance)
+        return write_atomic(path, text)
     files = figure_files(path, [kind for kind, _ in rendered])
     images = {kind: figure_bytes(fig, "png") for kind, fig in rendered}
     text = render_markdown(result, {kind: files[kind].name for kind in images}, title=title, budget=budget,

@@ -8,6 +8,7 @@ the file. :func:`read` returns the fields of the saved result; ``mlxtune.load`` 
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -32,7 +33,15 @@ from mlxtune.measure import (
 if TYPE_CHECKING:
     from mlxtune.result import SweepResult
 
-__all__ = ["FILE_FORMAT", "fields_from_document", "read", "to_document", "write_csv", "write_json"]
+__all__ = [
+    "FILE_FORMAT", "fields_from_document", "iso_time", "read", "to_document", "write_csv", "write_json",
+]
+
+
+def iso_time(epoch: float) -> str:
+    """A moment as ISO 8601 in UTC to the millisecond (``2026-12-02T09:25:31.120Z``), as files say it."""
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 #: The marker every results file carries, beside its ``schema_version``.
@@ -296,12 +305,16 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def write_csv(result: SweepResult, path: str | os.PathLike[str]) -> str:
-    """The tidy runs, one row per run, each swept parameter its own column.
+    """The tidy runs, one row per run, each swept parameter its own column; first the sweep's
+    ``label`` and the ``run``'s number (its row in the timelines), and ``started_at`` as an ISO time.
 
     A text cell that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``,
     a tab or a carriage return) is written with a leading ``'``, as OWASP advises; numbers are untouched.
     """
     runs = result.runs.copy()
+    runs.insert(0, "run", range(len(runs)))
+    runs.insert(0, "label", result.label)
+    runs["started_at"] = [iso_time(t) if math.isfinite(t) else "" for t in runs["started_at"]]
     for name in runs.columns:
         if not pd.api.types.is_numeric_dtype(runs[name]):
             runs[name] = runs[name].map(_inert_cell)

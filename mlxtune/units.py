@@ -118,14 +118,19 @@ def _size_error(value: object) -> ValueError:
     return ValueError(f"invalid size {shown}: expected {ACCEPTED_FORMS}")
 
 
-_SCALES = (("KB", 1000), ("MB", 1000**2), ("GB", 1000**3), ("TB", 1000**4))
+_DECIMAL = (("KB", 1000), ("MB", 1000**2), ("GB", 1000**3), ("TB", 1000**4))
+_BINARY = (("KiB", 1024), ("MiB", 1024**2), ("GiB", 1024**3), ("TiB", 1024**4))
 
 
 def format_size(n: int | float | None) -> str:
-    """A short human form of a byte count: ``20MB``, ``1.5GB``, ``512B``, ``unlimited``.
+    """A short human form of a byte count that reads back as the same size where it can.
 
-    Decimal units, three significant digits (more only beyond 999TB); ``parse_size(format_size(n))``
-    is within 0.5% of ``n``, and exact below 1000 and for round numbers.
+    A size that three significant digits of a decimal or binary unit give exactly reads as the user
+    would have typed it: ``16MB`` for 16_000_000, ``3.5MB``, ``4MiB`` for 4 * 1024**2 (MLX's default
+    cache limit on a small machine reads ``32MiB``, not ``33.6MB``). Any other size, such as a
+    measured peak, reads in binary units with three significant digits (``64.2MiB``), the units
+    operating systems and Xcode use for memory. ``parse_size(format_size(n))`` is exact for the
+    first kind and within 0.5% of ``n`` for the second; below 1000 bytes it is exact (``512B``).
     """
     if n is None or (isinstance(n, float) and math.isnan(n)):
         return "n/a"
@@ -135,9 +140,13 @@ def format_size(n: int | float | None) -> str:
     magnitude = abs(n)
     if magnitude < 1000:
         return f"{sign}{int(magnitude)}B"
-    for index, (suffix, scale) in enumerate(_SCALES):
+    for suffix, scale in (*reversed(_DECIMAL), *reversed(_BINARY)):  # as typed: exact in few digits
         text = _three_digits(magnitude / scale)
-        if float(text) < 1000 or index == len(_SCALES) - 1:
+        if 1 <= float(text) < 1000 and parse_size(text + suffix) == magnitude:
+            return f"{sign}{text}{suffix}"
+    for index, (suffix, scale) in enumerate(_BINARY):
+        text = _three_digits(magnitude / scale)
+        if float(text) < 1000 or index == len(_BINARY) - 1:
             return f"{sign}{text}{suffix}"
     raise AssertionError("unreachable")
 

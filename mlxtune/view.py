@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mlxtune.store import iso_time
 from mlxtune.units import UNLIMITED, format_size
 
 if TYPE_CHECKING:
@@ -29,8 +30,10 @@ __all__ = [
     "PROCESS_MEMORY",
     "Row",
     "Table",
+    "cell_text",
     "code_snippets",
     "environment_rows",
+    "formatted",
     "headline",
     "limit_text",
     "noise_text",
@@ -42,6 +45,7 @@ __all__ = [
     "reason",
     "recommended_mark",
     "recommended_rows",
+    "reproduce_text",
     "runs_table",
     "seconds_text",
     "status_text",
@@ -49,6 +53,7 @@ __all__ = [
     "swift_code",
     "terminal_text",
     "throughput_unit",
+    "time_text",
 ]
 
 #: Axes whose values are byte sizes (limits), shown as sizes.
@@ -326,17 +331,56 @@ def ratio_text(ratio: float, low: float, high: float) -> str:
 
 
 def runs_table(result: SweepResult) -> Table:
-    """Every run with every column, exact values."""
+    """Every run with every column, exact values: bytes in full, limits as words, times as dates."""
     runs = result.runs
-
-    def text(value: Any) -> str:
-        if isinstance(value, (float, np.floating)):
-            return "" if math.isnan(value) else f"{value:.10g}"
-        return str(value)
-
-    rows = [Row([text(v) for v in row], css="failed" if row.error else "")
+    rows = [Row([cell_text(name, v) for name, v in zip(runs.columns, row, strict=True)],
+                css="failed" if row.error else "")
             for row in runs.itertuples(index=False)]
     return Table([str(c) for c in runs.columns], rows, text_columns=0)
+
+
+def cell_text(column: str, value: Any) -> str:
+    """One raw run value as text for a person: exact, but never a sentinel or an epoch."""
+    if column in LIMIT_AXES and isinstance(value, (int, float, np.integer, np.floating)):
+        return limit_text(value) if value >= UNLIMITED or value == 0 else f"{int(value)}"
+    if column == "started_at" and isinstance(value, (int, float, np.floating)) and math.isfinite(value):
+        return time_text(float(value))
+    if isinstance(value, (float, np.floating)):
+        return "" if math.isnan(value) else f"{value:.10g}"
+    return str(value)
+
+
+def time_text(epoch: float) -> str:
+    """A moment as a report shows it: the ISO 8601 UTC time of the files (:func:`mlxtune.store.iso_time`)."""
+    return iso_time(epoch)
+
+
+#: Summary and runs columns that hold bytes, shown as sizes in :func:`formatted` frames.
+_BYTE_COLUMNS = frozenset({
+    "peak_memory", "active_before", "active_after", "cache_before", "cache_after", "process_rss",
+    "footprint_peak", "process_peak", "peak_memory_max", "cache_after_max", "footprint", "process_rss_max",
+    "process_peak_max", "footprint_above_start",
+})
+
+
+def formatted(frame: pd.DataFrame) -> Any:
+    """A runs, summary or history frame for people (a pandas Styler): limits as words ("0",
+    "unlimited"), bytes as sizes, start times as dates, numbers right-aligned to four significant
+    figures. The frame itself is not changed: its columns stay numbers for computing."""
+
+    def shown(name: str) -> Any:
+        if name in LIMIT_AXES:
+            return limit_text
+        if name in _BYTE_COLUMNS:
+            return format_size
+        if name == "started_at":
+            return time_text
+        return number if pd.api.types.is_float_dtype(frame[name]) else None
+
+    formats = {name: f for name in frame.columns if (f := shown(str(name))) is not None}
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    return (frame.style.format(formats, na_rep="–").hide(axis="index")
+            .set_properties(subset=numeric, **{"text-align": "right"}))
 
 
 def environment_rows(result: SweepResult) -> list[tuple[str, str]]:
@@ -356,8 +400,38 @@ def environment_rows(result: SweepResult) -> list[tuple[str, str]]:
     rows.append(("throughput unit", f"{result.unit} per second"))
     rows.append(("runs", f"{len(result.runs)} measured, {result.failed_runs} failed, "
                          f"{result.planned_runs or len(result.runs)} planned"))
-    rows += [(f"option {k}", _plain_text(v)) for k, v in result.options.items()]
+    rows += [(f"option {k}", _option_text(k, v)) for k, v in result.options.items()]
     return rows
+
+
+def _option_text(name: str, value: Any) -> str:
+    """An option as it reads: limits as words wherever they appear (a list, a grid axis)."""
+    if name == "cache_limits" and isinstance(value, list):
+        return ", ".join(limit_text(v) for v in value)
+    if name == "grid" and isinstance(value, dict):
+        axes = [f"{axis}: " + ", ".join(limit_text(v) if axis in LIMIT_AXES else str(v) for v in values)
+                for axis, values in value.items()]
+        return "; ".join(axes) or "none"
+    if name == "budget" and isinstance(value, int):
+        return format_size(value)
+    return _plain_text(value)
+
+
+def reproduce_text(result: SweepResult) -> str:
+    """How to run the sweep again: the command line it came from, or the ``sweep()`` call its
+    options describe, with the commit when there was one."""
+    env = result.environment
+    if env.get("command"):
+        text = env["command"]
+    else:
+        options = dict(result.options)
+        limits = [limit_text(v) for v in options.pop("cache_limits", [])]
+        keep = ("repeats", "warmup", "seed", "timeout", "max_runs", "max_seconds", "tolerance", "grid")
+        args = [f"cache_limits={limits!r}", *(f"{k}={options[k]!r}" for k in keep
+                                              if options.get(k) not in (None, {}, []) and k in options)]
+        text = f"mlxtune.sweep(workload, {', '.join(args)})"
+    commit = env.get("commit")
+    return f"{text}\n# at commit {commit}" if commit else text
 
 
 def _plain_text(value: Any) -> str:

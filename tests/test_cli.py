@@ -41,7 +41,7 @@ def test_sweep_a_workload_function_writes_json_and_csv(tmp_path: Path, capsys: C
     assert result.params == ["cache_limit", "buffers"]
     assert len(result.runs) == 16 and result.failed_runs == 0
     assert set(result.runs["buffers"]) == {20, 40}  # grid values typed as ints
-    assert csv.read_text().startswith("cache_limit,buffers,")
+    assert csv.read_text().startswith("label,run,cache_limit,buffers,")
     assert "Recommendation:" in printed and "mx.set_cache_limit(" in printed
     assert f"wrote {out}" in printed
 

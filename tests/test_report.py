@@ -182,8 +182,10 @@ def test_user_text_in_markdown_cannot_break_tables_or_inject_html(tmp_path):
 def test_csv_holds_the_tidy_runs_with_a_column_per_parameter(tmp_path):
     result = make_result(extra={"batch": [1, 4]})
     back = pd.read_csv(result.to_csv(str(tmp_path / "runs.csv")), keep_default_na=False)
-    assert list(back.columns) == list(result.runs.columns)
-    assert list(back.columns[:2]) == ["cache_limit", "batch"]
+    assert list(back.columns) == ["label", "run", *result.runs.columns]
+    assert list(back.columns[:4]) == ["label", "run", "cache_limit", "batch"]
+    assert (back["label"] == result.label).all() and back["run"].tolist() == list(range(len(result.runs)))
+    assert pd.to_datetime(back["started_at"]).dt.tz is not None  # an ISO time, not an epoch
     assert back["cache_limit"].tolist() == result.runs["cache_limit"].tolist()
     assert back["batch"].tolist() == result.runs["batch"].tolist()
     pd.testing.assert_series_equal(back["throughput"], result.runs["throughput"])

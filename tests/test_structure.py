@@ -13,8 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mlxtune"
 #: Modules that only compute numbers, put them into words or write bytes: none may import a module
 #: that builds results, sweeps, renders or fronts. (``measure`` defines the one record shape, which
 #: they all read, so it is not among the upper ones.)
-LOWER = ("units", "files", "stats", "decision", "view", "sampler", "runner")
-UPPER = ("result", "sweep", "report", "plots", "store", "compare", "cli", "widgets", "magics")
+LOWER = ("units", "files", "store", "stats", "decision", "view", "sampler", "runner")
+UPPER = ("result", "sweep", "report", "plots", "compare", "cli", "widgets", "magics")
 
 
 def modules() -> dict[str, ast.Module]:
