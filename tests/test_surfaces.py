@@ -1,0 +1,77 @@
+"""One view under every surface: a limit reads the same in the magic, the panel, HTML, Markdown, the
+command line and formatted frames, and no sentinel number reaches a person."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+import pytest
+from bs4 import BeautifulSoup
+from sweep_data import make_result
+
+from mlxtune import stats, view
+from mlxtune.cli import main
+from mlxtune.sweep import sweep
+from mlxtune.widgets import SweepPanel
+
+MIB4 = 4 * 1024**2  # as users write it: 4 * 1024 * 1024
+SENTINEL = "9223372036854775807"
+
+
+def work() -> int:
+    a = mx.ones((128, 128))
+    mx.eval(a @ a)
+    return 1
+
+
+def test_a_binary_limit_reads_as_typed_everywhere(tmp_path: Path, shell: Any,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    result = sweep(work, cache_limits=[0, MIB4, "unlimited"], repeats=4, warmup=0, progress=False)
+    html_text = BeautifulSoup(Path(result.to_html(tmp_path / "r.html")).read_text(), "html.parser").get_text()
+    markdown = Path(result.to_markdown(tmp_path / "r.md")).read_text()
+    styled = view.formatted(result.summary()).to_html()
+    panel = SweepPanel(work, cache_limits=[0, MIB4, "unlimited"], out_dir=tmp_path)
+    main(["sweep", "--workload", "mlxtune.workloads:allocator_churn", "--cache-limits", f"0,{MIB4},unlimited",
+          "--repeats", "4", "--warmup", "0"])
+    command = capsys.readouterr().out
+    shell.run_cell_magic("mlxmem", f"--cache-limit {MIB4} -o -v cell", "x = 1")
+    cell_text = str(shell.user_ns["cell"])
+    surfaces = [("html", html_text), ("markdown", markdown), ("frame", styled), ("magic", cell_text),
+                ("panel", panel.planned.value), ("command", command)]
+    for surface, text in surfaces:
+        assert "4MiB" in text, surface
+        assert "4.19MB" not in text and SENTINEL not in text, surface
+    assert [label for label, _ in panel.span.options] == ["0", "4MiB", "unlimited"]
+    assert "unlimited" in html_text and "unlimited" in markdown
+    panel.close()
+
+
+def test_summarize_runs_once_per_html_render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = stats.summarize
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stats, "summarize", counting)
+    result = make_result()
+    result.to_html(tmp_path / "r.html")
+    assert len(calls) == 1
+    result.to_markdown(tmp_path / "r.md")  # the same result: its analysis is kept
+    assert len(calls) == 1
+
+
+def test_the_panels_plan_follows_every_control() -> None:
+    panel = SweepPanel(work, cache_limits="0,1MB,16MB,unlimited", repeats=3)
+    assert re.search(r"in 3 rounds: 12 runs", panel.planned.value)
+    panel.repeats.value = 5
+    assert "in 5 rounds: 20 runs" in panel.planned.value
+    panel.points.value = 2
+    assert "Sweeps 0, unlimited in 5 rounds: 10 runs" in panel.planned.value
+    panel.adaptive.value = True
+    assert "until the answer is decided, at most 5: up to 10 runs" in panel.planned.value
+    panel.close()
