@@ -25,12 +25,11 @@ from typing import Any
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 from mlxtune import sweep
-from mlxtune.cli import text_table
 from mlxtune.environment import environment
 from mlxtune.result import SweepResult
 from mlxtune.stats import ratio_ci
 from mlxtune.units import format_size, parse_size
-from mlxtune.view import summary_table
+from mlxtune.view import summary_table, text_table
 from mlxtune.workloads import allocator_churn, lm, tiny_model
 
 CACHE_LIMITS = "0,1MB,4MB,16MB,64MB,256MB,1GB,4GB,unlimited"

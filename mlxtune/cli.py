@@ -34,7 +34,6 @@ from mlxtune.view import terminal_text
 
 if TYPE_CHECKING:
     from mlxtune.result import SweepResult
-    from mlxtune.view import Table
 
 __all__ = ["main"]
 
@@ -492,7 +491,7 @@ def _exit_code(result: SweepResult, command: str) -> int:
 
 
 def _print_result(result: SweepResult, budget: int | None, tolerance: float) -> None:
-    from mlxtune.view import summary_table
+    from mlxtune.view import summary_table, text_table
 
     recommendation = result.recommend(budget=budget, tolerance=tolerance)
     _say("")
@@ -507,18 +506,6 @@ def _print_result(result: SweepResult, budget: int | None, tolerance: float) -> 
             _say("  (safe to use now; a smaller limit may do once the open points are decided)")
         _say(f"  Python: {recommendation.python_code}")
         _say(f"  Swift:  {recommendation.swift_code}")
-
-
-def text_table(table: Table) -> str:
-    """A report table (headers, rows of cells) as aligned terminal text: labels left, numbers right."""
-    rows = [list(table.headers), *[list(row.cells) for row in table.rows]]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < table.text_columns else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
-
-    return "\n".join([line(rows[0]), "  ".join("-" * w for w in widths), *map(line, rows[1:])])
 
 
 # -- entry point ------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from mlxtune.report import figure_files, markdown_image, markdown_table, markdow
 from mlxtune.result import SweepResult, load
 from mlxtune.stats import ratio_ci, run_footprints
 from mlxtune.units import format_size
-from mlxtune.view import Row, Table, environment_rows, number, param_text, point_text
+from mlxtune.view import Row, Table, environment_rows, number, param_text, point_text, text_table
 
 __all__ = [
     "METRICS",
@@ -55,7 +55,7 @@ _GATE_FORMS = (
     "percent, e.g. throughput<-5% or peak>+10%"
 )
 _GATE_RE = re.compile(
-    r"^\s*(?P<metric>[a-z]+)\s*(?P<op>[<>])\s*(?P<percent>[+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*%\s*$"
+    r"^\s*(?P<metric>[a-z]+)\s*(?P<op>[<>])\s*(?P<percent>(?P<sign>[+-]?)(?:\d+(?:\.\d*)?|\.\d+))\s*%\s*$"
 )
 
 
@@ -82,7 +82,8 @@ def compare(
     ``throughput_change`` (ratio - 1); ``footprint_*`` and ``peak_*`` (largest over runs, bytes) with
     ``_diff`` (b - a, bytes), ``_change`` (relative) and ``_ratio_low``/``_high`` (the interval of the
     per-run ratio); for each metric ``_significant`` (interval excludes 1) and ``_changed`` (interval
-    beyond ``factor`` either way). ``attrs["labels"]`` holds the two labels.
+    beyond ``factor`` either way). ``attrs`` holds the two ``labels``, the throughput ``unit`` and
+    ``warnings`` (:func:`differences`). Results that count different units are refused.
     """
     if not factor >= 1:
         raise ValueError(f"factor must be a number of at least 1 (e.g. 1.05 for 5%), not {factor!r}")
@@ -90,6 +91,9 @@ def compare(
     if set(a.params) != set(b.params):
         raise ValueError(f"the results have different grid axes ({a.params} and {b.params}): "
                          "compare results swept over the same parameters")
+    if a.unit != b.unit and a.failed_runs < len(a.runs) and b.failed_runs < len(b.runs):
+        raise ValueError(f"the results count different things ({a.unit}/s and {b.unit}/s), so their speeds "
+                         "cannot be compared: compare sweeps of the same workload")
     params = list(a.params)
     summary_a, summary_b = a.summary(), b.summary()
     shared = summary_a.merge(summary_b, on=params, suffixes=("_a", "_b"), how="inner")
@@ -100,7 +104,22 @@ def compare(
         rows.append({p: point[p] for p in params} | measured)
     frame = pd.DataFrame(rows, columns=[*params, *_COLUMNS])
     frame.attrs["labels"] = [a.label, b.label]
+    frame.attrs["unit"] = a.unit
+    frame.attrs["warnings"] = differences(a, b)
     return frame
+
+
+def differences(a: SweepResult, b: SweepResult) -> list[str]:
+    """What makes two results less comparable than they look: another workload or another machine."""
+    found = []
+    if a.workload != b.workload:
+        workloads = " / ".join(r.workload or "not described" for r in (a, b))
+        found.append(f"the workloads differ: {workloads}")
+    for key, name in (("backend", "backend"), ("device_name", "device"), ("mlx", "MLX version")):
+        left, right = a.environment.get(key), b.environment.get(key)
+        if left != right:
+            found.append(f"the {name} differs: {left} / {right}")
+    return found
 
 
 _COLUMNS = [
@@ -198,6 +217,11 @@ def parse_gate(text: str | Gate) -> Gate:
     match = _GATE_RE.match(text) if isinstance(text, str) else None
     if match is None or match["metric"] not in METRICS:
         raise ValueError(f"invalid gate {text!r}: expected {_GATE_FORMS}")
+    if not match["sign"]:
+        gate = f"{match['metric']}{match['op']}"
+        number = match["percent"]
+        raise ValueError(f"invalid gate {text!r}: give the threshold a sign, {gate}-{number}% for a drop or "
+                         f"{gate}+{number}% for a rise")
     return Gate(match["metric"], match["op"], float(match["percent"]))
 
 
@@ -259,21 +283,16 @@ def _values(row: pd.Series, metric: str) -> str:
 
 
 def comparison_text(frame: pd.DataFrame) -> str:
-    """A plain-text table of a comparison for the terminal; changes marked with "*"."""
-    params = _params(frame)
+    """The comparison for the terminal: a line naming both sides, what makes them differ, and the table
+    of :func:`comparison_table` with its units ("*": a real change, beyond the factor and the noise)."""
     labels = frame.attrs.get("labels", ["a", "b"])
-    lines = [f"{labels[0]} -> {labels[1]} ('*': a real change, beyond the factor and the noise)"]
-    for _, row in frame.iterrows():
-        speed = (f"throughput {row['throughput_a']:.4g} -> {row['throughput_b']:.4g} "
-                 f"({row['throughput_change']:+.1%}, CI {row['throughput_ratio_low'] - 1:+.1%}.."
-                 f"{row['throughput_ratio_high'] - 1:+.1%}){'*' if row['throughput_changed'] else ''}")
-        memory = ", ".join(
-            f"{m} {format_size(int(row[f'{m}_a']))} -> {format_size(int(row[f'{m}_b']))} "
-            f"({row[f'{m}_change']:+.1%}){'*' if row[f'{m}_changed'] else ''}"
-            for m in ("footprint", "peak")
-        )
-        lines.append(f"  {point_text(row, params)}: {speed}; {memory}")
-    return "\n".join(lines)
+    lines = [f"A: {labels[0]} (baseline) -> B: {labels[1]}"]
+    lines += [f"warning: {text}" for text in frame.attrs.get("warnings", [])]
+    table = comparison_table(frame)
+    for row in table.rows:
+        marks = [" *" if css in ("better", "worse") else "" for css in row.cell_css]
+        row.cells = [cell + mark for cell, mark in zip(row.cells, marks, strict=True)]
+    return "\n".join([*lines, text_table(table)])
 
 
 # -- reports ------------------------------------------------------------------------------------
@@ -282,8 +301,9 @@ def comparison_text(frame: pd.DataFrame) -> str:
 def comparison_table(frame: pd.DataFrame) -> Table:
     """The comparison as display text, each changed cell marked "better" or "worse"."""
     params = _params(frame)
+    unit = frame.attrs.get("unit", "runs")
     headers = [p.replace("_", " ") for p in params] + [
-        "throughput A", "throughput B", "change (95% CI)", "footprint A", "footprint B", "change",
+        f"A ({unit}/s)", f"B ({unit}/s)", "change (95% CI)", "footprint A", "footprint B", "change",
         "peak A", "peak B", "change",
     ]
     rows = []

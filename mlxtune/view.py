@@ -52,6 +52,7 @@ __all__ = [
     "summary_table",
     "swift_code",
     "terminal_text",
+    "text_table",
     "throughput_unit",
     "time_text",
 ]
@@ -462,3 +463,15 @@ def throughput_unit(result: SweepResult, summary: pd.DataFrame) -> str:
     """What throughput counts ("tokens"): the first unit named in ``summary``, else the result's."""
     units = [u for u in summary.get("unit", pd.Series(dtype=str)).dropna() if u]
     return str(units[0]) if units else result.unit
+
+
+def text_table(table: Table) -> str:
+    """A report table (headers, rows of cells) as aligned terminal text: labels left, numbers right."""
+    rows = [list(table.headers), *[list(row.cells) for row in table.rows]]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < table.text_columns else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return "\n".join([line(rows[0]), "  ".join("-" * w for w in widths), *map(line, rows[1:])])

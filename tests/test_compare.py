@@ -108,11 +108,21 @@ def test_compare_takes_paths_and_needs_the_same_grid_axes(tmp_path):
 @pytest.mark.parametrize(("text", "gate"), [
     ("throughput<-5%", Gate("throughput", "<", -5.0)),
     (" peak > +10.5 % ", Gate("peak", ">", 10.5)),
-    ("footprint>5%", Gate("footprint", ">", 5.0)),
+    ("footprint>+5%", Gate("footprint", ">", 5.0)),
 ])
 def test_gates_parse(text, gate):
     assert parse_gate(text) == gate
     assert parse_gate(str(gate)) == gate
+
+
+def test_a_threshold_without_a_sign_is_refused_rather_than_guessed():
+    with pytest.raises(ValueError, match=r"give the threshold a sign, throughput<-5% for a drop or "):
+        parse_gate("throughput<5%")
+
+
+def test_results_that_count_different_things_are_refused():
+    with pytest.raises(ValueError, match=r"count different things \(tokens/s and buffers/s\)"):
+        mlxtune.compare(make_result(), make_result(unit="buffers"))
 
 
 @pytest.mark.parametrize("text", ["throughput<-5", "speed<-5%", "peak=10%", "peak>>10%", "", "peak>ten%",
@@ -158,7 +168,12 @@ def test_comparison_reports_show_both_sides_with_changes_highlighted(tmp_path):
     assert side_by_side[0][0] == "cache limit" and len(side_by_side) == 1 + len(LIMITS)
     assert all(r[3].startswith("**-") for r in side_by_side[1:])
     assert (tmp_path / "c-tradeoff.png").exists() and "<script>" not in text
-    assert "*" in comparison_text(mlxtune.compare(a, b)).splitlines()[1]
+    text = comparison_text(mlxtune.compare(a, b))
+    lines = text.splitlines()
+    assert "warning: the MLX version differs: 0.32.4 / 0.33.0" in lines
+    header = next(line for line in lines if line.startswith("cache limit"))
+    assert "A (tokens/s)" in header and "B (tokens/s)" in header  # units in the table, not dropped
+    assert sum("*" in line for line in lines) == 5  # every point's drop is marked as a real change
 
 
 # -- the command line -------------------------------------------------------------------------
