@@ -7,7 +7,7 @@ import types
 
 INSTALL_HINT = (
     "MLX is installed without a backend: on Linux install one of "
-    "mlxtune[cpu], mlxtune[cuda12] or mlxtune[cuda13] (plain mlx is enough on macOS)"
+    "mlx-memtune[cpu], mlx-memtune[cuda12] or mlx-memtune[cuda13] (plain mlx is enough on macOS)"
 )
 
 

@@ -50,7 +50,7 @@ def environment() -> dict[str, Any]:
     info = device_info()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return {
-        "mlxtune": _installed("mlxtune"),
+        "mlxtune": _installed("mlx-memtune"),
         "mlx": _installed("mlx"),
         "mlx_lm": _installed("mlx-lm"),
         "numpy": _installed("numpy"),

@@ -32,6 +32,6 @@ def test_backendless_mlx_gives_one_line_naming_the_extras() -> None:
     out = done.stdout.strip()
     assert len(out.splitlines()) == 1, out
     assert out.startswith("ImportError: MLX is installed without a backend")
-    for extra in ("mlxtune[cpu]", "mlxtune[cuda12]", "mlxtune[cuda13]"):
+    for extra in ("mlx-memtune[cpu]", "mlx-memtune[cuda12]", "mlx-memtune[cuda13]"):
         assert extra in out
     assert "libmlx.so" in out  # the loader's own words are kept for whoever debugs it
