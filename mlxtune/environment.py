@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import platform
 import shlex
@@ -46,9 +47,19 @@ def _command() -> str:
 
 def environment() -> dict[str, Any]:
     """A JSON-ready description of this machine and the versions that shape a measurement, and
-    what a reader needs to reproduce it: the command, the commit, the CPU count and load."""
-    info = device_info()
+    what a reader needs to reproduce it: the command, the commit, the CPU count and load.
+
+    What cannot change while the process lives (versions, device, command, commit) is read once;
+    the date and the load are read each time.
+    """
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {**_static(), "load_average": round(load, 2),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+@functools.cache
+def _static() -> dict[str, Any]:
+    info = device_info()
     return {
         "mlxtune": _installed("mlx-memtune"),
         "mlx": _installed("mlx"),
@@ -62,8 +73,6 @@ def environment() -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count() or 0,
-        "load_average": round(load, 2),
         "command": _command(),
         "commit": _commit(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -33,7 +33,8 @@ from mlxtune import memory, runner, view
 from mlxtune._argtypes import cache_limits, repeats, size, whole_number
 from mlxtune._mlx import mx
 from mlxtune.history import HISTORY_PARAMS, add_runs, history, next_run
-from mlxtune.measure import RunRecord, Work, describe_error, measure, runs_frame, timelines_frame
+from mlxtune.measure import RunRecord, Work, describe_error, runs_frame, timelines_frame
+from mlxtune.sweep import SweepError, sweep
 from mlxtune.units import format_size
 
 __all__ = ["CellResult", "CellWorkload", "MlxtuneMagics", "parse_options", "register", "unregister"]
@@ -157,69 +158,43 @@ def evaluate_arrays(value: Any) -> int:
     return len(arrays)
 
 
-@dataclasses.dataclass
-class _Runner:
-    """Runs a compiled cell for :func:`measure`, evaluating its arrays and catching Ctrl-C so the
-    run is still recorded (the interrupt is raised again afterwards)."""
-
-    program: CellProgram
-    namespace: dict[str, Any]
-    evaluate: bool
-    interrupt: KeyboardInterrupt | None = None
-    evaluated: int = 0
-
-    def __call__(self) -> Any:
-        __tracebackhide__ = True
-        try:
-            value = self.program.run(self.namespace)
-            self.evaluated = evaluate_arrays(value) if self.evaluate else 0
-            return value
-        except KeyboardInterrupt as exc:
-            self.interrupt = exc
-            return None
-
-
 _ONE_RUN = Work(units=1.0, unit="runs")
 
 
-def _one_run(_: Any) -> Work:
-    """Counts a cell run as one run, whatever its last expression gave."""
-    return _ONE_RUN
-
-
-def _run_once(
-    runner: _Runner, result: CellResult, params: dict[str, Any], repeat: int, clear: bool
-) -> RunRecord:
-    """One measured run of the cell; its value, arrays evaluated and failure go into ``result``."""
-    __tracebackhide__ = True
-    runner.interrupt = None
-    measured = measure(runner, params=params, repeat=repeat, clear=clear, count=_one_run)
-    record = measured.record
-    if runner.interrupt is not None:
-        record = dataclasses.replace(record, error=describe_error(runner.interrupt), units=0.0)
-    result.value, result.evaluated = measured.value, runner.evaluated
-    result.exception = runner.interrupt or measured.exception
-    return record
-
-
 class CellWorkload:
-    """A cell as a sweep workload (``%%mlxsweep``): run in the user's namespace, its final arrays evaluated.
+    """A cell as a sweep workload, for ``%%mlxsweep`` and ``%%mlxmem`` alike: run in the user's
+    namespace, the arrays it ends with evaluated (unless ``evaluate=False``).
 
     Without ``units`` each run counts as one ("runs"); with it, the expression is evaluated in the
     namespace after each run and gives the units done, named after the expression when it is a
-    plain name (``--units tokens`` counts "tokens").
+    plain name (``--units tokens`` counts "tokens"). ``value`` and ``evaluated`` are the last run's
+    value and how many arrays it evaluated. With ``keep_interrupt``, Ctrl-C inside the cell ends the
+    run normally and is kept in ``interrupt`` (``%%mlxmem`` records the run, then raises it).
     """
 
-    def __init__(self, shell: Any, cell: str, units: str | None = None) -> None:
+    def __init__(self, shell: Any, cell: str, units: str | None = None, *, evaluate: bool = True,
+                 keep_interrupt: bool = False) -> None:
         self._program = CellProgram.compile(shell, cell)
         self._namespace = shell.user_ns
         self._units = compile(units, "<--units>", "eval") if units else None
         self._unit = units if units and units.isidentifier() else ("units" if units else "runs")
+        self._evaluate, self._keep_interrupt = evaluate, keep_interrupt
         self.__name__ = "cell"  # a label (--label) names it in plots and reports
         self._first_line = first_line(cell, width=60)
+        self.value: Any = None
+        self.evaluated = 0
+        self.interrupt: KeyboardInterrupt | None = None
 
     def __call__(self) -> Work:
-        evaluate_arrays(self._program.run(self._namespace))
+        __tracebackhide__ = True
+        try:
+            self.value = self._program.run(self._namespace)
+            self.evaluated = evaluate_arrays(self.value) if self._evaluate else 0
+        except KeyboardInterrupt as exc:
+            if not self._keep_interrupt:
+                raise
+            self.interrupt = exc
+            return _ONE_RUN
         if self._units is None:
             return _ONE_RUN
         count = eval(self._units, self._namespace)
@@ -458,9 +433,9 @@ class MlxtuneMagics(Magics):
         """
         __tracebackhide__ = True
         options = parse_options(MlxtuneMagics.mlxmem, line)
-        program = CellProgram.compile(self.shell, cell)
+        workload = CellWorkload(self.shell, cell, evaluate=not options.no_eval, keep_interrupt=True)
         try:
-            result = self._measure(program, options, first_line(cell))
+            result = self._measure(workload, options, first_line(cell))
         except runner.BusyError as exc:  # nothing ran and no limit was touched: one line, as for bad options
             raise UsageError(str(exc)) from None
         if options.variable:
@@ -472,27 +447,41 @@ class MlxtuneMagics(Magics):
             raise result.exception.with_traceback(_user_frames(result.exception.__traceback__))
         return result if options.output else result.value
 
-    def _measure(self, program: CellProgram, options: argparse.Namespace, cell_line: str) -> CellResult:
-        """Run warm-ups and measured runs under the limits; record them, stopping at a failure.
+    def _measure(self, cell: CellWorkload, options: argparse.Namespace, cell_line: str) -> CellResult:
+        """Run the cell's warm-ups and measured runs through the sweep engine (one limit point, the
+        limits given or those in force), stopping at a failure or Ctrl-C; keep every run.
 
-        ``cell_line`` (the cell's first line) names the cell in the history and the display.
+        ``cell_line`` (the cell's first line) names the cell in the history.
         """
         __tracebackhide__ = True
+        busy = runner.holder()
+        if busy is not None:  # refuse before any limit is read or set (the engine refuses it too)
+            raise runner.BusyError(f"%%mlxmem cannot start: {busy} is measuring in this process; wait for "
+                                   "it to end or stop it (mlxtune measures one sweep or cell at a time)")
         params = {"run": next_run(), "label": options.label, "cell": cell_line}
-        cell = _Runner(program, self.shell.user_ns, evaluate=not options.no_eval)
         result = CellResult(records=[], label=options.label, cell=cell_line, warmup=options.warmup)
+
+        def keep(record: RunRecord, _progress: Any) -> None:
+            if cell.interrupt is not None:
+                record = dataclasses.replace(record, error=describe_error(cell.interrupt), units=0.0)
+            result.records.append(dataclasses.replace(record, params=params))
+
+        grid = None if options.memory_limit is None else {"memory_limit": [options.memory_limit]}
         try:
-            with runner.exclusive("%%mlxmem"), _limits(options) as wired:
+            with warnings.catch_warnings(), _wired_limit(options.wired_limit) as wired:
+                warnings.simplefilter("always")  # a limit's warning shows on every cell that earns it
                 result.wired_limit = wired
-                for index in range(options.warmup + options.repeat):
-                    repeat = index - options.warmup
-                    record = _run_once(cell, result, params, max(repeat, 0), options.clear_cache)
-                    if repeat >= 0 or result.exception is not None:
-                        result.records.append(record)
-                    if result.exception is not None:
-                        break
+                sweep(cell, cache_limits=options.cache_limit, grid=grid, repeats=options.repeat,
+                      warmup=options.warmup, on_error="raise", clear_cache=options.clear_cache,
+                      progress=False, on_run=keep, stop=lambda: cell.interrupt is not None,
+                      label=options.label or "cell", holder="%%mlxmem")
+        except SweepError as exc:  # the run that failed is kept; its exception is the cell's
+            result.exception = exc.__cause__
         finally:
             add_runs(result.records)
+        result.value, result.evaluated = cell.value, cell.evaluated
+        if cell.interrupt is not None:
+            result.exception = cell.interrupt
         return result
 
     @magic_arguments()
@@ -543,21 +532,11 @@ def _user_frames(tb: TracebackType | None) -> TracebackType | None:
 
 
 @contextlib.contextmanager
-def _limits(options: argparse.Namespace) -> Iterator[int]:
-    """Apply the limits given for one cell; yields the wired limit in force.
-
-    Their warnings (a memory limit below what MLX holds, a wired limit the backend ignores) show
-    on every cell that earns them, not only the first time as Python's default filter would.
-    """
+def _wired_limit(limit: int | None) -> Iterator[int]:
+    """A cell's wired limit (the engine applies the cache and memory limits); yields the one in force."""
     with contextlib.ExitStack() as stack:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always")
-            if options.cache_limit is not None:
-                stack.enter_context(memory.cache_limit(options.cache_limit))
-            if options.memory_limit is not None:
-                stack.enter_context(memory.memory_limit(options.memory_limit))
-            if options.wired_limit is not None:
-                stack.enter_context(memory.wired_limit(options.wired_limit))
+        if limit is not None:
+            stack.enter_context(memory.wired_limit(limit))
         yield memory.get_wired_limit()
 
 

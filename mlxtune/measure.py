@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mlxtune import memory
@@ -292,18 +293,21 @@ def timelines_frame(records: Iterable[RunRecord], most: int = TIMELINE_SAMPLES) 
     """Every run's memory over time, thinned to ``most`` samples a run, in one long frame: ``run`` (the
     record's position, as in :func:`runs_frame`), ``seconds`` since it started, ``active``, ``cache``
     and ``process`` memory in bytes."""
-    parts = [r.samples.thinned(most).frame().assign(run=i) for i, r in enumerate(records) if r.samples]
-    if not parts:
-        return pd.DataFrame({name: pd.Series(dtype="float64" if name == "seconds" else "int64")
-                             for name in TIMELINE_COLUMNS})
-    return pd.concat(parts, ignore_index=True)[list(TIMELINE_COLUMNS)]
+    parts = [np.column_stack([np.full(len(kept), i), kept.values]) for i, r in enumerate(records)
+             if r.samples is not None and len(kept := r.samples.thinned(most))]
+    values = np.concatenate(parts) if parts else np.empty((0, len(TIMELINE_COLUMNS)))
+    return pd.DataFrame({name: values[:, j] if name == "seconds" else values[:, j].astype(np.int64)
+                         for j, name in enumerate(TIMELINE_COLUMNS)})
 
 
 def fill_unsampled(frame: pd.DataFrame) -> pd.DataFrame:
     """Runs measured before runs were sampled (schema version 1, rows built by hand) get their
     sampled columns from the snapshots: the footprint at the end, the resident memory after."""
     for name, fallback in _UNSAMPLED.items():
-        frame[name] = frame[name].fillna(fallback(frame)) if name in frame else fallback(frame)
+        if name not in frame:
+            frame[name] = fallback(frame)
+        elif frame[name].isna().any():
+            frame[name] = frame[name].fillna(fallback(frame))
     return frame
 
 
@@ -318,10 +322,15 @@ def runs_frame(records: Iterable[RunRecord | Mapping[str, Any]], params: Iterabl
     leading = ["cache_limit", *[p for p in params if p != "cache_limit"]]
     known = [*leading, *[c for c in MEASURED_COLUMNS if c not in leading]]
     extra = sorted({k for row in rows for k in row} - set(known))
-    frame = fill_unsampled(pd.DataFrame(rows, columns=[*known, *extra]))
-    for name in _INT_COLUMNS:
-        if len(frame) and frame[name].notna().all():
+    columns = [*known, *extra]
+    data = {name: [row.get(name) for row in rows] for name in columns}
+    for name in ("error", "unit"):
+        data[name] = ["" if v is None else str(v) for v in data[name]]
+    frame = fill_unsampled(pd.DataFrame(data, columns=columns))  # dtypes as the values are
+    for name in _INT_COLUMNS:  # whole numbers stay int64 (a column with a gap is float, with NaN)
+        if len(frame) and frame[name].dtype != "int64" and frame[name].notna().all():
             frame[name] = frame[name].astype("int64")
-    frame["error"] = frame["error"].fillna("").astype(str)
-    frame["unit"] = frame["unit"].fillna("").astype(str)
+    for name in ("error", "unit"):
+        if frame[name].dtype != object and str(frame[name].dtype) != "str":
+            frame[name] = frame[name].astype(str)
     return frame

@@ -574,13 +574,15 @@ def sweep(
     tolerance: float = 0.05,
     budget: int | str | None = None,
     sample_interval: float | None = DEFAULT_INTERVAL,
+    holder: str | None = None,
     **options: Any,
 ) -> SweepResult:
     """Measure ``workload`` under each cache limit (and grid point), ``repeats`` times, interleaved.
 
     ``cache_limits``: sizes as ints or strings ("16MB", "unlimited"; a comma-separated string is
-    split). ``grid``: more axes; ``memory_limit`` is applied like the cache limit, any other axis
-    makes ``workload`` a factory called with one point of those axes. ``label`` names the result
+    split), or None for the one limit in force. ``grid``: more axes; ``memory_limit`` is applied
+    like the cache limit, any other axis makes ``workload`` a factory called with one point of
+    those axes. ``label`` names the result
     (default: the workload's name). ``options`` are extra context (e.g. ``model="..."``) stored in
     ``SweepResult.options``. See the module docstring for the run order, hooks and faults.
 
@@ -589,18 +591,24 @@ def sweep(
     that can no longer change it, or until ``max_runs`` runs (default: 10 rounds) or ``max_seconds``
     are spent, or no open point could be decided within them. ``stop_reason`` says which.
     ``sample_interval``: seconds between memory samples during each run (:mod:`mlxtune.sampler`;
-    None for none); each run's timeline is kept in ``SweepResult.timelines``.
+    None for none); each run's timeline is kept in ``SweepResult.timelines``. ``holder`` is how the
+    one-at-a-time rule names this measurement to another one it refuses (default "sweep 'label'").
     """
-    try:
-        if repeats != "auto" and (max_runs is not None or max_seconds is not None):
-            raise ValueError('max_runs and max_seconds bound an adaptive sweep: use them with repeats="auto"')
-        adaptive = dict(max_runs=max_runs, max_seconds=max_seconds, tolerance=tolerance, budget=budget,
-                        sample_interval=sample_interval)
-        plan = _plan(workload, cache_limits, repeats, warmup, grid, seed, on_error, timeout, on_run, stop,
-                     adaptive)
-    except ValueError as exc:  # one type for "the arguments were wrong", which front ends report as usage
-        raise PlanError(str(exc)) from None
-    with runner.exclusive(f"sweep {label or _name(workload)!r}"):
+    def planned() -> _Plan:
+        try:
+            if repeats != "auto" and (max_runs is not None or max_seconds is not None):
+                raise ValueError('max_runs and max_seconds bound an adaptive sweep: give repeats="auto"')
+            adaptive = dict(max_runs=max_runs, max_seconds=max_seconds, tolerance=tolerance, budget=budget,
+                            sample_interval=sample_interval)
+            limits = [memory.get_cache_limit()] if cache_limits is None else cache_limits
+            return _plan(workload, limits, repeats, warmup, grid, seed, on_error, timeout, on_run, stop,
+                         adaptive)
+        except ValueError as exc:  # one type for "the arguments were wrong", which front ends report as usage
+            raise PlanError(str(exc)) from None
+
+    plan = planned() if cache_limits is not None else None  # bad arguments fail before anything else
+    with runner.exclusive(holder or f"sweep {label or _name(workload)!r}"):
+        plan = plan or planned()  # the limit in force is read only once this sweep holds the process
         return _run(_Sweep(plan, workload, label, clear_cache, progress, on_run, options))
 
 

@@ -164,6 +164,7 @@ class SweepPanel:
         self.status = widgets.HTML(layout=wide)
         self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", width="640px"))
         self.table = widgets.HTML(layout=widgets.Layout(max_width="100%", overflow="auto"))
+        self.timeline = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", width="640px"))
         self.scrub = widgets.SelectionSlider(
             options=[("—", -1)], description="Inspect", disabled=True, continuous_update=False,
             layout=wide, style=labels,
@@ -197,6 +198,7 @@ class SweepPanel:
             self.errors,
             self.plot,
             self.table,
+            self.timeline,
             self.scrub,
             self.details,
             widgets.HBox(list(self.export_buttons.values()), layout=wrap),
@@ -263,6 +265,7 @@ class SweepPanel:
         self._stem = f"{_slug(self._label)}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
         self._scrub_ready = False
         self.errors.value = self.links.value = self.details.value = ""
+        self.timeline.value = b""
         self.progress.value, self.progress.max = 0, self.planned_runs
         self.progress.bar_style = ""
         self._busy = True
@@ -339,6 +342,8 @@ class SweepPanel:
             return
         self.progress.bar_style = "success" if result.complete and not result.failed_runs else "warning"
         self._offer_scrub(result)  # draws the plot and table once, the inspected limit highlighted
+        if not result.timelines.empty:  # memory during a typical run at each limit: the cache filling
+            self.timeline.value = figure_bytes(result.plot("timeline"), "png", dpi=90)
         self.status.value = self._outcome(result)
         self._leave_snapshot(result)
 

@@ -32,8 +32,8 @@ def test_sweep_a_workload_function_writes_json_and_csv(tmp_path: Path, capsys: C
     before = memory.get_cache_limit()
     out, csv = tmp_path / "r.json", tmp_path / "r.csv"
     code = main(["sweep", "--workload", "mlxtune.workloads:allocator_churn", "--grid", "buffers=20,40",
-                 "--cache-limits", "0,unlimited", "--repeats", "4", "--warmup", "0",
-                 "--out", str(out), "--csv", str(csv)])
+                 "--cache-limits", "0,unlimited", "--repeats", "4", "--warmup", "0", "--tolerance", "50%",
+                 "--out", str(out), "--csv", str(csv)])  # a wide tolerance: decided whatever this CPU's noise
     printed = capsys.readouterr().out
     assert code == 0
     assert memory.get_cache_limit() == before

@@ -135,6 +135,7 @@ def test_run_fills_frame_plot_table_and_scrubber(make_panel: Callable[..., Sweep
     assert highlighted, "moving the scrubber did not highlight a point"
     details = BeautifulSoup(panel.details.value, "html.parser").get_text()
     assert "cache limit 16MB" in details and "active delta" in details and "seconds (median)" in details
+    assert bytes(panel.timeline.value).startswith(b"\x89PNG")  # memory over time at each limit
 
 
 def test_plot_and_table_update_while_the_sweep_runs(make_panel: Callable[..., SweepPanel]) -> None:
@@ -323,6 +324,18 @@ def test_mlxsweep_sweeps_the_cell_and_counts_runs(shell: Any) -> None:
         assert (runs["peak_memory"] >= 512 * 512 * 4).all(), "the final expression was not evaluated"
         assert memory.get_cache_limit() == previous
         assert panel.result.workload.startswith("%%mlxsweep cell: x = mx.ones")
+    finally:
+        panel.close()
+
+
+def test_mlxsweep_repeats_auto_runs_until_decided_within_its_rounds(shell: Any) -> None:
+    panel = sweep_magic(shell, "--cache-limits 0,16MB --repeats auto -w 0", "x = mx.ones((64, 64))\nx * 2")
+    try:
+        assert panel.adaptive.value and panel.repeats.value == 10
+        result = panel.result
+        assert result.complete and result.options["repeats"] == "auto"
+        assert 2 * 4 <= len(result.runs) <= 2 * 10 and result.stop_reason.startswith("stopped after")
+        assert "runs (stopped after" in panel.status.value
     finally:
         panel.close()
 
