@@ -9,7 +9,8 @@ dropped and the interval doubles, so a long run keeps an even record at a coarse
 
 The thread holds the GIL only for the reads (a few microseconds); the run itself goes on in MLX's
 own threads and in C++ with the GIL released, so a sample lands during an evaluation too
-(``benchmarks/sampler_cost.py`` measures what it costs).
+(``benchmarks/sampler_cost.py`` measures what it costs). Past 2048 samples, and with steps longer
+than 20 ms, the thread checks every 20 ms whether it is still wanted, so a stop is never held up.
 """
 
 from __future__ import annotations
@@ -66,10 +67,14 @@ class Samples:
 
 
 class Sampler:
-    """Samples memory on a thread of its own between :meth:`start` and :meth:`stop` (or ``with``).
+    """Samples memory between :meth:`start` and :meth:`stop` (or ``with``), on mlxtune's one sampling
+    thread.
 
     ``interval=None`` or 0 takes one sample at the start and one at the stop only. After
-    :meth:`stop`, ``samples`` holds what was seen.
+    :meth:`stop`, ``samples`` holds what was seen. The sampling thread is started once per process
+    and waits while nothing is sampled, so a run costs no thread start, and :meth:`stop` returns at
+    once instead of waiting out the thread's sleep. One sampler samples at a time (mlxtune measures
+    one run at a time); a sampler started while another samples takes the thread over.
     """
 
     def __init__(self, interval: float | None = DEFAULT_INTERVAL, max_samples: int = _MAX_SAMPLES) -> None:
@@ -79,51 +84,32 @@ class Sampler:
             raise ValueError(f"max_samples must be at least 16, not {max_samples!r}")
         self.interval = interval or 0.0
         self.max_samples = max_samples
+        self.step = self.interval
         self._rows: list[tuple[float, int, int, int]] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._started = 0.0
 
     def start(self) -> Sampler:
-        self._rows.clear()
-        self._stop.clear()
+        self._rows, self.step = [], self.interval
         self._started = time.perf_counter()
-        self._sample()
+        self.sample()
         if self.interval:
-            self._thread = threading.Thread(target=self._loop, name="mlxtune-sampler", daemon=True)
-            self._thread.start()
+            _thread().begin(self)
         return self
 
     def stop(self) -> Samples:
         """Stop sampling (one last sample is taken) and return what was seen."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        self._sample()
+        _thread().end(self)
+        self.sample()
         self.samples = Samples(np.array(self._rows, dtype=float).reshape(-1, len(SAMPLE_COLUMNS)))
         return self.samples
 
-    def _loop(self) -> None:
-        step = self.interval
-        while not self._stopped(step):
-            self._sample()
-            if len(self._rows) >= self.max_samples:  # keep every other sample, sample half as often
-                del self._rows[1::2]
-                step *= 2
-
-    def _stopped(self, step: float) -> bool:
-        """Wait one step; whether :meth:`stop` was called. Short steps sleep (half the CPU of an
-        ``Event.wait``, which matters at a thousand wake-ups a second); long ones wait on the event
-        so a stop is not held up."""
-        if step <= _SLEEP_UP_TO:
-            time.sleep(step)
-            return self._stop.is_set()
-        return self._stop.wait(step)
-
-    def _sample(self) -> None:
+    def sample(self) -> None:
+        """Take one sample now; past ``max_samples``, keep every other one and sample half as often."""
         active, cache = memory.counters()
         self._rows.append((time.perf_counter() - self._started, active, cache, memory.process_memory()))
+        if len(self._rows) >= self.max_samples:
+            del self._rows[1::2]
+            self.step *= 2
 
     def __enter__(self) -> Sampler:
         return self.start()
@@ -131,3 +117,61 @@ class Sampler:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+class _Thread:
+    """The process's sampling thread: idle until a sampler begins, then a sample every step until it ends."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition(threading.Lock())  # a plain lock: cheaper than the RLock default
+        self._current: Sampler | None = None
+        threading.Thread(target=self._loop, name="mlxtune-sampler", daemon=True).start()
+
+    def begin(self, sampler: Sampler) -> None:
+        with self._changed:
+            self._current = sampler
+            self._changed.notify()
+
+    def end(self, sampler: Sampler) -> None:
+        with self._changed:  # once this returns, no sample of the loop lands in ``sampler``
+            if self._current is sampler:
+                self._current = None
+
+    def _loop(self) -> None:  # never returns; a daemon thread that idles costs nothing at exit
+        while True:
+            with self._changed:
+                while self._current is None:
+                    self._changed.wait()
+                sampler = self._current
+            while self._sleep(sampler):
+                with self._changed:
+                    if self._current is not sampler:
+                        break
+                    sampler.sample()
+
+    def _sleep(self, sampler: Sampler) -> bool:
+        """Sleep one step of ``sampler``; False as soon as it is no longer the one sampling.
+
+        ``time.sleep`` costs half the CPU of a condition's timed wait, which matters at a thousand
+        wake-ups a second; a long step is slept in pieces of 20 ms so a stopped sampler is let go soon.
+        """
+        left = sampler.step
+        while left > _SLEEP_UP_TO:
+            time.sleep(_SLEEP_UP_TO)
+            left -= _SLEEP_UP_TO
+            if self._current is not sampler:
+                return False
+        time.sleep(left)
+        return self._current is sampler
+
+
+_THREAD: _Thread | None = None
+_THREAD_LOCK = threading.Lock()
+
+
+def _thread() -> _Thread:
+    global _THREAD
+    with _THREAD_LOCK:
+        if _THREAD is None:
+            _THREAD = _Thread()
+        return _THREAD
