@@ -61,6 +61,10 @@ MIN_ROUNDS = 4
 #: ``CONFIDENCE``, since speed states make a lucky point look faster than its larger neighbours.
 VIOLATION_CONFIDENCE = 0.99
 _BOOTSTRAP = 2000
+#: Resampled rounds held at once (values), so a sweep of thousands of rounds stays small in memory.
+_BOOTSTRAP_CHUNK = 4_000_000
+#: Runs the drift line is fitted through, at most (evenly spaced in run order).
+_DRIFT_FIT_RUNS = 1000
 _SEED = 20261202
 #: More rounds than this to decide a point is reported as "too close to the tolerance to decide".
 _MOST_ROUNDS = 1000
@@ -281,8 +285,10 @@ class _Table:
         rng = np.random.default_rng(_SEED)
         rounds, width = self.matrix.shape
         samples = np.full((_BOOTSTRAP, width), np.nan)
-        if rounds:
-            samples = self._stat(self.matrix[rng.integers(0, rounds, size=(_BOOTSTRAP, rounds))])
+        step = max(1, _BOOTSTRAP_CHUNK // max(rounds * width, 1))
+        for start in range(0, _BOOTSTRAP if rounds else 0, step):
+            drawn = rng.integers(0, rounds, size=(min(step, _BOOTSTRAP - start), rounds))
+            samples[start:start + len(drawn)] = self._stat(self.matrix[drawn])
         samples = np.where(np.isnan(samples), self._own_samples(rng), samples)
         raw = np.where(usable, self._stat(self.matrix[None])[0], np.nan)
         samples = np.where(usable, samples, np.nan)
@@ -364,10 +370,13 @@ def _states(below_fastest: np.ndarray) -> float | None:
     gaps = np.diff(values)
     low_end, high_start = math.ceil(0.2 * n), math.floor(0.8 * n)
     best = None
-    for i in range(max(low_end - 1, 0), min(high_start, n - 1)):
+    # Only gaps wide enough on their own are weighed against the spread (two medians each), so
+    # a sweep of thousands of runs with no such gap costs one pass.
+    wide = np.flatnonzero(gaps > max(math.log(1.1), 4 * 0.01))
+    for i in wide[(wide >= max(low_end - 1, 0)) & (wide < min(high_start, n - 1))]:
         lower, upper = values[: i + 1], values[i + 1:]
         within = max(_mad(lower), _mad(upper), 0.01)
-        if gaps[i] > 4 * within and gaps[i] > math.log(1.1) and (best is None or gaps[i] > best[0]):
+        if gaps[i] > 4 * within and (best is None or gaps[i] > best[0]):
             best = (gaps[i], float(np.exp(np.median(upper) - np.median(lower))))
     return None if best is None else best[1]
 
@@ -387,6 +396,9 @@ def _drift(ok: pd.DataFrame, residual: np.ndarray) -> tuple[float, float]:
     position[order] = np.linspace(0.0, 1.0, len(order))
     if np.ptp(residual) == 0:
         return 0.0, 1.0
+    if len(order) > _DRIFT_FIT_RUNS:  # Theil-Sen weighs every pair: thin evenly in run order
+        kept = order[np.linspace(0, len(order) - 1, _DRIFT_FIT_RUNS).round().astype(int)]
+        position, residual = position[kept], residual[kept]
     fit = stats.theilslopes(residual, position)
     rho = stats.spearmanr(position, residual)
     return float(np.expm1(fit.slope)), float(rho.pvalue) if np.isfinite(rho.pvalue) else 1.0
