@@ -12,7 +12,7 @@ import dataclasses
 import math
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -323,14 +323,19 @@ def runs_frame(records: Iterable[RunRecord | Mapping[str, Any]], params: Iterabl
     known = [*leading, *[c for c in MEASURED_COLUMNS if c not in leading]]
     extra = sorted({k for row in rows for k in row} - set(known))
     columns = [*known, *extra]
-    data = {name: [row.get(name) for row in rows] for name in columns}
+    data: dict[str, Any] = {name: [row.get(name) for row in rows] for name in columns}
     for name in ("error", "unit"):
         data[name] = ["" if v is None else str(v) for v in data[name]]
-    frame = fill_unsampled(pd.DataFrame(data, columns=columns))  # dtypes as the values are
+    if any(_has_gaps(data[name]) for name in SAMPLED_COLUMNS):  # rows built by hand, or saved before
+        frame = fill_unsampled(pd.DataFrame(data, columns=columns))
+        data = {name: frame[name].tolist() if name in _INT_COLUMNS else frame[name] for name in columns}
     for name in _INT_COLUMNS:  # whole numbers stay int64 (a column with a gap is float, with NaN)
-        if len(frame) and frame[name].dtype != "int64" and frame[name].notna().all():
-            frame[name] = frame[name].astype("int64")
-    for name in ("error", "unit"):
-        if frame[name].dtype != object and str(frame[name].dtype) != "str":
-            frame[name] = frame[name].astype(str)
-    return frame
+        if data[name] and not _has_gaps(data[name]):
+            data[name] = np.asarray(data[name], dtype=np.int64)
+    # built from typed columns in one go: a cell's one-run frame is on every %%mlxmem's path
+    return pd.DataFrame(data, columns=columns)
+
+
+def _has_gaps(values: Sequence[Any]) -> bool:
+    """Whether a column's values have a None or NaN (no value)."""
+    return any(v is None or v != v for v in values)
