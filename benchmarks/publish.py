@@ -528,6 +528,15 @@ def _report_scale_rows(path: Path) -> list[list[str]]:
              f"{rounds.group(1)} B a round of {rounds.group(2)}"]]
 
 
+def _report_render_rows(path: Path) -> list[list[str]]:
+    found = _match(path, r"before the redesign \((\w+)\): median (\d+) ms.*?\n"
+                         r"after \(this checkout\):\s+median (\d+) ms.*?; (.*?)\n"
+                         r"after / before: ([\d.]+)")
+    return [["a 45-run HTML report, before the one-view redesign and after",
+             f"{found.group(3)} ms against {found.group(2)} ms at `{found.group(1)}`: "
+             f"{found.group(5)}× ({found.group(4)})"]]
+
+
 def _accuracy(path: Path) -> str:
     doc = _read_json(path)
     env, tps = doc["environment"], doc["generation_tps"]
@@ -543,6 +552,7 @@ COST_READERS: dict[str, Callable[[Path], list[list[str]]]] = {
     "long_sweep.txt": _long_sweep_rows,
     "panel_long_sweep.txt": _panel_rows,
     "report_scale.txt": _report_scale_rows,
+    "report_render.txt": _report_render_rows,
 }
 
 
