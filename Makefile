@@ -21,12 +21,18 @@ test: $(STAMP) $(SYSTEM_DEPS)
 	$(PY) -m ruff check mlxtune tests benchmarks
 	$(PY) -m pytest
 
+# every CPU benchmark (the GPU ones run on a lent GPU: see BENCHMARKS.md), then the tables
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/sweep_cost.py
 	$(PY) benchmarks/cpu_sweep.py
 	$(PY) benchmarks/lm_accuracy.py
+	$(PY) benchmarks/long_sweep.py
 	$(PY) benchmarks/panel_long_sweep.py
+	$(PY) benchmarks/sampler_cost.py
+	$(PY) benchmarks/report_scale.py
+	$(PY) benchmarks/report_render.py
+	$(PY) benchmarks/decision_quality.py
 	$(PY) benchmarks/publish.py
 
 lint: $(STAMP)

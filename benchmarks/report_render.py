@@ -61,7 +61,9 @@ def main() -> None:
     git = ["git", "-C", str(ROOT), "worktree"]
     with tempfile.TemporaryDirectory() as folder:
         before = Path(folder) / "before"
-        subprocess.run([*git, "add", "--detach", str(before), BEFORE], check=True, capture_output=True)
+        added = subprocess.run([*git, "add", "--detach", str(before), BEFORE], capture_output=True, text=True)
+        if added.returncode:
+            raise SystemExit(f"cannot check out {BEFORE} (a full clone is needed): {added.stderr.strip()}")
         try:
             times: dict[str, list[float]] = {"before": [], "after": []}
             for _ in range(ROUNDS):
