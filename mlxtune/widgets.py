@@ -163,8 +163,10 @@ class SweepPanel:
                                             style=labels)
         self.status = widgets.HTML(layout=wide)
         self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", width="640px"))
+        self.plot.add_class("mlxtune-tradeoff")  # a name for the page: the timeline is an image too
         self.table = widgets.HTML(layout=widgets.Layout(max_width="100%", overflow="auto"))
         self.timeline = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", width="640px"))
+        self.timeline.add_class("mlxtune-timeline")
         self.scrub = widgets.SelectionSlider(
             options=[("—", -1)], description="Inspect", disabled=True, continuous_update=False,
             layout=wide, style=labels,

@@ -144,8 +144,9 @@ def test_slider_notebook_renders_widgets_and_runs(lab: tuple[str, Path]) -> None
             expect(table).to_have_count(5, timeout=90_000)  # the notebook's own run: 5 points
             # widgets, not the text fallback: a noUiSlider range slider and the plot as an image widget
             expect(panel.locator(".widget-slider .noUi-handle")).to_have_count(3)  # range (2) + inspect (1)
-            expect(panel.locator(".widget-image")).to_be_visible()
-            assert panel.locator(".widget-image").evaluate("img => img.naturalWidth") > 100
+            tradeoff = panel.locator(".widget-image.mlxtune-tradeoff")
+            expect(tradeoff).to_be_visible()
+            assert tradeoff.evaluate("img => img.naturalWidth") > 100
             assert page.get_by_text("Error displaying widget").count() == 0
             assert page.get_by_text("VBox(children=").count() == 0
 
