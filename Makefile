@@ -5,10 +5,10 @@ STAMP  := $(VENV)/.installed
 PYTHON ?= python3
 
 ifeq ($(shell uname -s),Darwin)
-EXTRAS := test
+EXTRAS := test,fleet
 SYSTEM_DEPS :=
 else
-EXTRAS := cpu,test
+EXTRAS := cpu,test,fleet
 SYSTEM_DEPS := /usr/bin/chromium
 endif
 

@@ -1,6 +1,7 @@
 """mlxtune: measure how MLX's cache and memory limits trade speed for footprint."""
 
 from mlxtune.compare import compare
+from mlxtune.fleet_result import FleetResult, load
 from mlxtune.history import clear_history, history
 from mlxtune.memory import (
     Snapshot,
@@ -10,13 +11,14 @@ from mlxtune.memory import (
     track,
     wired_limit,
 )
-from mlxtune.result import Recommendation, SweepResult, load
+from mlxtune.result import Recommendation, SweepResult
 from mlxtune.sweep import SweepError, Workload, sweep
 from mlxtune.units import UNLIMITED, format_size, parse_size
 from mlxtune.workloads import allocator_churn, lm, lm_factory, tiny_model
 
 __all__ = [
     "UNLIMITED",
+    "FleetResult",
     "Recommendation",
     "Snapshot",
     "SweepError",

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
-import inspect
 import json
 import os
 import sys
@@ -255,10 +253,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     gridded = any(name != "memory_limit" for name in grid)  # sweep then wants a factory of grid points
     if args.model:
         from mlxtune.workloads import lm, lm_factory
+        from mlxtune.workloads.named import model_reference
 
-        model = os.path.expanduser(args.model)
-        if model.startswith((".", "/")) and not Path(model).is_dir():
-            raise UsageError(f"no model folder at {args.model!r} (a hub id looks like org/name)")
+        try:
+            model = model_reference(args.model)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         options = dict(prompt_tokens=args.prompt_tokens, gen_tokens=args.gen_tokens, batch=args.batch,
                        mlx_cache_clearing=args.mlx_cache_clearing)
         workload = lm_factory(model, **options) if gridded else lm(model, **options)
@@ -344,7 +344,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _load_results(*paths: Path) -> list[SweepResult]:
     """Saved results; a missing, unreadable or invalid file is a usage error naming it."""
-    from mlxtune.result import load
+    from mlxtune.fleet_result import load
 
     results = []
     for path in paths:
@@ -368,35 +368,12 @@ def _grid(axes: Sequence[tuple[str, list[Any]]]) -> dict[str, list[Any]]:
 
 def _workload_from_spec(spec: str, gridded: bool) -> Callable[..., Any]:
     """``module:function`` -> the workload (no grid) or a factory taking the grid point (with one)."""
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise UsageError(f"invalid --workload {spec!r}: expected MODULE:FUNCTION such as "
-                         "mlxtune.workloads:allocator_churn")
-    sys.path.insert(0, os.getcwd())  # like `python -m`: modules next to the caller are found
+    from mlxtune.workloads.named import import_factory
+
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"cannot import {module_name!r} for --workload: {exc}") from None
-    finally:
-        sys.path.pop(0)
-    target = module
-    for part in attribute.split("."):
-        if not hasattr(target, part):
-            raise UsageError(f"{module_name!r} has no {attribute!r} for --workload")
-        target = getattr(target, part)
-    if not (inspect.isfunction(target) or inspect.isclass(target) or inspect.ismethod(target)):
-        raise UsageError(f"--workload {spec!r} is a {type(target).__name__}, "
-                         "not a function returning a workload")
-
-    def build(point: dict[str, Any] | None = None) -> Any:
-        made = target(**(point or {}))
-        if not callable(made):
-            raise TypeError(f"{spec} returned {type(made).__name__}, not a callable workload")
-        return made
-
-    if gridded:
-        return build
-    return build()
+        return import_factory(spec, gridded, "--workload")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _run_sweep(workload: Callable[..., Any], args: argparse.Namespace, **options: Any) -> SweepResult:

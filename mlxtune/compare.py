@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from mlxtune.files import write_atomic, write_together
+from mlxtune.fleet_result import load
 from mlxtune.plots import check_format, data_uri, figure_bytes
 from mlxtune.report import figure_files, markdown_image, markdown_table, markdown_text, render_template
-from mlxtune.result import SweepResult, load
+from mlxtune.result import SweepResult
 from mlxtune.stats import ratio_ci, run_footprints
 from mlxtune.units import format_size
 from mlxtune.view import Row, Table, environment_rows, number, param_text, point_text, text_table

@@ -42,14 +42,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
-    "CONFIDENCE", "MIN_ROUNDS", "Decision", "NextRound", "Noise", "decide", "isotonic", "nan_quantile",
-    "next_round", "noise",
+    "CONFIDENCE", "MIN_ROUNDS", "Decision", "FleetChoice", "NextRound", "Noise", "decide", "fleet_choice",
+    "isotonic", "nan_quantile", "next_round", "noise",
 ]
 
 #: One-sided confidence of the bounds the rule compares with ``1 - tolerance``.
@@ -440,3 +441,53 @@ def next_round(decision: Decision, rounds: int, max_rounds: int) -> NextRound:
         return NextRound([], "the open points need more rounds than the budget allows")
     anchors = {i for i in (decision.best, decision.choice) if i is not None}
     return NextRound(sorted(set(hopeful) | anchors))
+
+
+@dataclasses.dataclass(frozen=True)
+class FleetChoice:
+    """The rule across hosts: one setting for every host (see :func:`fleet_choice`).
+
+    ``point`` is the chosen grid point (parameter -> value; None when no point is fast on every
+    host), ``verdicts`` one row per shared point and a column per host (the verdict of that host's
+    decision, so a budget per host shows as "over budget"), ``decided`` True when no smaller cache
+    limit could still turn out fast on every host; ``open_limits`` are those smaller cache limits.
+    ``missing`` names the hosts without a decision.
+    """
+
+    point: dict[str, Any] | None
+    verdicts: pd.DataFrame
+    decided: bool
+    missing: list[str]
+    open_limits: list[int] = dataclasses.field(default_factory=list)
+
+
+def fleet_choice(decisions: Mapping[str, Decision | None]) -> FleetChoice:
+    """The smallest cache limit (then the first other setting) that every host shows fast.
+
+    Each host's decision already holds its own budget, so a point over any host's budget is never
+    chosen. A host without a decision (None: it gave no result) or without a successful point
+    leaves the fleet without an answer: a limit never measured on a device is not shipped to it.
+    The answer is decided when each smaller shared point is shown slow or over budget on at least
+    one host; a smaller point that is fast or undecided on every host keeps it open.
+    """
+    present = {host: d for host, d in decisions.items() if d is not None and d.best is not None}
+    missing = [host for host in decisions if host not in present]
+    params = next(iter(present.values())).params if present else ["cache_limit"]
+    verdicts: pd.DataFrame | None = None
+    for host, found in present.items():
+        column = found.points[[*params, "verdict"]].rename(columns={"verdict": host})
+        verdicts = column if verdicts is None else verdicts.merge(column, on=params, how="inner")
+    if verdicts is None or missing or verdicts.empty:
+        return FleetChoice(None, verdicts if verdicts is not None else pd.DataFrame(columns=params), False,
+                           missing)
+    verdicts = verdicts.sort_values(params, kind="stable").reset_index(drop=True)
+    hosts = verdicts[list(present)]
+    fast = (hosts == FAST).all(axis=1)
+    open_ = (hosts.isin([FAST, UNDECIDED])).all(axis=1) & ~fast
+    if not fast.any():
+        return FleetChoice(None, verdicts, False, missing)
+    chosen = int(np.flatnonzero(fast.to_numpy())[0])
+    below = verdicts["cache_limit"] < verdicts.loc[chosen, "cache_limit"]
+    point = dict(zip(params, verdicts.loc[chosen, params].tolist(), strict=True))  # Python scalars
+    still = verdicts.loc[open_ & below, "cache_limit"].astype(int).tolist()
+    return FleetChoice(point, verdicts, decided=not still, missing=missing, open_limits=still)

@@ -28,6 +28,8 @@ from mlxtune.view import (
     Table,
     code_snippets,
     environment_rows,
+    fleet_headline,
+    fleet_table,
     headline,
     reproduce_text,
     runs_table,
@@ -38,12 +40,14 @@ from mlxtune.view import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from mlxtune.fleet_result import FleetResult
     from mlxtune.result import SweepResult
 
 __all__ = [
     "FIGURE_KINDS",
     "code_block",
     "figure_files",
+    "fleet_html_fragment",
     "markdown_image",
     "markdown_table",
     "markdown_text",
@@ -52,6 +56,8 @@ __all__ = [
     "render_template",
     "result_html_fragment",
     "summary_html",
+    "write_fleet_html",
+    "write_fleet_markdown",
     "write_html",
     "write_markdown",
 ]
@@ -277,3 +283,82 @@ def write_markdown(
     text = render_markdown(result, {kind: files[kind].name for kind in images}, title=title, budget=budget,
                            tolerance=tolerance)
     return write_together({**{files[kind]: data for kind, data in images.items()}, path: text})[-1]
+
+
+# -- fleets -------------------------------------------------------------------------------------
+
+_FLEET_FIGURES = {
+    "tradeoff": "Speed against footprint, one curve per host (error bars: quartiles of the runs).",
+    "throughput": "Median throughput against cache limit, one curve per host.",
+}
+
+
+def _fleet_context(fleet: FleetResult, budget: Any, tolerance: float) -> dict[str, Any]:
+    rec = fleet.recommend(budget, tolerance)
+    measured = f"{len(fleet.results)} of {len(fleet.hosts)} hosts measured"
+    return {
+        "fleet": fleet,
+        "status": measured if fleet.complete else f"{measured}; stopped: {fleet.stop_reason}",
+        "recommendation": rec,
+        "headline": fleet_headline(rec),
+        "hosts": fleet_table(fleet, rec),
+        "version": next((r.environment.get("mlxtune", "") for r in fleet.results.values()), ""),
+    }
+
+
+def _fleet_figures(fleet: FleetResult) -> dict[str, Figure]:
+    return {kind: fleet.plot(kind) for kind in _FLEET_FIGURES} if fleet.results else {}
+
+
+def render_fleet_html(fleet: FleetResult, *, title: str | None = None, budget: Any = None,
+                      tolerance: float = 0.05, image_format: str = "svg") -> str:
+    """A fleet's report as one HTML page: the answer for every host, the hosts, a curve per host, and
+    each host's own summary and environment."""
+    check_format(image_format)
+    context = _fleet_context(fleet, budget, tolerance)
+    own = context["recommendation"].hosts
+    sections = [{"name": host, "reason": own[host].reason, "summary": summary_table(result, own[host]),
+                 "environment": environment_rows(result)} for host, result in fleet.results.items()]
+    figures = [{"kind": kind, "uri": data_uri(fig, image_format), "caption": _FLEET_FIGURES[kind],
+                "alt": f"{kind} figure, one curve per host"} for kind, fig in _fleet_figures(fleet).items()]
+    return render_template("fleet.html.j2", **context, title=title or f"mlxtune fleet report: {fleet.label}",
+                           sections=sections, figures=figures)
+
+
+def write_fleet_html(fleet: FleetResult, path: str | os.PathLike[str], **options: Any) -> str:
+    """Write :func:`render_fleet_html` (same options) to ``path`` atomically; returns the path."""
+    return write_atomic(path, render_fleet_html(fleet, **options))
+
+
+def write_fleet_markdown(fleet: FleetResult, path: str | os.PathLike[str], *, title: str | None = None,
+                         budget: Any = None, tolerance: float = 0.05) -> str:
+    """The fleet's report as Markdown, its figures as PNG files beside it (written together)."""
+    context = _fleet_context(fleet, budget, tolerance)
+    rec = context["recommendation"]
+    images = {kind: figure_bytes(fig, "png") for kind, fig in _fleet_figures(fleet).items()}
+    files = figure_files(path, images)
+    parts = [
+        f"# {markdown_text(title or f'mlxtune fleet report: {fleet.label}')}",
+        markdown_text(f"{fleet.label} · {context['status']}"),
+        "## Recommendation for every host",
+        f"**{markdown_text(context['headline'])}**",
+        markdown_text(rec.reason),
+        code_block(rec.python_code, "python"),
+        code_block(rec.swift_code, "swift"),
+        "## Hosts",
+        markdown_table(context["hosts"]),
+    ]
+    if images:
+        parts += ["## Figures", *(markdown_image(f"{kind} figure, one curve per host", files[kind].name)
+                                  for kind in images)]
+    for host, result in fleet.results.items():
+        parts += [f"## {markdown_text(host)}", markdown_text(rec.hosts[host].reason),
+                  markdown_table(summary_table(result, rec.hosts[host]))]
+    text = "\n\n".join(parts) + "\n"
+    return write_together({**{files[kind]: data for kind, data in images.items()}, path: text})[-1]
+
+
+def fleet_html_fragment(fleet: FleetResult) -> str:
+    """A small HTML block for notebooks: the fleet's answer and its table of hosts."""
+    return render_template("fleet_fragment.html.j2", **_fleet_context(fleet, None, 0.05))
+

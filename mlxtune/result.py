@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,13 +23,11 @@ from mlxtune.measure import SCHEMA_VERSION, timelines_frame
 from mlxtune.units import parse_size
 
 if TYPE_CHECKING:
-    import os
-
     from matplotlib.figure import Figure
 
     from mlxtune.decision import Decision, Noise
 
-__all__ = ["Recommendation", "SweepResult", "load"]
+__all__ = ["Recommendation", "SweepResult"]
 
 DEFAULT_TOLERANCE = 0.05
 
@@ -277,8 +276,3 @@ def _recommendation(found: Decision, unit: str) -> Recommendation:
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
-
-
-def load(path: str | os.PathLike[str]) -> SweepResult:
-    """``mlxtune.load``: the result saved at ``path`` (see :meth:`SweepResult.load`)."""
-    return SweepResult.load(path)

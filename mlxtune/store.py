@@ -3,11 +3,13 @@
 Writes go through :mod:`mlxtune.files` (atomic; special files never replaced). Loading reads JSON
 only, never code, and checks it, so a truncated, foreign or newer file gives one ValueError naming
 the file. :func:`read` returns the fields of the saved result; ``mlxtune.load`` builds the
-:class:`~mlxtune.result.SweepResult` from them.
+:class:`~mlxtune.result.SweepResult` from them. A fleet file (:func:`write_fleet_json`) holds one
+such document per host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -31,10 +33,13 @@ from mlxtune.measure import (
 )
 
 if TYPE_CHECKING:
+    from mlxtune.fleet_result import FleetResult
     from mlxtune.result import SweepResult
 
 __all__ = [
-    "FILE_FORMAT", "fields_from_document", "iso_time", "read", "to_document", "write_csv", "write_json",
+    "FILE_FORMAT", "FLEET_FORMAT", "fields_from_document", "fleet_from_document", "from_document",
+    "is_fleet_document", "iso_time", "read", "read_document", "read_fleet", "to_document", "write_csv",
+    "write_fleet_csv", "write_fleet_json", "write_json",
 ]
 
 
@@ -46,20 +51,22 @@ def iso_time(epoch: float) -> str:
 
 #: The marker every results file carries, beside its ``schema_version``.
 FILE_FORMAT = "mlxtune.sweep"
+#: The marker of a fleet results file: one results document per host.
+FLEET_FORMAT = "mlxtune.fleet"
 
 
-def to_document(result: SweepResult) -> dict[str, Any]:
+def to_document(result: SweepResult, derived: bool = True) -> dict[str, Any]:
     """The JSON-ready form of a result: metadata, column dtypes, raw runs and the summary.
 
     Options, environment and run values that JSON cannot hold are saved as their ``repr``, so
-    whatever was measured can be saved. The summary is derived (``load`` recomputes it): if it
-    cannot be computed, the file holds null there rather than losing the runs.
+    whatever was measured can be saved. The summary and recommendation are derived (``load``
+    recomputes them): if they cannot be computed, or ``derived`` is False (a result sent between
+    processes), the document holds null there rather than losing the runs.
     """
     runs = result.runs
-    try:
-        summary: list[dict[str, Any]] | None = _records(result.summary())
-    except Exception:  # the raw runs matter more than a derived table
-        summary = None
+    summary: list[dict[str, Any]] | None = None
+    with contextlib.suppress(Exception):  # the raw runs matter more than a derived table
+        summary = _records(result.summary()) if derived else None
     return {
         "format": FILE_FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -75,7 +82,7 @@ def to_document(result: SweepResult) -> dict[str, Any]:
         "columns": [[str(name), _saved_dtype(runs[name])] for name in runs.columns],
         "runs": _records(runs),
         "summary": summary,
-        "recommendation": _recommendation_document(result),
+        "recommendation": _recommendation_document(result) if derived else None,
         "timelines": {name: result.timelines[name].tolist() for name in TIMELINE_COLUMNS},
     }
 
@@ -102,6 +109,15 @@ def read(path: str | os.PathLike[str]) -> dict[str, Any]:
     from a newer mlxtune, or inconsistent inside raises one ValueError naming the file and the
     problem. A missing file raises FileNotFoundError.
     """
+    document = read_document(path)
+    if isinstance(document, dict) and document.get("format") == FLEET_FORMAT:
+        raise ValueError(f"{os.fspath(path)}: a fleet result (one sweep per host): load it with mlxtune.load "
+                         "or FleetResult.load")
+    return from_document(document, os.fspath(path))
+
+
+def read_document(path: str | os.PathLike[str]) -> Any:
+    """The parsed JSON at ``path``; a ValueError names the file when it is not UTF-8 JSON."""
     name = os.fspath(path)
     raw = Path(name).read_bytes()
     try:
@@ -115,10 +131,60 @@ def read(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from None
     except RecursionError:
         raise ValueError(f"{name}: not an mlxtune results file: JSON nested too deeply") from None
+    return document
+
+
+def is_fleet_document(document: Any) -> bool:
+    return isinstance(document, dict) and document.get("format") == FLEET_FORMAT
+
+
+def write_fleet_json(fleet: FleetResult, path: str | os.PathLike[str]) -> str:
+    """Save a fleet result: each host's document (:func:`to_document`), the failures, the metadata."""
+    document = {
+        "format": FLEET_FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "label": fleet.label,
+        "complete": bool(fleet.complete),
+        "stop_reason": fleet.stop_reason,
+        "failures": dict(fleet.failures),
+        "hosts": {host: to_document(result) for host, result in fleet.results.items()},
+    }
+    text = json.dumps(document, indent=1, allow_nan=False, ensure_ascii=False)
+    return write_atomic(path, text + "\n")
+
+
+def read_fleet(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The fields of the :class:`~mlxtune.fleet_result.FleetResult` saved at ``path``."""
+    name = os.fspath(path)
+    return fleet_from_document(read_document(path), name)
+
+
+def fleet_from_document(document: Any, name: str) -> dict[str, Any]:
+    """Check a parsed fleet document; the keyword arguments of its FleetResult, each host's result as
+    the fields :func:`from_document` gives (a ValueError names ``name``)."""
+    if not is_fleet_document(document):
+        raise ValueError(f'{name}: not an mlxtune fleet file (expected a JSON object with "format": '
+                         f'"{FLEET_FORMAT}")')
+    hosts, failures = document.get("hosts"), document.get("failures", {})
+    if not isinstance(hosts, dict) or not isinstance(failures, dict) or not all(
+            isinstance(v, str) for v in failures.values()):
+        raise ValueError(f"{name}: field 'hosts' must map host names to results and 'failures' host names "
+                         "to text")
+    return dict(
+        results={str(host): from_document(doc, f"{name}: host {host!r}") for host, doc in hosts.items()},
+        failures={str(k): v for k, v in failures.items()},
+        label=str(document.get("label", "fleet")),
+        complete=bool(document.get("complete", True)),
+        stop_reason=str(document.get("stop_reason", "")),
+    )
+
+
+def from_document(document: Any, source: str) -> dict[str, Any]:
+    """The fields of the result in a parsed document (:func:`to_document`); a ValueError names ``source``."""
     try:
         return fields_from_document(document)
     except _FileProblem as exc:
-        raise ValueError(f"{name}: {exc}") from None
+        raise ValueError(f"{source}: {exc}") from None
 
 
 class _FileProblem(Exception):
@@ -311,14 +377,29 @@ def write_csv(result: SweepResult, path: str | os.PathLike[str]) -> str:
     A text cell that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``,
     a tab or a carriage return) is written with a leading ``'``, as OWASP advises; numbers are untouched.
     """
+    return _write_rows(_csv_rows(result), path)
+
+
+def write_fleet_csv(fleet: FleetResult, path: str | os.PathLike[str]) -> str:
+    """Every host's rows of :func:`write_csv` in one file, ``host`` first."""
+    frames = [_csv_rows(result).assign(host=host) for host, result in fleet.results.items()]
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["label", "run"])
+    return _write_rows(rows[["host", *(c for c in rows.columns if c != "host")]], path)
+
+
+def _csv_rows(result: SweepResult) -> pd.DataFrame:
     runs = result.runs.copy()
     runs.insert(0, "run", range(len(runs)))
     runs.insert(0, "label", result.label)
     runs["started_at"] = [iso_time(t) if math.isfinite(t) else "" for t in runs["started_at"]]
-    for name in runs.columns:
-        if not pd.api.types.is_numeric_dtype(runs[name]):
-            runs[name] = runs[name].map(_inert_cell)
-    return write_atomic(path, runs.to_csv(index=False, lineterminator="\n"))
+    return runs
+
+
+def _write_rows(rows: pd.DataFrame, path: str | os.PathLike[str]) -> str:
+    for name in rows.columns:
+        if not pd.api.types.is_numeric_dtype(rows[name]):
+            rows[name] = rows[name].map(_inert_cell)
+    return write_atomic(path, rows.to_csv(index=False, lineterminator="\n"))
 
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

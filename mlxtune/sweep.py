@@ -71,6 +71,7 @@ import contextlib
 import dataclasses
 import itertools
 import math
+import os
 import random
 import threading
 import time
@@ -209,8 +210,9 @@ def _plan(
     stop: threading.Event | Callable[[], bool] | None,
     adaptive: Mapping[str, Any],
 ) -> _Plan:
-    if not callable(workload):
-        raise TypeError(f"workload must be a callable (a factory with grid=), not {type(workload).__name__}")
+    if not callable(workload) and not isinstance(workload, (str, os.PathLike)):
+        raise TypeError(f"workload must be a callable (a factory with grid=) or a name (a model folder or "
+                        f"id, 'module:function'), not {type(workload).__name__}")
     auto = repeats == "auto"
     for name, value, least in (("repeats", 1 if auto else repeats, 1), ("warmup", warmup, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -575,6 +577,7 @@ def sweep(
     budget: int | str | None = None,
     sample_interval: float | None = DEFAULT_INTERVAL,
     holder: str | None = None,
+    isolate: Any = False,
     **options: Any,
 ) -> SweepResult:
     """Measure ``workload`` under each cache limit (and grid point), ``repeats`` times, interleaved.
@@ -593,23 +596,153 @@ def sweep(
     ``sample_interval``: seconds between memory samples during each run (:mod:`mlxtune.sampler`;
     None for none); each run's timeline is kept in ``SweepResult.timelines``. ``holder`` is how the
     one-at-a-time rule names this measurement to another one it refuses (default "sweep 'label'").
+
+    ``workload`` may also be a name: a model folder or hub id (timed by
+    :func:`mlxtune.workloads.lm`) or an importable ``"module:function"`` returning the workload.
+    ``isolate=True`` runs the sweep in a fresh ipyparallel engine process (started and stopped here;
+    an ipyparallel Cluster or Client uses its first engine instead), so the caller's memory and
+    threads stay out of the numbers; the workload must then be a name or a picklable callable
+    (:mod:`mlxtune.remote`). Progress, ``on_run``, ``stop`` and Ctrl-C work the same.
     """
     def planned() -> _Plan:
-        try:
-            if repeats != "auto" and (max_runs is not None or max_seconds is not None):
-                raise ValueError('max_runs and max_seconds bound an adaptive sweep: give repeats="auto"')
-            adaptive = dict(max_runs=max_runs, max_seconds=max_seconds, tolerance=tolerance, budget=budget,
-                            sample_interval=sample_interval)
-            limits = [memory.get_cache_limit()] if cache_limits is None else cache_limits
-            return _plan(workload, limits, repeats, warmup, grid, seed, on_error, timeout, on_run, stop,
-                         adaptive)
-        except ValueError as exc:  # one type for "the arguments were wrong", which front ends report as usage
-            raise PlanError(str(exc)) from None
+        adaptive = dict(max_runs=max_runs, max_seconds=max_seconds, tolerance=tolerance, budget=budget,
+                        sample_interval=sample_interval)
+        return _checked_plan(workload, cache_limits, repeats, warmup, grid, seed, on_error, timeout, on_run,
+                             stop, adaptive)
 
+    label = _label(workload, label)
+    if isolate is not False:
+        shared, stopper = engine_settings(
+            workload, cache_limits=cache_limits, repeats=repeats, warmup=warmup, label=label, grid=grid,
+            seed=seed, on_error=on_error, timeout=timeout, clear_cache=clear_cache, stop=stop,
+            max_runs=max_runs, max_seconds=max_seconds, tolerance=tolerance, budget=budget,
+            sample_interval=sample_interval, **options)
+        return _isolated(workload, isolate, shared, stopper, progress, on_run)
+    if isinstance(workload, (str, os.PathLike)):
+        gridded = isinstance(grid, Mapping) and any(name != "memory_limit" for name in grid)
+        workload = _named(workload, gridded)
     plan = planned() if cache_limits is not None else None  # bad arguments fail before anything else
     with runner.exclusive(holder or f"sweep {label or _name(workload)!r}"):
         plan = plan or planned()  # the limit in force is read only once this sweep holds the process
         return _run(_Sweep(plan, workload, label, clear_cache, progress, on_run, options))
+
+
+def _checked_plan(workload: object, cache_limits: object, repeats: object, warmup: object,
+                  grid: Mapping[str, Sequence[Any]] | None, seed: object, on_error: object, timeout: object,
+                  on_run: object, stop: threading.Event | Callable[[], bool] | None,
+                  adaptive: dict[str, Any]) -> _Plan:
+    """:func:`_plan`, with every wrong argument raised as one PlanError; None limits: the one in force."""
+    try:
+        if repeats != "auto" and (adaptive["max_runs"] is not None or adaptive["max_seconds"] is not None):
+            raise ValueError('max_runs and max_seconds bound an adaptive sweep: give repeats="auto"')
+        limits = [memory.get_cache_limit()] if cache_limits is None else cache_limits
+        return _plan(workload, limits, repeats, warmup, grid, seed, on_error, timeout, on_run, stop, adaptive)
+    except ValueError as exc:  # one type for "the arguments were wrong", which front ends report as usage
+        raise PlanError(str(exc)) from None
+
+
+def engine_settings(
+    workload: object,
+    *,
+    cache_limits: Iterable[int | str] | str | None = ("0", "unlimited"),
+    repeats: int | str = 3,
+    warmup: int = 1,
+    label: str | None = None,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    seed: int = 0,
+    on_error: str = "record",
+    timeout: float | None = None,
+    clear_cache: bool = True,
+    stop: threading.Event | Callable[[], bool] | None = None,
+    max_runs: int | None = None,
+    max_seconds: float | None = None,
+    tolerance: float = 0.05,
+    budget: int | str | None = None,
+    sample_interval: float | None = DEFAULT_INTERVAL,
+    **options: Any,
+) -> tuple[Any, Callable[[], bool]]:
+    """A sweep's arguments (as :func:`sweep` takes them) checked here, in the form an engine process
+    runs them (:class:`mlxtune.remote.Settings`), and the caller's stop test. A workload that cannot
+    travel, like any wrong argument, raises PlanError before an engine is asked for anything."""
+    from mlxtune import remote
+
+    adaptive = dict(max_runs=max_runs, max_seconds=max_seconds, tolerance=tolerance, budget=budget,
+                    sample_interval=sample_interval)
+    plan = _checked_plan(workload, cache_limits, repeats, warmup, grid, seed, on_error, timeout, None, stop,
+                         adaptive)
+    try:
+        remote.pack(workload)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
+    label = _label(workload, label)
+    axes = dict(plan.axes)
+    if plan.memory_limits is not None:
+        axes["memory_limit"] = plan.memory_limits
+    limits = None if cache_limits is None else plan.cache_limits  # None: the limit in force there
+    arguments = dict(adaptive, label=label, seed=seed, on_error=on_error, timeout=timeout,
+                     clear_cache=clear_cache, cache_limits=limits, warmup=plan.warmup, grid=axes or None,
+                     repeats="auto" if plan.adaptive else plan.repeats, **options)
+    label = label or _name(workload)
+    shared = remote.Settings(run_in_engine, arguments, plan.params, plan.planned_runs, label)
+    return shared, plan.stop
+
+
+def run_in_engine(packed: bytes, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Runs in an ipyparallel engine (:mod:`mlxtune.remote`): the sweep, each run published on the
+    engine's data channel as it ends, and the result as the JSON text a results file holds."""
+    import json
+    import pickle
+
+    from ipyparallel.datapub import publish_data
+
+    from mlxtune.store import to_document
+
+    def forward(record: RunRecord, progress: SweepProgress) -> None:
+        publish_data({f"run{progress.done - 1}": record, "done": progress.done})
+
+    error = ""
+    try:
+        result = sweep(pickle.loads(packed), on_run=forward, progress=False, **arguments)
+    except SweepError as exc:
+        result, error = exc.result, str(exc)
+    return {"document": json.dumps(to_document(result, derived=False), allow_nan=False), "error": error}
+
+
+def _label(workload: object, label: str | None) -> str | None:
+    """The label given, or for a workload given by name its short form (a model's folder, a function)."""
+    if label is None and isinstance(workload, (str, os.PathLike)):
+        from mlxtune.workloads.named import short_name
+
+        return short_name(os.fspath(workload))
+    return label
+
+
+def _named(name: str | os.PathLike[str], gridded: bool) -> Callable[..., Any]:
+    from mlxtune.workloads.named import from_name
+
+    try:
+        return from_name(name, gridded)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
+
+
+def _isolated(workload: object, where: Any, shared: Any, stop: Callable[[], bool], progress: bool,
+              on_run: Callable[[RunRecord, SweepProgress], Any] | None) -> SweepResult:
+    """The sweep in an engine process (:mod:`mlxtune.remote`), as an in-process sweep ends."""
+    from mlxtune import remote
+
+    def forward(job: remote.Job, record: RunRecord) -> None:
+        if on_run is not None:
+            so_far = SweepProgress(planned=shared.planned_runs, records=list(job.records),
+                                   point=dict(record.params), _build=lambda: remote.partial(job, shared))
+            on_run(record, so_far)
+
+    job = remote.isolated(workload, where, shared, progress=progress, on_record=forward, stop=stop)
+    if job.result is None:
+        raise remote.RemoteError(f"the isolated sweep gave no result: {job.error}")
+    if job.sweep_error:
+        raise SweepError(job.sweep_error, job.result)
+    return job.result
 
 
 def _run(state: _Sweep) -> SweepResult:

@@ -22,7 +22,8 @@ from mlxtune.store import iso_time
 from mlxtune.units import UNLIMITED, format_size
 
 if TYPE_CHECKING:
-    from mlxtune.decision import Decision, Noise
+    from mlxtune.decision import Decision, FleetChoice, Noise
+    from mlxtune.fleet_result import FleetRecommendation, FleetResult
     from mlxtune.result import Recommendation, SweepResult
 
 __all__ = [
@@ -33,6 +34,9 @@ __all__ = [
     "cell_text",
     "code_snippets",
     "environment_rows",
+    "fleet_headline",
+    "fleet_reason",
+    "fleet_table",
     "formatted",
     "headline",
     "limit_text",
@@ -389,7 +393,7 @@ def environment_rows(result: SweepResult) -> list[tuple[str, str]]:
     env = dict(result.environment)
     names = {"mlxtune": "mlxtune", "mlx": "MLX", "mlx_lm": "mlx-lm", "backend": "backend",
              "device_name": "device", "device_memory": "device memory", "system_memory": "system memory",
-             "os": "OS", "python": "Python", "date": "date"}
+             "host": "host", "os": "OS", "python": "Python", "date": "date"}
     rows = []
     for key, name in names.items():
         if key in env:
@@ -475,3 +479,73 @@ def text_table(table: Table) -> str:
                          for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
     return "\n".join([line(rows[0]), "  ".join("-" * w for w in widths), *map(line, rows[1:])])
+
+
+# -- fleets: one answer for several hosts ---------------------------------------------------------
+
+
+def fleet_reason(choice: FleetChoice, decisions: Mapping[str, Decision], failures: Mapping[str, str],
+                 tolerance: float) -> str:
+    """The fleet's answer in sentences: the limit every host shows fast, or which host keeps it open."""
+    tol, hosts = f"{tolerance:.0%}", len({*decisions, *choice.missing})
+    if choice.missing:
+        why = "; ".join(f"{host}: {failures.get(host) or 'no successful runs'}" for host in choice.missing)
+        return (f"No cache limit for the whole fleet: {len(choice.missing)} of {hosts} hosts gave no result "
+                f"to decide on ({why}). Each measured host's own answer is below.")
+    if choice.verdicts.empty:
+        return "No cache limit for the whole fleet: no grid point was measured on every host."
+    budgets = any(d.budget is not None for d in decisions.values())
+    within = ", each within its memory budget" if budgets else ""
+    if choice.point is None:
+        own = "; ".join(f"{host}: {_own_answer(d)}" for host, d in decisions.items())
+        return (f"No cache limit is shown within {tol} of the fastest on every host{within} yet ({own}). "
+                "Sweep longer (repeats=\"auto\") or accept a larger tolerance.")
+    what = point_text(choice.point, list(choice.point))
+    text = (f"{what[0].upper()}{what[1:]} is the smallest setting shown within {tol} of the fastest on all "
+            f"{hosts} hosts{within}.")
+    if not choice.decided:
+        limits = ", ".join(map(limit_text, choice.open_limits))
+        text += f" Smaller limits ({limits}) are still undecided on some host: more runs could lower it."
+    return text
+
+
+def _own_answer(decision: Decision) -> str:
+    if decision.choice is None:
+        return "undecided"
+    return limit_text(decision.points.loc[decision.choice, "cache_limit"])
+
+
+def fleet_headline(rec: FleetRecommendation) -> str:
+    """The fleet's answer in one sentence."""
+    if rec.cache_limit is None:
+        return "No cache limit can be recommended for every host from these runs yet."
+    return (f"Set the cache limit to {limit_text(rec.cache_limit)} on every host"
+            + ("." if rec.decided else " (smaller limits are still undecided)."))
+
+
+def fleet_table(fleet: FleetResult, rec: FleetRecommendation) -> Table:
+    """One row per host: where it measured, its own recommendation, and the fleet's limit on it."""
+    headers = ["host", "device", "backend", "memory", "runs", "own recommendation", "at the fleet's limit"]
+    rows = []
+    verdicts = rec.choice.verdicts
+    at_choice = (verdicts["cache_limit"] == rec.cache_limit) if rec.found else None
+    for host in fleet.hosts:
+        result = fleet.results.get(host)
+        if result is None:
+            rows.append(Row([host, "–", "–", "–", "0", f"failed: {fleet.failures[host]}", "–"], css="failed"))
+            continue
+        env, own = result.environment, rec.hosts[host]
+        memory = env.get("device_memory")
+        shown = "–"
+        if at_choice is not None and host in verdicts:
+            shown = str(verdicts.loc[at_choice, host].iloc[0])
+        failed = result.failed_runs
+        rows.append(Row([
+            host, str(env.get("device_name", "unknown")), str(env.get("backend", "unknown")),
+            format_size(memory) if isinstance(memory, int) else "–",
+            f"{len(result.runs)}" + (f" ({failed} failed)" if failed else ""),
+            limit_text(own.cache_limit) if own.found else "undecided",
+            shown,
+        ]))
+    return Table(headers, rows, text_columns=4)
+

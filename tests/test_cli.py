@@ -14,7 +14,7 @@ from pytest import CaptureFixture
 
 from mlxtune import memory
 from mlxtune.cli import main
-from mlxtune.result import load
+from mlxtune.fleet_result import load
 
 
 def test_info_names_backend_versions_and_limits(capsys: CaptureFixture[str]) -> None:

@@ -9,6 +9,7 @@ import mlxtune
 
 PUBLIC = {
     "UNLIMITED",
+    "FleetResult",
     "Recommendation",
     "Snapshot",
     "SweepError",

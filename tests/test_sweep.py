@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import threading
 import time
@@ -366,7 +367,19 @@ def test_a_second_sweep_while_one_runs_is_refused_and_changes_no_limit(limits):
 
 def test_a_workload_that_is_not_callable_is_a_type_error():
     with pytest.raises(TypeError, match="workload must be a callable"):
+        sweep(42, cache_limits=[0], progress=False)
+
+
+def test_a_name_that_is_no_model_and_no_function_is_a_plan_error():
+    with pytest.raises(PlanError, match=re.escape("no model folder at 'model.safetensors' (a hub id")):
         sweep("model.safetensors", cache_limits=[0], progress=False)
+    with pytest.raises(PlanError, match="cannot import 'no_such_module_x' for workload"):
+        sweep("no_such_module_x:f", cache_limits=[0], progress=False)
+
+
+def test_a_function_named_by_module_and_name_is_swept_and_labelled_by_it():
+    result = sweep("mlxtune.workloads:allocator_churn", cache_limits=[0], repeats=1, warmup=0, progress=False)
+    assert result.label == "allocator_churn" and result.unit == "buffers" and result.failed_runs == 0
 
 
 def test_work_objects_give_the_unit_and_metric_columns():
