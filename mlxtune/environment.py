@@ -70,7 +70,7 @@ def _static() -> dict[str, Any]:
         "device_name": str(info.get("device_name", info.get("architecture", "unknown"))),
         "device_memory": int(info.get("memory_size", info.get("total_memory", info["system_memory"]))),
         "system_memory": int(info["system_memory"]),
-        "host": platform.node(),
+        "hostname": platform.node(),
         "os": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count() or 0,

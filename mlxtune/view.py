@@ -393,7 +393,7 @@ def environment_rows(result: SweepResult) -> list[tuple[str, str]]:
     env = dict(result.environment)
     names = {"mlxtune": "mlxtune", "mlx": "MLX", "mlx_lm": "mlx-lm", "backend": "backend",
              "device_name": "device", "device_memory": "device memory", "system_memory": "system memory",
-             "host": "host", "os": "OS", "python": "Python", "date": "date"}
+             "hostname": "host name", "os": "OS", "python": "Python", "date": "date"}
     rows = []
     for key, name in names.items():
         if key in env:
@@ -489,8 +489,8 @@ def fleet_reason(choice: FleetChoice, decisions: Mapping[str, Decision], failure
     """The fleet's answer in sentences: the limit every host shows fast, or which host keeps it open."""
     tol, hosts = f"{tolerance:.0%}", len({*decisions, *choice.missing})
     if choice.missing:
-        why = "; ".join(f"{host}: {failures.get(host) or 'no successful runs'}" for host in choice.missing)
-        return (f"No cache limit for the whole fleet: {len(choice.missing)} of {hosts} hosts gave no result "
+        why = "; ".join(f"{h}: {_no_answer(decisions.get(h), failures.get(h))}" for h in choice.missing)
+        return (f"No cache limit for the whole fleet: {len(choice.missing)} of {hosts} hosts have nothing "
                 f"to decide on ({why}). Each measured host's own answer is below.")
     if choice.verdicts.empty:
         return "No cache limit for the whole fleet: no grid point was measured on every host."
@@ -507,6 +507,18 @@ def fleet_reason(choice: FleetChoice, decisions: Mapping[str, Decision], failure
         limits = ", ".join(map(limit_text, choice.open_limits))
         text += f" Smaller limits ({limits}) are still undecided on some host: more runs could lower it."
     return text
+
+
+def _no_answer(decision: Decision | None, failure: str | None) -> str:
+    """Why a host gives the fleet nothing to decide on."""
+    from mlxtune.decision import NO_RUNS, OVER_BUDGET
+
+    if decision is None:
+        return failure or "no result"
+    measured = decision.points[decision.points["verdict"] != NO_RUNS]
+    if len(measured) and (measured["verdict"] == OVER_BUDGET).all():
+        return f"nothing measured fits its budget of {format_size(decision.budget)}"
+    return "too few successful runs"
 
 
 def _own_answer(decision: Decision) -> str:

@@ -1,0 +1,176 @@
+"""Sweeps in other processes, on a real local ipyparallel cluster of two engines (loopback only).
+
+The cluster is started by the fixture and stopped at the end; every number is measured by real MLX
+in the engines. The engine-loss test starts a cluster of its own, since it kills an engine.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+import pytest
+from bs4 import BeautifulSoup
+
+import mlxtune
+import mlxtune.fleet
+from mlxtune import memory
+from mlxtune.fleet_result import FleetResult
+from mlxtune.report import markdown_text
+from mlxtune.sweep import PlanError
+from mlxtune.workloads import allocator_churn
+
+ipp = pytest.importorskip("ipyparallel")
+pytestmark = pytest.mark.timeout(300)
+
+LIMITS = ["0", "1MB"]
+
+
+def start_cluster(engines: int, profile_dir: Path) -> Any:
+    cluster = ipp.Cluster(n=engines, profile_dir=str(profile_dir), controller_ip="127.0.0.1",
+                          log_level=logging.ERROR)
+    cluster.start_and_connect_sync()
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    started = start_cluster(2, tmp_path_factory.mktemp("ipp-profile"))
+    try:
+        yield started
+    finally:
+        started.stop_cluster_sync()
+
+
+@pytest.fixture
+def client(cluster: Any) -> Any:
+    return cluster.connect_client_sync()
+
+
+def limits_now() -> tuple[int, int]:
+    return memory.get_cache_limit(), memory.get_memory_limit()
+
+
+def test_an_isolated_sweep_gives_the_same_columns_and_leaves_this_process_alone(client: Any) -> None:
+    here = mlxtune.sweep(allocator_churn(), cache_limits=LIMITS, repeats=2, progress=False)
+    before = limits_now()
+    mx.synchronize()
+    mx.reset_peak_memory()
+    active = mx.get_active_memory()
+    seen: list[int] = []
+    there = mlxtune.sweep(allocator_churn(), cache_limits=LIMITS, repeats=2, progress=False, isolate=client,
+                          on_run=lambda record, progress: seen.append(progress.done))
+    mx.synchronize()
+    assert list(there.runs.columns) == list(here.runs.columns)
+    assert there.params == here.params and len(there.runs) == 4 and there.failed_runs == 0
+    assert there.complete and there.unit == "buffers" and (there.runs["peak_memory"] > 0).all()
+    assert seen == [1, 2, 3, 4]  # each run came back as it ended, in order
+    # nothing of it was allocated here: this process's limits, active memory and peak are as they were
+    assert limits_now() == before
+    assert mx.get_active_memory() == active and mx.get_peak_memory() <= active
+    assert there.environment["hostname"] == here.environment["hostname"]
+
+
+def test_isolate_true_starts_and_stops_an_engine_of_its_own() -> None:
+    result = mlxtune.sweep("mlxtune.workloads:allocator_churn", cache_limits=["0"], repeats=1, warmup=0,
+                           progress=False, isolate=True)
+    assert result.label == "allocator_churn" and len(result.runs) == 1 and result.failed_runs == 0
+
+
+def test_a_workload_that_cannot_travel_is_refused_before_any_engine_is_asked() -> None:
+    lock = threading.Lock()
+
+    def holds_a_lock() -> None:
+        with lock:
+            pass
+
+    with pytest.raises(PlanError, match="cannot send workload 'holds_a_lock' to another process") as caught:
+        mlxtune.sweep(holds_a_lock, cache_limits=["0"], isolate=object())
+    assert "module:function" in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(PlanError, match="no model folder at 'no/such/dir/'"):
+        mlxtune.fleet.sweep(object(), "no/such/dir/", cache_limits=["0"])
+
+
+def test_a_fleet_sweep_tags_rows_by_engine_and_reloads_equal(client: Any, tmp_path: Path) -> None:
+    fleet = mlxtune.fleet.sweep(client, allocator_churn(), engines="all", cache_limits=LIMITS, repeats=4,
+                                progress=False, label="churn")
+    host = fleet.results[next(iter(fleet.results))].environment["hostname"]
+    names = [f"{host}#{engine}" for engine in sorted(client.ids)]
+    assert fleet.hosts == names and not fleet.failures and fleet.complete
+    counts = fleet.runs.groupby("host").size().to_dict()
+    assert counts == {name: 8 for name in names} and fleet.runs.columns[0] == "host"
+    assert set(fleet.environments["host"]) == set(names)
+    rec = fleet.recommend()
+    assert set(rec.hosts) == set(names)
+    if rec.found:  # the fleet's limit is one every host shows fast
+        assert all(rec.choice.verdicts.loc[rec.choice.verdicts["cache_limit"] == rec.cache_limit, names]
+                   .eq("fast").all())
+    with pytest.raises(ValueError, match="budget names hosts that are not in this fleet result: elsewhere"):
+        fleet.recommend(budget={"elsewhere": "1GB"})
+
+    reloaded = mlxtune.load(fleet.to_json(tmp_path / "fleet.json"))
+    assert isinstance(reloaded, FleetResult) and reloaded == fleet
+    with pytest.raises(ValueError, match=r"a fleet result .* load it with mlxtune.load"):
+        mlxtune.SweepResult.load(tmp_path / "fleet.json")
+    with open(fleet.to_csv(tmp_path / "fleet.csv"), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 16 and {r["host"] for r in rows} == set(names)
+    page = BeautifulSoup(Path(fleet.to_html(tmp_path / "fleet.html")).read_text(), "html.parser")
+    hosts_table = page.select_one("#hosts table")
+    assert [td.get_text() for td in hosts_table.select("tbody tr td:first-child")] == names
+    assert page.select("#figures img") and rec.reason in page.select_one("#recommendation").get_text()
+    markdown = Path(fleet.to_markdown(tmp_path / "fleet.md")).read_text()
+    assert "## Hosts" in markdown and all(f"## {markdown_text(name)}\n" in markdown for name in names)
+    assert (tmp_path / "fleet-tradeoff.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("how", ["stop", "ctrl-c"])
+def test_stopping_a_fleet_sweep_keeps_what_came_back(client: Any, how: str) -> None:
+    stop = threading.Event()
+    if how == "stop":
+        threading.Timer(4.0, stop.set).start()
+    else:  # SIGINT to this process: KeyboardInterrupt in the main thread, which waits on the engines
+        threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    fleet = mlxtune.fleet.sweep(client, allocator_churn(), engines="all", cache_limits=LIMITS, repeats=200,
+                                progress=False, parallel=False, stop=stop)
+    why = "stopped" if how == "stop" else "interrupted (KeyboardInterrupt)"
+    assert not fleet.complete and fleet.stop_reason.startswith(why)
+    first, second = fleet.hosts
+    measured = fleet.results[first]
+    assert not measured.complete and 0 < len(measured.runs) < 400  # interrupted in the engine, runs kept
+    assert "interrupted" in measured.stop_reason
+    assert fleet.failures == {second: f"not measured: the sweep was {why} before its turn"}
+
+
+def test_an_engine_lost_mid_sweep_is_recorded_and_the_other_hosts_rows_kept(tmp_path: Path) -> None:
+    cluster = start_cluster(2, tmp_path / "profile")
+    try:
+        client = cluster.connect_client_sync()
+        pids = dict(zip(client.ids, client[client.ids].apply_sync(os.getpid), strict=True))
+        victim = min(client.ids)  # engines on one host run one after another: the first one runs first
+        killer = threading.Timer(5.0, os.kill, (pids[victim], signal.SIGKILL))
+        killer.start()
+        started = time.monotonic()
+        fleet = mlxtune.fleet.sweep(client, allocator_churn(), engines="all", cache_limits=LIMITS, repeats=6,
+                                    progress=False)
+        killer.join()
+        assert time.monotonic() - started > 5
+    finally:
+        cluster.stop_cluster_sync()
+    lost = next(name for name in fleet.hosts if name.endswith(f"#{victim}"))
+    kept = next(name for name in fleet.hosts if name != lost)
+    assert "died" in fleet.failures[lost] or "EngineError" in fleet.failures[lost]
+    assert len(fleet.results[kept].runs) == 12 and fleet.results[kept].failed_runs == 0
+    assert fleet.recommend().cache_limit is None  # a limit never measured on a device is not shipped to it
+    assert lost in fleet.recommend().reason
+    document = json.loads(Path(fleet.to_json(tmp_path / "partial.json")).read_text())
+    assert document["failures"] == fleet.failures and list(document["hosts"]) == [kept]
