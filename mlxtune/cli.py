@@ -26,11 +26,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from mlxtune._argtypes import cache_limits, fraction, seconds, size, whole_number
 from mlxtune._argtypes import repeats as repeats_type
+from mlxtune.remote import RemoteError
 from mlxtune.sweep import PlanError
 from mlxtune.units import ACCEPTED_FORMS, format_size
 from mlxtune.view import terminal_text
 
 if TYPE_CHECKING:
+    from mlxtune.fleet_result import FleetResult
     from mlxtune.result import SweepResult
 
 __all__ = ["main"]
@@ -152,6 +154,16 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
     sweep.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS", help="limit per run")
     sweep.add_argument("--out", type=Path, default=None, metavar="FILE.json", help="write the result as JSON")
     sweep.add_argument("--csv", type=Path, default=None, metavar="FILE.csv", help="write the runs as CSV")
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument("--isolate", action="store_true",
+                       help="run in a fresh ipyparallel engine process, not in this one (mlx-memtune[fleet])")
+    where.add_argument("--cluster", metavar="PROFILE",
+                       help="sweep on the engines of this running ipyparallel profile, one per host, and "
+                       "recommend one limit for all (mlx-memtune[fleet])")
+    sweep.add_argument("--engines", choices=("host", "all"), default="host",
+                       help="--cluster: one engine per host (default), or every engine")
+    sweep.add_argument("--one-at-a-time", action="store_true",
+                       help="--cluster: measure one host after another, not at the same time")
     sweep.set_defaults(func=cmd_sweep)
 
 
@@ -249,6 +261,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Sweep a model or a workload and print the summary and the recommendation."""
     outputs = _outputs(("--out", args.out, "to_json"), ("--csv", args.csv, "to_csv"))
+    if not args.cluster and (args.engines != "host" or args.one_at_a_time):
+        raise UsageError("--engines and --one-at-a-time say how a --cluster sweep runs: give --cluster too")
     grid = _grid(args.grid)
     gridded = any(name != "memory_limit" for name in grid)  # sweep then wants a factory of grid points
     if args.model:
@@ -266,7 +280,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         workload = _workload_from_spec(args.workload, gridded)
         label = args.label or args.workload.partition(":")[2]
-    result = _run_sweep(workload, args, label=label, grid=grid or None, seed=args.seed, timeout=args.timeout)
+        if args.isolate or args.cluster:
+            workload = args.workload  # the engines import it themselves
+    options = dict(label=label, grid=grid or None, seed=args.seed, timeout=args.timeout)
+    if args.cluster:
+        fleet = _run_fleet(workload, args, **options)
+        _print_fleet(fleet, args.budget, args.tolerance)
+        return _write(fleet, outputs, "mlxtune sweep") or _fleet_exit_code(fleet, "mlxtune sweep")
+    result = _run_sweep(workload, args, **options, **({"isolate": True} if args.isolate else {}))
     _print_result(result, args.budget, args.tolerance)
     return _write(result, outputs, "mlxtune sweep") or _exit_code(result, "mlxtune sweep")
 
@@ -335,14 +356,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Render a saved result as HTML and/or Markdown."""
     html = args.html if args.html or args.md else args.results.with_suffix(".html")
     outputs = _outputs(("--html", html, "to_html"), ("--md", args.md, "to_markdown"), inputs=(args.results,))
-    (result,) = _load_results(args.results)
+    (result,) = _load_results(args.results)  # one sweep, or one per host (a fleet)
     return _write(result, outputs, "mlxtune report", budget=args.budget, rescue=False)
 
 
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _load_results(*paths: Path) -> list[SweepResult]:
+def _load_results(*paths: Path) -> list[SweepResult | FleetResult]:
     """Saved results; a missing, unreadable or invalid file is a usage error naming it."""
     from mlxtune.fleet_result import load
 
@@ -376,13 +397,25 @@ def _workload_from_spec(spec: str, gridded: bool) -> Callable[..., Any]:
         raise UsageError(str(exc)) from None
 
 
-def _run_sweep(workload: Callable[..., Any], args: argparse.Namespace, **options: Any) -> SweepResult:
-    from mlxtune.sweep import sweep
-
+def _sweep_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What every sweep command passes on to the engine, from the common options."""
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     adaptive = {"max_runs": args.max_runs, "max_seconds": args.max_seconds} if args.repeats == "auto" else {}
-    return sweep(workload, cache_limits=args.cache_limits, repeats=args.repeats, warmup=args.warmup,
-                 progress=progress, tolerance=args.tolerance, budget=args.budget, **adaptive, **options)
+    return dict(cache_limits=args.cache_limits, repeats=args.repeats, warmup=args.warmup, progress=progress,
+                tolerance=args.tolerance, budget=args.budget, **adaptive)
+
+
+def _run_sweep(workload: Callable[..., Any] | str, args: argparse.Namespace, **options: Any) -> SweepResult:
+    from mlxtune.sweep import sweep
+
+    return sweep(workload, **_sweep_options(args), **options)
+
+
+def _run_fleet(workload: Callable[..., Any] | str, args: argparse.Namespace, **options: Any) -> FleetResult:
+    from mlxtune import fleet
+
+    return fleet.sweep(args.cluster, workload, engines=args.engines, parallel=not args.one_at_a_time,
+                       **_sweep_options(args), **options)
 
 
 #: A file a command writes, and the SweepResult method that writes it ("" for compare's own writers).
@@ -417,7 +450,7 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _write(result: SweepResult, outputs: list[_Output], command: str, *, rescue: bool = True,
+def _write(result: SweepResult | FleetResult, outputs: list[_Output], command: str, *, rescue: bool = True,
            **options: Any) -> int:
     """Write each output (``options`` go to the reports); 0, or 3 when one failed.
 
@@ -437,7 +470,7 @@ def _write(result: SweepResult, outputs: list[_Output], command: str, *, rescue:
     return EXIT_WRITE_FAILED if failed else 0
 
 
-def _rescue(result: SweepResult) -> str:
+def _rescue(result: SweepResult | FleetResult) -> str:
     """Save ``result`` as JSON in the first folder that takes it; says where (or that none did)."""
     import tempfile
 
@@ -485,6 +518,33 @@ def _print_result(result: SweepResult, budget: int | None, tolerance: float) -> 
         _say(f"  Swift:  {recommendation.swift_code}")
 
 
+def _print_fleet(fleet: FleetResult, budget: int | None, tolerance: float) -> None:
+    from mlxtune.view import fleet_table, text_table
+
+    rec = fleet.recommend(budget=budget, tolerance=tolerance)
+    for host, result in fleet.results.items():
+        _say(f"\n{host}:")
+        _print_result(result, budget, tolerance)
+    _say("\n" + text_table(fleet_table(fleet, rec)))
+    if not fleet.complete:
+        _say(f"\nIncomplete: {fleet.stop_reason}")
+    _say(f"\nFleet recommendation: {rec.reason}")
+    if rec.found:
+        _say(f"  Python: {rec.python_code}")
+        _say(f"  Swift:  {rec.swift_code}")
+
+
+def _fleet_exit_code(fleet: FleetResult, command: str) -> int:
+    """0 when every host measured every planned run; else 1, with one line per reason."""
+    code = 0
+    for host, why in fleet.failures.items():
+        _say(f"{command}: error: {host}: {why}", sys.stderr)
+        code = 1
+    for host, result in fleet.results.items():
+        code = _exit_code(result, f"{command}: {host}") or code
+    return code
+
+
 # -- entry point ------------------------------------------------------------------------------
 
 
@@ -504,6 +564,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, PlanError) as exc:
         _say(f"{command}: error: {exc}", sys.stderr)
         return 2
+    except RemoteError as exc:  # no cluster to run on, or an isolated sweep's engine gave nothing back
+        _say(f"{command}: error: {exc}", sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return 130

@@ -8,6 +8,9 @@ its interval excludes 1, *changed* when the whole interval lies beyond ``factor`
 only when it beats a factor and the noise), and a gate fails only where the whole interval lies past
 its threshold: noise that merely crosses it is reported as "within noise", never as a failure.
 
+Fleet results (one sweep per host, :mod:`mlxtune.fleet`) compare host by host: every host both
+measured, with a ``host`` column first.
+
 ``mlxtune.compare`` (the package attribute) is the function :func:`compare`; import helpers with
 ``from mlxtune.compare import parse_gate``.
 """
@@ -25,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from mlxtune.files import write_atomic, write_together
-from mlxtune.fleet_result import load
+from mlxtune.fleet_result import HOST_COLUMN, FleetResult, load
 from mlxtune.plots import check_format, data_uri, figure_bytes
 from mlxtune.report import figure_files, markdown_image, markdown_table, markdown_text, render_template
 from mlxtune.result import SweepResult
@@ -60,23 +63,41 @@ _GATE_RE = re.compile(
 )
 
 
-def as_result(source: SweepResult | str | os.PathLike[str]) -> SweepResult:
+Comparable = SweepResult | FleetResult
+
+
+def as_result(source: Comparable | str | os.PathLike[str]) -> Comparable:
     """A result, or the one saved at a path (see :func:`mlxtune.load`)."""
-    if isinstance(source, SweepResult):
+    if isinstance(source, (SweepResult, FleetResult)):
         return source
     if isinstance(source, (str, os.PathLike)):
         return load(source)
     raise TypeError(f"expected a SweepResult or the path of a saved one, not {type(source).__name__}")
 
 
+def pairs(a: Comparable, b: Comparable) -> list[tuple[str, SweepResult, SweepResult]]:
+    """What to compare: ("", a, b) for two sweeps, (host, a's, b's) for each host two fleets share."""
+    if isinstance(a, FleetResult) != isinstance(b, FleetResult):
+        raise ValueError("compare a fleet result (one sweep per host) with another fleet result, "
+                         "not with a single sweep")
+    if not isinstance(a, FleetResult) or not isinstance(b, FleetResult):
+        return [("", a, b)]  # type: ignore[list-item]
+    shared = [host for host in a.results if host in b.results]
+    if not shared:
+        raise ValueError(f"the fleet results share no measured host (A: {', '.join(a.results) or 'none'}; "
+                         f"B: {', '.join(b.results) or 'none'}): compare fleets measured on the same hosts")
+    return [(host, a.results[host], b.results[host]) for host in shared]
+
+
 def compare(
-    a: SweepResult | str | os.PathLike[str],
-    b: SweepResult | str | os.PathLike[str],
+    a: Comparable | str | os.PathLike[str],
+    b: Comparable | str | os.PathLike[str],
     *,
     factor: float = 1.05,
     confidence: float = 0.95,
 ) -> pd.DataFrame:
-    """One row per grid point the two results share: ``b`` against the baseline ``a``.
+    """One row per grid point the two results share: ``b`` against the baseline ``a``; for two fleet
+    results, per host they share, with a ``host`` column first.
 
     Columns: the parameters; ``runs_a``/``runs_b``; ``throughput_a``/``_b`` (medians),
     ``throughput_ratio`` (b / a), ``throughput_ratio_low``/``_high`` (its ``confidence`` interval),
@@ -89,6 +110,21 @@ def compare(
     if not factor >= 1:
         raise ValueError(f"factor must be a number of at least 1 (e.g. 1.05 for 5%), not {factor!r}")
     a, b = as_result(a), as_result(b)
+    frames, warnings = [], []
+    for host, result_a, result_b in pairs(a, b):
+        frame = _compare_sweeps(result_a, result_b, factor, confidence)
+        if host:
+            frame.insert(0, HOST_COLUMN, host)
+        frames.append(frame)
+        warnings += [f"{host}: {text}" if host else text for text in differences(result_a, result_b)]
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    frame.attrs["labels"] = [a.label, b.label]
+    frame.attrs["unit"] = pairs(a, b)[0][1].unit
+    frame.attrs["warnings"] = warnings
+    return frame
+
+
+def _compare_sweeps(a: SweepResult, b: SweepResult, factor: float, confidence: float) -> pd.DataFrame:
     if set(a.params) != set(b.params):
         raise ValueError(f"the results have different grid axes ({a.params} and {b.params}): "
                          "compare results swept over the same parameters")
@@ -103,11 +139,7 @@ def compare(
         runs_a, runs_b = _runs_at(a.runs, params, point), _runs_at(b.runs, params, point)
         measured = _compare_point(point, runs_a, runs_b, factor, confidence)
         rows.append({p: point[p] for p in params} | measured)
-    frame = pd.DataFrame(rows, columns=[*params, *_COLUMNS])
-    frame.attrs["labels"] = [a.label, b.label]
-    frame.attrs["unit"] = a.unit
-    frame.attrs["warnings"] = differences(a, b)
-    return frame
+    return pd.DataFrame(rows, columns=[*params, *_COLUMNS])
 
 
 def differences(a: SweepResult, b: SweepResult) -> list[str]:
@@ -354,20 +386,35 @@ def verdict(frame: pd.DataFrame) -> str:
     return text[0].upper() + text[1:] + "."
 
 
-def _environment_table(a: SweepResult, b: SweepResult) -> Table:
-    left, right = dict(environment_rows(a)), dict(environment_rows(b))
+def _environment_table(a: Comparable, b: Comparable) -> Table:
     rows = []
-    for key in [*left, *(k for k in right if k not in left)]:
-        pair = [left.get(key, "–"), right.get(key, "–")]
-        rows.append(Row([key, *pair], css="differs" if pair[0] != pair[1] else ""))
+    for host, result_a, result_b in pairs(a, b):
+        left, right = dict(environment_rows(result_a)), dict(environment_rows(result_b))
+        for key in [*left, *(k for k in right if k not in left)]:
+            pair = [left.get(key, "–"), right.get(key, "–")]
+            name = f"{host}: {key}" if host else key
+            rows.append(Row([name, *pair], css="differs" if pair[0] != pair[1] else ""))
     return Table(["", "A", "B"], rows, text_columns=3)
 
 
-def _only_text(a: SweepResult, b: SweepResult, frame: pd.DataFrame) -> str:
-    counts = [len(a.summary()) - len(frame), len(b.summary()) - len(frame)]
+def _only_text(a: Comparable, b: Comparable, frame: pd.DataFrame) -> str:
+    shared = pairs(a, b)
+    counts = [sum(len(pair[side].summary()) for pair in shared) - len(frame) for side in (1, 2)]
     parts = [f"{n} grid point{'s' if n != 1 else ''} only in {side}"
              for n, side in zip(counts, "AB", strict=True) if n]
+    if isinstance(a, FleetResult) and isinstance(b, FleetResult):
+        hosts = [h for h in (*a.results, *b.results) if h not in a.results or h not in b.results]
+        parts += [f"host {h} only in {'A' if h in a.results else 'B'}" for h in dict.fromkeys(hosts)]
     return ("Not compared: " + " and ".join(parts) + ".") if parts else ""
+
+
+def _plotted(a: Comparable, b: Comparable) -> list[SweepResult]:
+    """The curves of a comparison figure: A and B, or A and B of each shared host, named so."""
+    from mlxtune.plots import plot_labels
+
+    labels = plot_labels([a, b])  # type: ignore[list-item]
+    return [dataclasses.replace(result, label=f"{host} · {label}" if host else label)
+            for host, *results in pairs(a, b) for label, result in zip(labels, results, strict=True)]
 
 
 def _gate_table(results: Sequence[GateResult]) -> Table:
@@ -379,12 +426,12 @@ def _gate_table(results: Sequence[GateResult]) -> Table:
     return Table(["gate", "result", "details"], rows, text_columns=3)
 
 
-def _context(a: SweepResult, b: SweepResult, gates: Sequence[str | Gate],
+def _context(a: Comparable, b: Comparable, gates: Sequence[str | Gate],
              factor: float) -> tuple[pd.DataFrame, dict[str, Any]]:
     from mlxtune.plots import plot_labels
 
     frame = compare(a, b, factor=factor)
-    labels = plot_labels([a, b])
+    labels = plot_labels([a, b])  # type: ignore[list-item]
     return frame, {
         "title": f"mlxtune comparison: {labels[0]} vs {labels[1]}",
         "labels": labels,
@@ -395,13 +442,13 @@ def _context(a: SweepResult, b: SweepResult, gates: Sequence[str | Gate],
         "gates": _gate_table(check_gates(frame, gates)) if gates else None,
         "table": comparison_table(frame),
         "environment": _environment_table(a, b),
-        "version": a.environment.get("mlxtune", ""),
+        "version": pairs(a, b)[0][1].environment.get("mlxtune", ""),
     }
 
 
 def render_comparison_html(
-    a: SweepResult | str | os.PathLike[str],
-    b: SweepResult | str | os.PathLike[str],
+    a: Comparable | str | os.PathLike[str],
+    b: Comparable | str | os.PathLike[str],
     *,
     gates: Sequence[str | Gate] = (),
     factor: float = 1.05,
@@ -415,7 +462,7 @@ def render_comparison_html(
     a, b = as_result(a), as_result(b)
     frame, context = _context(a, b, gates, factor)
     figures = [
-        {"kind": kind, "uri": data_uri(comparison([a, b], kind=kind), image_format),
+        {"kind": kind, "uri": data_uri(comparison(_plotted(a, b), kind=kind), image_format),
          "caption": caption, "alt": f"{kind} comparison"}
         for kind, caption in _FIGURES.items()
     ] if not frame.empty else []
@@ -429,15 +476,15 @@ _FIGURES = {
 }
 
 
-def write_comparison_html(a: SweepResult | str | os.PathLike[str], b: SweepResult | str | os.PathLike[str],
+def write_comparison_html(a: Comparable | str | os.PathLike[str], b: Comparable | str | os.PathLike[str],
                           path: str | os.PathLike[str], **options: Any) -> str:
     """Write :func:`render_comparison_html` (same options) atomically; returns the path."""
     return write_atomic(path, render_comparison_html(a, b, **options))
 
 
 def write_comparison_markdown(
-    a: SweepResult | str | os.PathLike[str],
-    b: SweepResult | str | os.PathLike[str],
+    a: Comparable | str | os.PathLike[str],
+    b: Comparable | str | os.PathLike[str],
     path: str | os.PathLike[str],
     *,
     gates: Sequence[str | Gate] = (),
@@ -449,7 +496,7 @@ def write_comparison_markdown(
     a, b = as_result(a), as_result(b)
     frame, context = _context(a, b, gates, factor)
     kinds = [] if frame.empty else list(_FIGURES)
-    images = {kind: figure_bytes(comparison([a, b], kind=kind), "png") for kind in kinds}
+    images = {kind: figure_bytes(comparison(_plotted(a, b), kind=kind), "png") for kind in kinds}
     files = figure_files(path, images)
     table = context["table"]
     parts = [

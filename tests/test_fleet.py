@@ -1,7 +1,8 @@
 """Sweeps in other processes, on a real local ipyparallel cluster of two engines (loopback only).
 
-The cluster is started by the fixture and stopped at the end; every number is measured by real MLX
-in the engines. The engine-loss test starts a cluster of its own, since it kills an engine.
+The cluster is started by the fixture, under a profile in a private IPython folder so the command
+line can find it by name, and stopped at the end; every number is measured by real MLX in the
+engines. The engine-loss test starts a cluster of its own, since it kills an engine.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +23,7 @@ from typing import Any
 import mlx.core as mx
 import pytest
 from bs4 import BeautifulSoup
+from sweep_data import make_result
 
 import mlxtune
 import mlxtune.fleet
@@ -33,18 +37,27 @@ ipp = pytest.importorskip("ipyparallel")
 pytestmark = pytest.mark.timeout(300)
 
 LIMITS = ["0", "1MB"]
+PROFILE = "mlxtune-test"
 
 
-def start_cluster(engines: int, profile_dir: Path) -> Any:
-    cluster = ipp.Cluster(n=engines, profile_dir=str(profile_dir), controller_ip="127.0.0.1",
-                          log_level=logging.ERROR)
+def start_cluster(engines: int, **where: Any) -> Any:
+    cluster = ipp.Cluster(n=engines, controller_ip="127.0.0.1", log_level=logging.ERROR, **where)
     cluster.start_and_connect_sync()
     return cluster
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    started = start_cluster(2, tmp_path_factory.mktemp("ipp-profile"))
+def ipython_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private IPython folder for this module's profile (engines and commands inherit it)."""
+    path = tmp_path_factory.mktemp("ipython")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IPYTHONDIR", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def cluster(ipython_dir: Path) -> Iterator[Any]:
+    started = start_cluster(2, profile=PROFILE, cluster_id="")  # no id: `Client(profile=...)` finds it
     try:
         yield started
     finally:
@@ -152,7 +165,7 @@ def test_stopping_a_fleet_sweep_keeps_what_came_back(client: Any, how: str) -> N
 
 
 def test_an_engine_lost_mid_sweep_is_recorded_and_the_other_hosts_rows_kept(tmp_path: Path) -> None:
-    cluster = start_cluster(2, tmp_path / "profile")
+    cluster = start_cluster(2, profile_dir=str(tmp_path / "profile"))
     try:
         client = cluster.connect_client_sync()
         pids = dict(zip(client.ids, client[client.ids].apply_sync(os.getpid), strict=True))
@@ -174,3 +187,56 @@ def test_an_engine_lost_mid_sweep_is_recorded_and_the_other_hosts_rows_kept(tmp_
     assert lost in fleet.recommend().reason
     document = json.loads(Path(fleet.to_json(tmp_path / "partial.json")).read_text())
     assert document["failures"] == fleet.failures and list(document["hosts"]) == [kept]
+
+
+def mlxtune_command(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mlxtune", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=240)
+
+
+def test_the_command_sweeps_a_cluster_by_profile_and_reports_and_compares_the_fleet(
+        cluster: Any, tmp_path: Path) -> None:
+    sweep = mlxtune_command("sweep", "--workload", "mlxtune.workloads:allocator_churn", "--cluster", PROFILE,
+                            "--engines", "all", "--one-at-a-time", "--cache-limits", "0,1MB", "--repeats",
+                            "4", "--out", "fleet.json", "--csv", "fleet.csv", cwd=tmp_path)
+    assert sweep.returncode == 0, sweep.stderr
+    fleet = mlxtune.load(tmp_path / "fleet.json")
+    assert isinstance(fleet, FleetResult) and len(fleet.results) == 2 and not fleet.failures
+    assert "Fleet recommendation: " + fleet.recommend().reason in sweep.stdout
+    assert all(f"\n{host}:\n" in sweep.stdout for host in fleet.hosts)
+
+    report = mlxtune_command("report", "fleet.json", "--md", "fleet.md", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "## Hosts" in (tmp_path / "fleet.md").read_text()
+
+    compared = mlxtune_command("compare", "fleet.json", "fleet.json", "--fail-if", "throughput<-50%",
+                               "--html", "same.html", cwd=tmp_path)
+    assert compared.returncode == 0, compared.stderr
+    page = BeautifulSoup((tmp_path / "same.html").read_text(), "html.parser")
+    first_cells = [row.select_one("td").get_text() for row in page.select("table.comparison tbody tr")]
+    assert sorted(set(first_cells)) == sorted(fleet.hosts) and len(first_cells) == 4
+
+    make_result().to_json(tmp_path / "one.json")
+    against_one = mlxtune_command("compare", "fleet.json", "one.json", cwd=tmp_path)
+    assert against_one.returncode == 2
+    assert "compare a fleet result (one sweep per host) with another fleet result" in against_one.stderr
+
+
+def test_the_command_runs_an_isolated_sweep(tmp_path: Path) -> None:
+    isolated = mlxtune_command("sweep", "--workload", "mlxtune.workloads:allocator_churn", "--isolate",
+                               "--cache-limits", "0", "--repeats", "1", "--warmup", "0", "--out", "one.json",
+                               cwd=tmp_path)
+    assert isolated.returncode == 0, isolated.stderr
+    assert len(mlxtune.load(tmp_path / "one.json").runs) == 1
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["--engines", "all"], 2, "--engines and --one-at-a-time say how a --cluster sweep runs"),
+    (["--cluster", "nowhere"], 1, "cannot reach the ipyparallel cluster of profile 'nowhere'"),
+    (["--cluster", "p", "--isolate"], 2, "not allowed with argument"),
+])
+def test_the_command_says_in_one_line_what_is_wrong_with_a_cluster(
+        ipython_dir: Path, tmp_path: Path, args: list[str], code: int, message: str) -> None:
+    done = mlxtune_command("sweep", "--workload", "mlxtune.workloads:allocator_churn", *args, cwd=tmp_path)
+    assert done.returncode == code and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 2 and "Traceback" not in done.stderr
