@@ -170,10 +170,14 @@ class CellWorkload:
     plain name (``--units tokens`` counts "tokens"). ``value`` and ``evaluated`` are the last run's
     value and how many arrays it evaluated. With ``keep_interrupt``, Ctrl-C inside the cell ends the
     run normally and is kept in ``interrupt`` (``%%mlxmem`` records the run, then raises it).
+
+    Sent to another process (an ipyparallel engine: ``%%mlxsweep --isolate``), a cell travels as
+    its text and runs there in the engine's own namespace, the one ``%px`` fills.
     """
 
     def __init__(self, shell: Any, cell: str, units: str | None = None, *, evaluate: bool = True,
                  keep_interrupt: bool = False) -> None:
+        self._source = (cell, units, evaluate)
         self._program = CellProgram.compile(shell, cell)
         self._namespace = shell.user_ns
         self._units = compile(units, "<--units>", "eval") if units else None
@@ -204,6 +208,20 @@ class CellWorkload:
 
     def describe(self) -> str:
         return f"%%mlxsweep cell: {self._first_line}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        cell, units, evaluate = self._source
+        return _cell_here, (cell, units, evaluate)
+
+
+def _cell_here(cell: str, units: str | None, evaluate: bool) -> CellWorkload:
+    """A cell that came from another process, run in this one's IPython namespace."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        raise RuntimeError("a notebook cell runs only in an IPython process (an ipyparallel engine is one)")
+    return CellWorkload(shell, cell, units, evaluate=evaluate)
 
 
 # -- the result ---------------------------------------------------------------------------------
@@ -504,6 +522,8 @@ class MlxtuneMagics(Magics):
               help="work done per run, evaluated after it (default: 1 run)")
     @argument("--label", type=text_option, default="", help="a name for the sweep in plots and reports")
     @argument("--wait", action="store_true", help="block until the sweep ends")
+    @argument("--isolate", action="store_true",
+              help="run the cell in a fresh ipyparallel engine process (its namespace, not this one's)")
     @argument("-v", dest="variable", type=name_option, metavar="NAME", help="store the panel as NAME")
     @cell_magic
     def mlxsweep(self, line: str, cell: str) -> None:
@@ -517,7 +537,7 @@ class MlxtuneMagics(Magics):
         options = parse_options(MlxtuneMagics.mlxsweep, line)
         workload = CellWorkload(self.shell, cell, options.units)
         panel = SweepPanel(workload, cache_limits=options.cache_limits, repeats=options.repeats,
-                           warmup=options.warmup, label=options.label)
+                           warmup=options.warmup, label=options.label, isolate=options.isolate)
         if options.variable:
             self.shell.user_ns[options.variable] = panel
         display(panel)

@@ -100,7 +100,8 @@ class SweepPanel:
     timeout, seed, ...) go to ``sweep`` unchanged. While a sweep runs, the plot and table are
     redrawn at most every ``refresh`` seconds and at most a fifth of the time (a redraw that took
     0.2 s waits 0.8 s), so drawing never dominates a long sweep of short runs; ``refresh=0``
-    redraws after every run.
+    redraws after every run. ``isolate`` (a checkbox) runs each sweep in a fresh ipyparallel engine
+    process (``sweep(..., isolate=True)``), so this kernel's memory stays out of the numbers.
     """
 
     def __init__(
@@ -113,6 +114,7 @@ class SweepPanel:
         label: str | None = None,
         out_dir: str | os.PathLike[str] = "mlxtune-out",
         refresh: float = 0.5,
+        isolate: bool = False,
         **sweep_options: Any,
     ) -> None:
         if not callable(workload):
@@ -154,6 +156,8 @@ class SweepPanel:
         )
         self.adaptive = widgets.Checkbox(value=adaptive, description="until decided (at most Repeats rounds)",
                                          indent=False, layout=widgets.Layout(width="auto"))
+        self.isolate = widgets.Checkbox(value=isolate, description="in a clean process (ipyparallel)",
+                                        indent=False, layout=widgets.Layout(width="auto"))
         self.planned = widgets.HTML()
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self.stop_button = widgets.Button(
@@ -192,8 +196,8 @@ class SweepPanel:
         wrap = widgets.Layout(flex_flow="row wrap", align_items="center", width="100%")
         self.widget = widgets.VBox([
             self.span,
-            widgets.HBox([self.points, self.repeats, self.adaptive, self.run_button, self.stop_button],
-                         layout=wrap),
+            widgets.HBox([self.points, self.repeats, self.adaptive, self.isolate, self.run_button,
+                          self.stop_button], layout=wrap),
             self.planned,
             self.progress,
             self.status,
@@ -307,6 +311,8 @@ class SweepPanel:
 
         try:
             options = {"label": self._label, **self._options, **rounds}
+            if self.isolate.value:
+                options["isolate"] = True
             self._result = sweep(
                 self._workload, cache_limits=limits, progress=False, on_run=self._on_run,
                 stop=self._stop_event, **options,
@@ -370,7 +376,7 @@ class SweepPanel:
     def _set_running(self, running: bool) -> None:
         self.run_button.disabled = running
         self.stop_button.disabled = not running
-        for control in (self.span, self.points, self.repeats):
+        for control in (self.span, self.points, self.repeats, self.adaptive, self.isolate):
             control.disabled = running
         nothing_to_export = running or self.result is None
         for button in self.export_buttons.values():

@@ -240,3 +240,42 @@ def test_the_command_says_in_one_line_what_is_wrong_with_a_cluster(
     done = mlxtune_command("sweep", "--workload", "mlxtune.workloads:allocator_churn", *args, cwd=tmp_path)
     assert done.returncode == code and message in done.stderr
     assert len(done.stderr.strip().splitlines()) <= 2 and "Traceback" not in done.stderr
+
+
+def test_mlxsweep_isolate_runs_the_cell_in_an_engine_of_its_own(shell: Any) -> None:
+    from mlxtune.widgets import SweepPanel
+
+    shell.user_ns.pop("panel", None)
+    shell.user_ns.pop("side", None)
+    cell = "import mlx.core as mx\nside = 700\nx = mx.ones((512, 512))\nx @ x"
+    shell.run_cell_magic("mlxsweep", "--isolate --cache-limits 0,16MB -r 2 -w 0 --units side --wait -v panel",
+                         cell)
+    panel = shell.user_ns["panel"]
+    try:
+        assert isinstance(panel, SweepPanel) and panel.isolate.value and panel.error == ""
+        runs = panel.result.runs
+        assert len(runs) == 4 and (runs["error"] == "").all() and (runs["units"] == 700).all()
+        assert (runs["peak_memory"] >= 512 * 512 * 4).all()  # measured where it ran: in the engine
+        assert "side" not in shell.user_ns  # the cell ran in the engine's namespace, not this one
+        assert panel.progress.value == 4 and "4 runs" in panel.status.value
+    finally:
+        panel.close()
+
+
+def test_the_panels_clean_process_box_sends_the_next_sweep_to_an_engine() -> None:
+    from mlxtune.widgets import SweepPanel
+
+    panel = SweepPanel(allocator_churn(), cache_limits=LIMITS, repeats=2, warmup=0)
+    try:
+        assert not panel.isolate.value
+        panel.isolate.value = True  # as a click on the box does
+        mx.synchronize()
+        mx.reset_peak_memory()
+        active = mx.get_active_memory()
+        panel.run(wait=True)
+        mx.synchronize()
+        assert panel.error == "" and len(panel.result.runs) == 4 and panel.result.failed_runs == 0
+        assert mx.get_peak_memory() <= active  # the buffers were allocated in the engine, not here
+        assert not panel.isolate.disabled and not panel.run_button.disabled
+    finally:
+        panel.close()
