@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/sampler_cost.py
 	$(PY) benchmarks/report_scale.py
 	$(PY) benchmarks/report_render.py
+	$(PY) benchmarks/isolation_cost.py
 	$(PY) benchmarks/decision_quality.py
 	$(PY) benchmarks/publish.py
 

@@ -537,6 +537,19 @@ def _report_render_rows(path: Path) -> list[list[str]]:
              f"{found.group(5)}× ({found.group(4)})"]]
 
 
+def _isolation_rows(path: Path) -> list[list[str]]:
+    start = _match(path, r"engine start \(controller \+ 1 engine, connected\): ([\d.]+) s; "
+                         r"the engine's first sweep .*?: ([\d.]+) s")
+    ratio = _match(path, r"in the engine / in this process: ([\d.]+) \(95% CI ([\d.]+) \.\. ([\d.]+)\)")
+    sweep = _match(path, r"in-process sweep: median ([\d.]+) s")
+    added = _match(path, r"isolation adds ([+-][\d.]+) s a sweep outside the runs: ([+-][\d.]+%)")
+    return [["a 25-run lm sweep in a clean ipyparallel engine (`isolate=True`)",
+             f"once the engine is up: {added.group(1)} s a sweep outside the runs ({added.group(2)} of a "
+             f"{sweep.group(1)} s sweep); whole sweeps {ratio.group(1)}× the in-process wall time "
+             f"(95% CI {ratio.group(2)} .. {ratio.group(3)}); starting the engine {start.group(1)} s, "
+             f"its first sweep {start.group(2)} s"]]
+
+
 def _accuracy(path: Path) -> str:
     doc = _read_json(path)
     env, tps = doc["environment"], doc["generation_tps"]
@@ -553,6 +566,7 @@ COST_READERS: dict[str, Callable[[Path], list[list[str]]]] = {
     "panel_long_sweep.txt": _panel_rows,
     "report_scale.txt": _report_scale_rows,
     "report_render.txt": _report_render_rows,
+    "isolation_cost.txt": _isolation_rows,
 }
 
 

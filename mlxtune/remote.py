@@ -237,7 +237,7 @@ def isolated(workload: object, where: Any, settings: Settings, *, progress: bool
     or an ipyparallel Cluster or Client whose first engine runs it. Returns the finished job."""
     ipp = require_ipyparallel()
     packed = pack(workload)
-    job = Job("isolated", 0)
+    job = Job(settings.label, 0)  # its progress bar is named as the sweep
     with _client(ipp, where) as client:
         job.engine = client.ids[0]
         run_jobs(client, [[job]], packed, settings, progress=progress, on_record=on_record, stop=stop)
