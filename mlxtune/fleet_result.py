@@ -17,7 +17,7 @@ import pandas as pd
 
 from mlxtune import view
 from mlxtune.decision import FleetChoice, fleet_choice
-from mlxtune.result import DEFAULT_TOLERANCE, Recommendation, SweepResult
+from mlxtune.result import DEFAULT_TOLERANCE, LimitAdvice, Recommendation, SweepResult
 from mlxtune.units import parse_size
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ Budgets = int | str | Mapping[str, int | str | None] | None
 
 
 @dataclasses.dataclass(frozen=True)
-class FleetRecommendation:
+class FleetRecommendation(LimitAdvice):
     """One cache limit for every host (``cache_limit`` None when none is shown fast on all), and each
     host's own recommendation in ``hosts``. ``reason`` says why in sentences."""
 
@@ -42,21 +42,6 @@ class FleetRecommendation:
     hosts: dict[str, Recommendation]
     reason: str
     choice: FleetChoice
-
-    @property
-    def found(self) -> bool:
-        return self.cache_limit is not None
-
-    @property
-    def python_code(self) -> str:
-        return view.python_code(self.cache_limit, self.reason)
-
-    @property
-    def swift_code(self) -> str:
-        return view.swift_code(self.cache_limit, self.reason)
-
-    def __str__(self) -> str:
-        return self.reason
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -32,8 +32,32 @@ __all__ = ["Recommendation", "SweepResult"]
 DEFAULT_TOLERANCE = 0.05
 
 
+class LimitAdvice:
+    """What every recommendation offers from its ``cache_limit`` (None: none) and ``reason``."""
+
+    cache_limit: int | None
+    reason: str
+
+    @property
+    def found(self) -> bool:
+        return self.cache_limit is not None
+
+    @property
+    def python_code(self) -> str:
+        """The line that applies this limit in Python."""
+        return view.python_code(self.cache_limit, self.reason)
+
+    @property
+    def swift_code(self) -> str:
+        """The line that applies this limit in an app using MLX Swift."""
+        return view.swift_code(self.cache_limit, self.reason)
+
+    def __str__(self) -> str:
+        return self.reason
+
+
 @dataclasses.dataclass(frozen=True)
-class Recommendation:
+class Recommendation(LimitAdvice):
     """Which cache limit to ship, how sure the data is, and why in words.
 
     ``cache_limit`` is None when no point is shown fast yet, or nothing can be recommended (no
@@ -62,26 +86,9 @@ class Recommendation:
     budget: int | None = None
     tolerance: float = DEFAULT_TOLERANCE
 
-    @property
-    def found(self) -> bool:
-        return self.cache_limit is not None
-
-    @property
-    def python_code(self) -> str:
-        """The line that applies this limit in Python."""
-        return view.python_code(self.cache_limit, self.reason)
-
-    @property
-    def swift_code(self) -> str:
-        """The line that applies this limit in an app using MLX Swift."""
-        return view.swift_code(self.cache_limit, self.reason)
-
     def to_dict(self) -> dict[str, Any]:
         """Plain values, as saved in a results file."""
         return dataclasses.asdict(self)
-
-    def __str__(self) -> str:
-        return self.reason
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
