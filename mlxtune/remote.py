@@ -105,10 +105,11 @@ class Job:
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """The sweep as every engine runs it: ``entry`` (a module-level function the engine calls with the
-    packed workload and ``arguments``, returning ``{"document": JSON text, "error": text}`` and
-    publishing each run as ``run<N>``), and what the caller's side needs to follow it."""
+    ``packed`` workload (:func:`pack`) and ``arguments``, returning ``{"document": JSON text, "error":
+    text}`` and publishing each run as ``run<N>``), and what the caller's side needs to follow it."""
 
     entry: Callable[[bytes, dict[str, Any]], dict[str, Any]]
+    packed: bytes
     arguments: dict[str, Any]
     params: list[str]
     planned_runs: int
@@ -119,7 +120,7 @@ class Settings:
 OnRecord = Callable[[Job, RunRecord], Any]
 
 
-def run_jobs(client: Any, groups: Sequence[Sequence[Job]], packed: bytes, settings: Settings, *,
+def run_jobs(client: Any, groups: Sequence[Sequence[Job]], settings: Settings, *,
              progress: bool, on_record: OnRecord | None = None,
              stop: Callable[[], bool] = lambda: False) -> str:
     """Run each group's jobs one after another, all groups at once; fill in each job's result or error.
@@ -139,7 +140,7 @@ def run_jobs(client: Any, groups: Sequence[Sequence[Job]], packed: bytes, settin
         while True:
             for group, queue in zip(groups, queues, strict=True):
                 if queue and _current(group) is None:  # one job at a time per group
-                    _start(client, queue.pop(0), packed, settings)
+                    _start(client, queue.pop(0), settings)
             active = [job for group in groups for job in group if job.running]
             if not active and not any(queues):
                 break
@@ -167,9 +168,9 @@ def _current(group: Sequence[Job]) -> Job | None:
     return next((job for job in group if job.running), None)
 
 
-def _start(client: Any, job: Job, packed: bytes, settings: Settings) -> None:
+def _start(client: Any, job: Job, settings: Settings) -> None:
     try:
-        job.future = client[job.engine].apply_async(settings.entry, packed, settings.arguments)
+        job.future = client[job.engine].apply_async(settings.entry, settings.packed, settings.arguments)
     except Exception as exc:  # the engine went away before its turn
         job.error = f"engine {job.engine} could not start the sweep: {_remote_reason(exc)}"
 
@@ -205,7 +206,11 @@ def _settle(job: Job, on_record: OnRecord | None, wait: float = 0) -> None:
     except Exception as exc:  # an engine lost, or an error outside the sweep (e.g. a name it cannot import)
         job.error = _remote_reason(exc)
         return
-    job.result = SweepResult(**from_document(json.loads(reply["document"]), f"engine {job.engine}"))
+    try:  # e.g. an engine with a newer mlxtune: its host fails, the others' results are kept
+        job.result = SweepResult(**from_document(json.loads(reply["document"]), f"engine {job.engine}"))
+    except ValueError as exc:
+        job.error = f"its result could not be read here: {exc}"
+        return
     job.sweep_error = reply["error"]
 
 
@@ -231,35 +236,42 @@ def _interrupt(client: Any, jobs: Sequence[Job], on_record: OnRecord | None) -> 
             job.error = f"interrupted, and no answer within {GRACE_SECONDS:g} s"
 
 
-def isolated(workload: object, where: Any, settings: Settings, *, progress: bool,
-             on_record: OnRecord | None, stop: Callable[[], bool]) -> Job:
+def isolated(where: Any, settings: Settings, *, progress: bool, on_record: OnRecord | None,
+             stop: Callable[[], bool]) -> Job:
     """Run one sweep in an engine: ``where`` is True (a fresh local engine, started and stopped here),
     or an ipyparallel Cluster or Client whose first engine runs it. Returns the finished job."""
     ipp = require_ipyparallel()
-    packed = pack(workload)
     job = Job(settings.label, 0)  # its progress bar is named as the sweep
     with _client(ipp, where) as client:
         job.engine = client.ids[0]
-        run_jobs(client, [[job]], packed, settings, progress=progress, on_record=on_record, stop=stop)
+        run_jobs(client, [[job]], settings, progress=progress, on_record=on_record, stop=stop)
     return job
 
 
 @contextlib.contextmanager
 def _client(ipp: ModuleType, where: Any) -> Any:
-    """A client with at least one engine: ``where``'s, or a one-engine local cluster for the duration."""
+    """A client with at least one engine: ``where``'s, or a one-engine local cluster for the duration.
+    A client made here is closed here (its sockets are files); one given is left open."""
     if where is True:
         with tempfile.TemporaryDirectory(prefix="mlxtune-engine-") as profile:
             cluster = ipp.Cluster(n=1, profile_dir=profile, controller_ip="127.0.0.1",
                                   log_level=logging.ERROR)
+            client = None
             try:
                 client = cluster.start_and_connect_sync()
                 yield client
             finally:
                 with contextlib.suppress(Exception):
+                    if client is not None:
+                        client.close()
                     cluster.stop_cluster_sync()
         return
     client = connect(ipp, where)
-    yield client
+    try:
+        yield client
+    finally:
+        if client is not where:
+            client.close()
 
 
 def connect(ipp: ModuleType, where: Any) -> Any:

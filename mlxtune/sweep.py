@@ -617,7 +617,7 @@ def sweep(
             seed=seed, on_error=on_error, timeout=timeout, clear_cache=clear_cache, stop=stop,
             max_runs=max_runs, max_seconds=max_seconds, tolerance=tolerance, budget=budget,
             sample_interval=sample_interval, **options)
-        return _isolated(workload, isolate, shared, stopper, progress, on_run)
+        return _isolated(isolate, shared, stopper, progress, on_run)
     if isinstance(workload, (str, os.PathLike)):
         gridded = isinstance(grid, Mapping) and any(name != "memory_limit" for name in grid)
         workload = _named(workload, gridded)
@@ -671,7 +671,7 @@ def engine_settings(
     plan = _checked_plan(workload, cache_limits, repeats, warmup, grid, seed, on_error, timeout, None, stop,
                          adaptive)
     try:
-        remote.pack(workload)
+        packed = remote.pack(workload)
     except ValueError as exc:
         raise PlanError(str(exc)) from None
     label = _label(workload, label)
@@ -683,7 +683,7 @@ def engine_settings(
                      clear_cache=clear_cache, cache_limits=limits, warmup=plan.warmup, grid=axes or None,
                      repeats="auto" if plan.adaptive else plan.repeats, **options)
     label = label or _name(workload)
-    shared = remote.Settings(run_in_engine, arguments, plan.params, plan.planned_runs, label)
+    shared = remote.Settings(run_in_engine, packed, arguments, plan.params, plan.planned_runs, label)
     return shared, plan.stop
 
 
@@ -726,7 +726,7 @@ def _named(name: str | os.PathLike[str], gridded: bool) -> Callable[..., Any]:
         raise PlanError(str(exc)) from None
 
 
-def _isolated(workload: object, where: Any, shared: Any, stop: Callable[[], bool], progress: bool,
+def _isolated(where: Any, shared: Any, stop: Callable[[], bool], progress: bool,
               on_run: Callable[[RunRecord, SweepProgress], Any] | None) -> SweepResult:
     """The sweep in an engine process (:mod:`mlxtune.remote`), as an in-process sweep ends."""
     from mlxtune import remote
@@ -737,7 +737,7 @@ def _isolated(workload: object, where: Any, shared: Any, stop: Callable[[], bool
                                    point=dict(record.params), _build=lambda: remote.partial(job, shared))
             on_run(record, so_far)
 
-    job = remote.isolated(workload, where, shared, progress=progress, on_record=forward, stop=stop)
+    job = remote.isolated(where, shared, progress=progress, on_record=forward, stop=stop)
     if job.result is None:
         raise remote.RemoteError(f"the isolated sweep gave no result: {job.error}")
     if job.sweep_error:

@@ -8,6 +8,7 @@ engines. The engine-loss test starts a cluster of its own, since it kills an eng
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import logging
 import os
@@ -42,7 +43,7 @@ PROFILE = "mlxtune-test"
 
 def start_cluster(engines: int, **where: Any) -> Any:
     cluster = ipp.Cluster(n=engines, controller_ip="127.0.0.1", log_level=logging.ERROR, **where)
-    cluster.start_and_connect_sync()
+    cluster.start_and_connect_sync().close()  # started, with every engine up; tests connect their own
     return cluster
 
 
@@ -65,8 +66,10 @@ def cluster(ipython_dir: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def client(cluster: Any) -> Any:
-    return cluster.connect_client_sync()
+def client(cluster: Any) -> Iterator[Any]:
+    connected = cluster.connect_client_sync()
+    yield connected
+    connected.close()  # its sockets, so later tests count this process's files without them
 
 
 def limits_now() -> tuple[int, int]:
@@ -93,10 +96,19 @@ def test_an_isolated_sweep_gives_the_same_columns_and_leaves_this_process_alone(
     assert there.environment["hostname"] == here.environment["hostname"]
 
 
+def open_files() -> int:
+    gc.collect()
+    return len(os.listdir("/proc/self/fd"))
+
+
 def test_isolate_true_starts_and_stops_an_engine_of_its_own() -> None:
-    result = mlxtune.sweep("mlxtune.workloads:allocator_churn", cache_limits=["0"], repeats=1, warmup=0,
-                           progress=False, isolate=True)
-    assert result.label == "allocator_churn" and len(result.runs) == 1 and result.failed_runs == 0
+    opened = []
+    for _ in range(2):  # the first also opens what stays for the process (a messaging context, a loop)
+        result = mlxtune.sweep("mlxtune.workloads:allocator_churn", cache_limits=["0"], repeats=1, warmup=0,
+                               progress=False, isolate=True)
+        assert result.label == "allocator_churn" and len(result.runs) == 1 and result.failed_runs == 0
+        opened.append(open_files())
+    assert opened[1] <= opened[0]  # each sweep's cluster and client are closed, sockets and pipes with them
 
 
 def test_a_workload_that_cannot_travel_is_refused_before_any_engine_is_asked() -> None:
@@ -166,8 +178,8 @@ def test_stopping_a_fleet_sweep_keeps_what_came_back(client: Any, how: str) -> N
 
 def test_an_engine_lost_mid_sweep_is_recorded_and_the_other_hosts_rows_kept(tmp_path: Path) -> None:
     cluster = start_cluster(2, profile_dir=str(tmp_path / "profile"))
+    client = cluster.connect_client_sync()
     try:
-        client = cluster.connect_client_sync()
         pids = dict(zip(client.ids, client[client.ids].apply_sync(os.getpid), strict=True))
         victim = min(client.ids)  # engines on one host run one after another: the first one runs first
         killer = threading.Timer(5.0, os.kill, (pids[victim], signal.SIGKILL))
@@ -178,6 +190,7 @@ def test_an_engine_lost_mid_sweep_is_recorded_and_the_other_hosts_rows_kept(tmp_
         killer.join()
         assert time.monotonic() - started > 5
     finally:
+        client.close()
         cluster.stop_cluster_sync()
     lost = next(name for name in fleet.hosts if name.endswith(f"#{victim}"))
     kept = next(name for name in fleet.hosts if name != lost)
