@@ -17,7 +17,7 @@ from sweep_data import MB, make_result, result_of
 
 from mlxtune import decision, memory
 from mlxtune.decision import isotonic, nan_quantile
-from mlxtune.measure import RunRecord
+from mlxtune.measure import RunRecord, Work
 from mlxtune.result import Recommendation
 from mlxtune.sweep import PlanError, SweepProgress, sweep
 from mlxtune.units import UNLIMITED
@@ -163,13 +163,14 @@ def test_isotonic_matches_scipy_and_nan_quantile_matches_numpy(seed):
 # -- adaptive sweeps on real MLX ------------------------------------------------------------------
 
 
-def tiered() -> int:
-    """Real MLX work whose time depends on the cache limit in force: 0 is clearly slower (sleeps long
-    enough that a busy machine's scheduling jitter of a few ms cannot blur the two tiers)."""
+def tiered() -> Work:
+    """Real MLX work that reports its own time, as the lm workload reports its decode time: twice as
+    long under cache limit 0. Reported rather than timed, because a busy machine's scheduler blurred
+    timed tiers (CI found 1MB undecided after 4 rounds of 30 and 60 ms sleeps): what is under test
+    here is how the sweep races and stops, not the machine."""
     a = mx.ones((64, 64))
     mx.eval(a @ a)
-    time.sleep(0.06 if memory.get_cache_limit() == 0 else 0.03)
-    return 1
+    return Work(units=1.0, seconds=0.02 if memory.get_cache_limit() == 0 else 0.01)
 
 
 def flat_but_noisy() -> int:
