@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlxtune.fleet_result import FleetResult
-from mlxtune.remote import Job, connect, require_ipyparallel, run_jobs
+from mlxtune.remote import Job, engines_of, require_ipyparallel, run_jobs
 from mlxtune.sweep import PlanError, engine_settings
 
 __all__ = ["ENGINES", "FleetResult", "sweep"]
@@ -47,10 +47,9 @@ def sweep(where: Any, workload: object, *, engines: str = "host", parallel: bool
     if engines not in ENGINES:
         raise PlanError(f"engines must be one of {', '.join(map(repr, ENGINES))}, not {engines!r}")
     shared, stop = engine_settings(workload, label=label, **settings)
-    ipp = require_ipyparallel()
-    client = connect(ipp, where)
-    groups = _groups(_engine_hosts(client), every_engine=engines == "all", parallel=parallel)
-    reason = run_jobs(client, groups, shared, progress=progress, stop=stop)
+    with engines_of(require_ipyparallel(), where) as client:
+        groups = _groups(_engine_hosts(client), every_engine=engines == "all", parallel=parallel)
+        reason = run_jobs(client, groups, shared, progress=progress, stop=stop)
     jobs = [job for group in groups for job in group]
     return FleetResult(
         results={job.name: job.result for job in jobs if job.result is not None},

@@ -100,15 +100,6 @@ class FleetResult:
         """One row per measured host: where its runs were measured (``mlxtune.environment``)."""
         return pd.DataFrame([{HOST_COLUMN: host, **r.environment} for host, r in self.results.items()])
 
-    @property
-    def params(self) -> list[str]:
-        first = next(iter(self.results.values()), None)
-        return list(first.params) if first else ["cache_limit"]
-
-    @property
-    def unit(self) -> str:
-        return next((r.unit for r in self.results.values()), "runs")
-
     def budgets(self, budget: Budgets) -> dict[str, int | None]:
         """Each measured host's budget in bytes: one size for all, or a mapping host -> size."""
         if not isinstance(budget, Mapping):

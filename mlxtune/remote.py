@@ -25,7 +25,7 @@ import os
 import pickle
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -33,7 +33,7 @@ from mlxtune.measure import RunRecord, describe_error, runs_frame
 from mlxtune.result import SweepResult
 
 __all__ = [
-    "ACCEPTED", "Job", "RemoteError", "Settings", "connect", "isolated", "pack", "partial",
+    "ACCEPTED", "Job", "RemoteError", "Settings", "engines_of", "isolated", "pack", "partial",
     "require_ipyparallel", "run_jobs",
 ]
 
@@ -242,16 +242,17 @@ def isolated(where: Any, settings: Settings, *, progress: bool, on_record: OnRec
     or an ipyparallel Cluster or Client whose first engine runs it. Returns the finished job."""
     ipp = require_ipyparallel()
     job = Job(settings.label, 0)  # its progress bar is named as the sweep
-    with _client(ipp, where) as client:
+    with engines_of(ipp, where) as client:
         job.engine = client.ids[0]
         run_jobs(client, [[job]], settings, progress=progress, on_record=on_record, stop=stop)
     return job
 
 
 @contextlib.contextmanager
-def _client(ipp: ModuleType, where: Any) -> Any:
-    """A client with at least one engine: ``where``'s, or a one-engine local cluster for the duration.
-    A client made here is closed here (its sockets are files); one given is left open."""
+def engines_of(ipp: ModuleType, where: Any) -> Iterator[Any]:
+    """A client with at least one engine: ``where``'s (a Client, a started Cluster, or a profile
+    name), or with ``where=True`` a one-engine local cluster for the duration. A client made here
+    is closed here (its sockets are files); one given is left open."""
     if where is True:
         with tempfile.TemporaryDirectory(prefix="mlxtune-engine-") as profile:
             cluster = ipp.Cluster(n=1, profile_dir=profile, controller_ip="127.0.0.1",
@@ -266,7 +267,7 @@ def _client(ipp: ModuleType, where: Any) -> Any:
                         client.close()
                     cluster.stop_cluster_sync()
         return
-    client = connect(ipp, where)
+    client = _connect(ipp, where)
     try:
         yield client
     finally:
@@ -274,7 +275,7 @@ def _client(ipp: ModuleType, where: Any) -> Any:
             client.close()
 
 
-def connect(ipp: ModuleType, where: Any) -> Any:
+def _connect(ipp: ModuleType, where: Any) -> Any:
     """An ipyparallel Client from a Client, a started Cluster, or a profile name, with engines."""
     if isinstance(where, ipp.Client):
         client = where

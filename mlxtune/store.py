@@ -65,8 +65,9 @@ def to_document(result: SweepResult, derived: bool = True) -> dict[str, Any]:
     """
     runs = result.runs
     summary: list[dict[str, Any]] | None = None
-    with contextlib.suppress(Exception):  # the raw runs matter more than a derived table
-        summary = _records(result.summary()) if derived else None
+    if derived:
+        with contextlib.suppress(Exception):  # the raw runs matter more than a derived table
+            summary = _records(result.summary())
     return {
         "format": FILE_FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -98,7 +99,12 @@ def _recommendation_document(result: SweepResult) -> dict[str, Any] | None:
 
 def write_json(result: SweepResult, path: str | os.PathLike[str]) -> str:
     """Save raw runs, summary, environment and options with a schema version; :func:`load` reads it."""
-    text = json.dumps(to_document(result), indent=1, allow_nan=False, ensure_ascii=False)
+    return _write_document(to_document(result), path)
+
+
+def _write_document(document: dict[str, Any], path: str | os.PathLike[str]) -> str:
+    """A results document as strict JSON (no NaN), written atomically."""
+    text = json.dumps(document, indent=1, allow_nan=False, ensure_ascii=False)
     return write_atomic(path, text + "\n")
 
 
@@ -110,7 +116,7 @@ def read(path: str | os.PathLike[str]) -> dict[str, Any]:
     problem. A missing file raises FileNotFoundError.
     """
     document = read_document(path)
-    if isinstance(document, dict) and document.get("format") == FLEET_FORMAT:
+    if is_fleet_document(document):
         raise ValueError(f"{os.fspath(path)}: a fleet result (one sweep per host): load it with mlxtune.load "
                          "or FleetResult.load")
     return from_document(document, os.fspath(path))
@@ -149,8 +155,7 @@ def write_fleet_json(fleet: FleetResult, path: str | os.PathLike[str]) -> str:
         "failures": dict(fleet.failures),
         "hosts": {host: to_document(result) for host, result in fleet.results.items()},
     }
-    text = json.dumps(document, indent=1, allow_nan=False, ensure_ascii=False)
-    return write_atomic(path, text + "\n")
+    return _write_document(document, path)
 
 
 def read_fleet(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -383,7 +388,7 @@ def write_csv(result: SweepResult, path: str | os.PathLike[str]) -> str:
 def write_fleet_csv(fleet: FleetResult, path: str | os.PathLike[str]) -> str:
     """Every host's rows of :func:`write_csv` in one file, ``host`` first."""
     frames = [_csv_rows(result).assign(host=host) for host, result in fleet.results.items()]
-    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["label", "run"])
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["host", "label", "run"])
     return _write_rows(rows[["host", *(c for c in rows.columns if c != "host")]], path)
 
 

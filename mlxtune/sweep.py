@@ -78,7 +78,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from mlxtune import memory, runner
+from mlxtune import memory, remote, runner
 from mlxtune.decision import MIN_ROUNDS, decide, next_round
 from mlxtune.environment import environment
 from mlxtune.measure import (
@@ -660,12 +660,10 @@ def engine_settings(
     budget: int | str | None = None,
     sample_interval: float | None = DEFAULT_INTERVAL,
     **options: Any,
-) -> tuple[Any, Callable[[], bool]]:
+) -> tuple[remote.Settings, Callable[[], bool]]:
     """A sweep's arguments (as :func:`sweep` takes them) checked here, in the form an engine process
     runs them (:class:`mlxtune.remote.Settings`), and the caller's stop test. A workload that cannot
     travel, like any wrong argument, raises PlanError before an engine is asked for anything."""
-    from mlxtune import remote
-
     adaptive = dict(max_runs=max_runs, max_seconds=max_seconds, tolerance=tolerance, budget=budget,
                     sample_interval=sample_interval)
     plan = _checked_plan(workload, cache_limits, repeats, warmup, grid, seed, on_error, timeout, None, stop,
@@ -726,11 +724,9 @@ def _named(name: str | os.PathLike[str], gridded: bool) -> Callable[..., Any]:
         raise PlanError(str(exc)) from None
 
 
-def _isolated(where: Any, shared: Any, stop: Callable[[], bool], progress: bool,
+def _isolated(where: Any, shared: remote.Settings, stop: Callable[[], bool], progress: bool,
               on_run: Callable[[RunRecord, SweepProgress], Any] | None) -> SweepResult:
     """The sweep in an engine process (:mod:`mlxtune.remote`), as an in-process sweep ends."""
-    from mlxtune import remote
-
     def forward(job: remote.Job, record: RunRecord) -> None:
         if on_run is not None:
             so_far = SweepProgress(planned=shared.planned_runs, records=list(job.records),

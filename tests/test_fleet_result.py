@@ -78,3 +78,12 @@ def test_a_fleet_file_reloads_equal_and_a_broken_one_names_itself(tmp_path: Path
     (tmp_path / "bad.json").write_text('{"format": "mlxtune.fleet", "hosts": {"x": {"format": "nope"}}}')
     with pytest.raises(ValueError, match=r"bad.json: host 'x': not an mlxtune results file"):
         mlxtune.load(tmp_path / "bad.json")
+
+
+def test_a_fleet_where_no_host_gave_a_result_still_writes_every_file(tmp_path: Path) -> None:
+    lost = FleetResult(results={}, failures={"m1-8gb": "EngineError: Engine 0 died"}, complete=False,
+                       stop_reason="interrupted")
+    assert Path(lost.to_csv(tmp_path / "lost.csv")).read_text().splitlines() == ["host,label,run"]
+    page = Path(lost.to_html(tmp_path / "lost.html")).read_text()
+    assert "m1-8gb" in page and "EngineError: Engine 0 died" in page
+    assert mlxtune.load(lost.to_json(tmp_path / "lost.json")) == lost
