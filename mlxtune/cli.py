@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from mlxtune._argtypes import cache_limits, fraction, seconds, size, whole_number
 from mlxtune._argtypes import repeats as repeats_type
+from mlxtune.paired import DESIGNS, Blocks
 from mlxtune.remote import RemoteError
 from mlxtune.sweep import PlanError
 from mlxtune.units import ACCEPTED_FORMS, format_size
@@ -95,8 +96,8 @@ def _add_common_sweep_options(parser: argparse.ArgumentParser, *, repeats: int |
     parser.add_argument("--cache-limits", type=cache_limits, default=cache_limits(limits), metavar="SIZES",
                         help=f"comma-separated cache limits (default {limits}); sizes: {ACCEPTED_FORMS}")
     parser.add_argument("--repeats", type=repeats_type, default=repeats,
-                        help=f"measured runs per point, or auto: rounds until the recommendation is decided "
-                        f"(default {repeats})")
+                        help=f"measured runs per point (cycles of blocks, paired), or auto: until the "
+                        f"recommendation is decided (default {repeats})")
     parser.add_argument("--max-runs", type=whole_number(1), default=None, metavar="N",
                         help="with --repeats auto: at most this many runs per workload point "
                         "(default: 10 rounds)")
@@ -110,6 +111,14 @@ def _add_common_sweep_options(parser: argparse.ArgumentParser, *, repeats: int |
                         help="memory budget the recommended point's footprint must fit")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="show a progress bar (default: when stderr is a terminal)")
+    parser.add_argument("--design", choices=DESIGNS, default="auto",
+                        help="paired: switch the limit between blocks of steps inside each run and compare "
+                        "within it (for models and step workloads); runs: time whole runs; auto: paired "
+                        "where the workload runs in steps (default auto)")
+    parser.add_argument("--block-steps", type=whole_number(1), default=Blocks.block, metavar="N",
+                        help=f"paired: timed steps per block (default {Blocks.block})")
+    parser.add_argument("--settle-steps", type=whole_number(0), default=Blocks.settle, metavar="N",
+                        help=f"paired: untimed steps after each switch (default {Blocks.settle})")
 
 
 def _add_lm_options(parser: argparse.ArgumentParser, *, prompt: int, gen: int) -> None:
@@ -402,7 +411,8 @@ def _sweep_options(args: argparse.Namespace) -> dict[str, Any]:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     adaptive = {"max_runs": args.max_runs, "max_seconds": args.max_seconds} if args.repeats == "auto" else {}
     return dict(cache_limits=args.cache_limits, repeats=args.repeats, warmup=args.warmup, progress=progress,
-                tolerance=args.tolerance, budget=args.budget, **adaptive)
+                tolerance=args.tolerance, budget=args.budget, design=args.design,
+                blocks=Blocks(block=args.block_steps, settle=args.settle_steps), **adaptive)
 
 
 def _run_sweep(workload: Callable[..., Any] | str, args: argparse.Namespace, **options: Any) -> SweepResult:

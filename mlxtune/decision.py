@@ -27,6 +27,13 @@ How the interval is made
   curve is not pooled.
 - The interval is the percentile bootstrap of the fitted ratio to the best point, with a fixed seed.
 
+Paired within runs (``paired=True``, :mod:`mlxtune.paired`): the rows are blocks and a round is a
+cycle, in which every point ran one block inside the same run. Each block's log speed is taken
+relative to the reference's block of the same cycle (the largest cache limit of its curve), so a
+run's speed state, which moves every block of a cycle together, cancels before anything is
+compared. The statistic, the pooling, the bootstrap over whole cycles and the verdicts then work on
+those paired ratios exactly as above. ``speed`` stays the blocks' own median speed, for display.
+
 Why these choices (measured by ``benchmarks/decision_quality.py`` on the saved GPU sweeps, whose
 runs fall into two speed states that last a whole run; the same truth, each limit's median over the
 whole sweep fitted to be nondecreasing, judged every variant): with the median and the monotone
@@ -49,7 +56,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "CONFIDENCE", "MIN_ROUNDS", "Decision", "FleetChoice", "NextRound", "Noise", "decide", "fleet_choice",
+    "CONFIDENCE", "MIN_ROUNDS", "PAIRED_PATIENCE",
+    "Decision", "FleetChoice", "NextRound", "Noise", "decide", "fleet_choice",
     "isotonic", "nan_quantile", "next_round", "noise",
 ]
 
@@ -173,18 +181,20 @@ def decide(
     budget: int | None = None,
     confidence: float = CONFIDENCE,
     statistic: float | str = 0.5,
+    paired: bool = False,
 ) -> Decision:
     """Apply the rule (module docstring) to a runs frame and its summary (:func:`mlxtune.stats.summarize`).
 
     The summary gives the points, in its order, and each one's ``footprint``, the number a budget
-    (bytes) is held against.
+    (bytes) is held against. ``paired``: the rows are blocks of the paired design, compared within
+    their cycle (``repeat``).
     """
     if not 0 <= tolerance < 1:
         raise ValueError(f"tolerance must be a fraction in [0, 1), not {tolerance!r}")
     if not 0.5 <= confidence < 1:
         raise ValueError(f"confidence must be in [0.5, 1), not {confidence!r}")
     params = list(params)
-    table = _Table(runs, summary[params], statistic, tolerance)
+    table = _Table(runs, summary[params], statistic, tolerance, paired)
     points = table.points.copy()
     points["footprint"] = summary["footprint"].to_numpy(dtype=float)
     fits = pd.Series(True, index=points.index) if budget is None else points["footprint"].le(budget)
@@ -247,7 +257,7 @@ class _Table:
     """The runs as a rounds x points matrix of log throughput, per curve, with the point statistics."""
 
     def __init__(self, runs: pd.DataFrame, keys: pd.DataFrame, statistic: float | str,
-                 tolerance: float) -> None:
+                 tolerance: float, paired: bool = False) -> None:
         self.statistic, self.tolerance = statistic, tolerance
         params = list(keys.columns)
         ok = runs[(runs["error"] == "") & np.isfinite(runs["throughput"]) & (runs["throughput"] > 0)]
@@ -267,6 +277,9 @@ class _Table:
         limits = self.points["cache_limit"].to_numpy()
         self.curves = [np.array(sorted(rows, key=lambda i: limits[i])) for rows in groups.values()]
         self.points["speed"] = np.exp(self._stat(self.matrix[None]))[0]
+        if paired:  # each cycle's blocks relative to its reference block: the run's state cancels
+            for curve in self.curves:
+                self.matrix[:, curve] -= self.matrix[:, curve[-1:]]
 
     def _stat(self, data: np.ndarray) -> np.ndarray:
         """The statistic of each point over the rounds axis (axis 1) of ``data`` (log throughputs)."""
@@ -417,7 +430,12 @@ class NextRound:
     stop: str = ""
 
 
-def next_round(decision: Decision, rounds: int, max_rounds: int) -> NextRound:
+#: Cycles a paired sweep runs before it gives up on points that sit near the tolerance: a cycle is a
+#: fraction of a second, and a few cycles' intervals are too wide to tell how near a point sits.
+PAIRED_PATIENCE = 20
+
+
+def next_round(decision: Decision, rounds: int, max_rounds: int, patience: int = MIN_ROUNDS) -> NextRound:
     """Racing: run only the points that can still change the answer, and stop when none can.
 
     After ``rounds`` rounds (of at most ``max_rounds``): before :data:`MIN_ROUNDS` every point runs.
@@ -425,7 +443,8 @@ def next_round(decision: Decision, rounds: int, max_rounds: int) -> NextRound:
     choice) run, with the best and the choice to keep the comparison current; a point decided slow,
     or fast above the choice, stops. An open point that would need more rounds than twice those left
     is given up on (it sits too close to the tolerance for this budget), and when every open point
-    is given up the sweep stops, undecided, rather than spend the budget for nothing.
+    is given up the sweep stops, undecided, rather than spend the budget for nothing; not before
+    ``patience`` rounds (:data:`PAIRED_PATIENCE` for the cycles of a paired sweep).
     """
     everything = [int(i) for i in decision.points.index[decision.points["verdict"] != OVER_BUDGET]]
     if rounds < MIN_ROUNDS:
@@ -436,7 +455,7 @@ def next_round(decision: Decision, rounds: int, max_rounds: int) -> NextRound:
     if left <= 0:
         return NextRound([], "the budget of runs or time was spent")
     open_points = decision.undecided
-    hopeful = [int(i) for i, more in open_points["more_rounds"].items() if more <= left]
+    hopeful = [int(i) for i, more in open_points["more_rounds"].items() if more <= left or rounds < patience]
     if not hopeful:
         return NextRound([], "the open points need more rounds than the budget allows")
     anchors = {i for i in (decision.best, decision.choice) if i is not None}

@@ -37,8 +37,9 @@ __all__ = [
 ]
 
 #: Version of the saved shape of runs; bump it when a column changes meaning. Version 2 added
-#: ``footprint_peak`` and ``process_peak`` (sampled during each run) and the runs' timelines.
-SCHEMA_VERSION = 2
+#: ``footprint_peak`` and ``process_peak`` (sampled during each run) and the runs' timelines; version 3
+#: the blocks of the paired design (``blocks``, ``block_columns``) beside the runs.
+SCHEMA_VERSION = 3
 
 #: Columns every run has, after its parameter columns, with what they hold.
 MEASURED_COLUMNS: dict[str, str] = {
@@ -78,6 +79,8 @@ class Workload:
 
     A sweep calls ``setup()`` once before the warm-up and ``teardown()`` once after the runs (also
     after errors and Ctrl-C), both outside the timed part; ``describe()`` names it in results.
+    A workload that also has ``steps()`` (an iterator, one step of work per ``next()``, yielding
+    the units it did) runs in steps: a sweep then compares limits inside runs (:mod:`mlxtune.paired`).
     """
 
     def setup(self) -> None:
@@ -184,6 +187,8 @@ class RunRecord:
     footprint_peak: int = 0
     process_peak: int = 0
     samples: Samples | None = dataclasses.field(default=None, compare=False, repr=False)
+    #: True for a block of the paired design (``repeat`` is then its cycle), False for a whole run.
+    block: bool = False
 
     @property
     def throughput(self) -> float:

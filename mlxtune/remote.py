@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
-from mlxtune.measure import RunRecord, describe_error, runs_frame
+from mlxtune.measure import RunRecord, describe_error
 from mlxtune.result import SweepResult
 
 __all__ = [
@@ -187,10 +187,8 @@ def _forward(job: Job, on_record: OnRecord | None) -> None:
 
 def partial(job: Job, settings: Settings) -> SweepResult:
     """The runs received so far, as a result (what ``on_run``'s ``progress.result()`` gives)."""
-    unit = next((r.unit for r in job.records if not r.error), "runs")
-    return SweepResult(runs=runs_frame(job.records, settings.params[1:]), params=settings.params,
-                       label=settings.label, unit=unit, complete=False, planned_runs=settings.planned_runs,
-                       stop_reason="still running")
+    return SweepResult.from_records(job.records, settings.params, label=settings.label, complete=False,
+                                    planned_runs=settings.planned_runs, stop_reason="still running")
 
 
 def _settle(job: Job, on_record: OnRecord | None, wait: float = 0) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mlxtune import view
-from mlxtune.measure import SCHEMA_VERSION, timelines_frame
+from mlxtune.measure import SCHEMA_VERSION, RunRecord, runs_frame, timelines_frame
 from mlxtune.units import parse_size
 
 if TYPE_CHECKING:
@@ -117,14 +117,36 @@ class SweepResult:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     timelines: pd.DataFrame = dataclasses.field(default_factory=lambda: timelines_frame([]))
+    blocks: pd.DataFrame = dataclasses.field(default_factory=lambda: runs_frame([]))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_memo", {})  # the analysis, computed on first use (not a field)
 
+    @classmethod
+    def from_records(cls, records: list[RunRecord], params: list[str], **fields: Any) -> SweepResult:
+        """A result from measured records in their order: whole runs into ``runs`` (with their
+        timelines), blocks of the paired design into ``blocks``; the unit is the first successful one's."""
+        runs = [r for r in records if not r.block]
+        blocks = [r for r in records if r.block]
+        unit = next((r.unit for r in [*blocks, *runs] if not r.error), "runs")
+        return cls(runs=runs_frame(runs, params[1:]), params=params, unit=unit,
+                   timelines=timelines_frame(runs), blocks=runs_frame(blocks, params[1:] if blocks else ()),
+                   **fields)
+
+    @property
+    def design(self) -> str:
+        """"paired" when speed was compared inside runs (blocks, :mod:`mlxtune.paired`), else "runs"."""
+        return "paired" if len(self.blocks) else "runs"
+
+    @property
+    def speed_rows(self) -> pd.DataFrame:
+        """The rows speed is measured on: the blocks of a paired sweep, else the runs."""
+        return self.blocks if len(self.blocks) else self.runs
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SweepResult):
             return NotImplemented
-        frames = ("runs", "timelines")
+        frames = ("runs", "timelines", "blocks")
         fields = [f.name for f in dataclasses.fields(self) if f.name not in frames]
         return all(getattr(self, f) == getattr(other, f) for f in fields) and all(
             getattr(self, f).equals(getattr(other, f)) for f in frames)
@@ -142,7 +164,9 @@ class SweepResult:
         """One row per grid point: median throughput with IQR and 95% CI, footprint, failures.
 
         The column names are a contract, listed in the docstring of ``mlxtune.stats``. Computed
-        once; a copy is returned, so changing it changes nothing here.
+        once; a copy is returned, so changing it changes nothing here. In a paired sweep the speed
+        columns come from the blocks and the memory columns from whole runs where a point had one
+        (``memory_from`` says which: :func:`mlxtune.stats.summarize_paired`).
         """
         return self._summary().copy()
 
@@ -158,8 +182,9 @@ class SweepResult:
 
         limit = None if budget is None else parse_size(budget)
         key = ("decision", limit, tolerance)
-        return self._remember(key, lambda: decide(self.runs, self._summary(), self.params,
-                                                  tolerance=tolerance, budget=limit))
+        return self._remember(key, lambda: decide(self.speed_rows, self._summary(), self.params,
+                                                  tolerance=tolerance, budget=limit,
+                                                  paired=self.design == "paired"))
 
     def noise(self) -> Noise:
         """How steady the runs were (spread, speed states, drift)."""
@@ -177,8 +202,10 @@ class SweepResult:
         return self._remember(key, lambda: _recommendation(found, self.unit))
 
     def _summary(self) -> pd.DataFrame:
-        from mlxtune.stats import summarize
+        from mlxtune.stats import summarize, summarize_paired
 
+        if self.design == "paired":
+            return self._remember("summary", lambda: summarize_paired(self.blocks, self.runs, self.params))
         return self._remember("summary", lambda: summarize(self.runs, self.params))
 
     # -- figures and files (mlxtune.plots, mlxtune.report) --------------------------------------

@@ -34,6 +34,10 @@ order:
 
 Memory columns cover every run, failed ones too: a run that failed by running out of memory still
 shows how much it took.
+
+A paired sweep (:mod:`mlxtune.paired`) is summarized by :func:`summarize_paired`: the same columns,
+``runs`` and the speed columns over its blocks, the memory columns from its whole runs where a point
+had any and from its blocks elsewhere, and one more column, ``memory_from`` ("runs" or "blocks").
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ __all__ = [
     "ratio_ci",
     "run_footprints",
     "summarize",
+    "summarize_paired",
     "u_null_cdf",
 ]
 
@@ -244,6 +249,31 @@ def summarize(runs: pd.DataFrame, params: Sequence[str]) -> pd.DataFrame:
     with contextlib.suppress(TypeError):  # an axis mixing types that do not compare: keep run order
         frame = frame.sort_values(params, kind="stable", ignore_index=True)
     return frame
+
+
+#: The summary's memory columns: what a paired sweep takes from whole runs where it has them.
+MEMORY_COLUMNS = ("peak_memory_max", "cache_after_max", "footprint", "process_rss_max", "process_peak_max",
+                  "footprint_above_start")
+
+
+def summarize_paired(blocks: pd.DataFrame, runs: pd.DataFrame, params: Sequence[str]) -> pd.DataFrame:
+    """The summary of a paired sweep: speed over the blocks; memory from the whole runs at a point when
+    it has some (a real run at that limit), else what its blocks held and sampled; ``memory_from``
+    says which. A block runs beside a generation's live state, so a point's block footprint is not
+    a whole run's peak: the view says so."""
+    params = list(params) or ["cache_limit"]
+    summary = summarize(blocks, params)
+    summary["memory_from"] = "blocks"
+    if runs.empty or summary.empty:
+        return summary
+    whole = summarize(runs, params)[[*params, *MEMORY_COLUMNS]]
+    found = summary[params].merge(whole, on=params, how="left")  # keeps the summary's rows and order
+    has = found[list(MEMORY_COLUMNS)].notna().all(axis=1).to_numpy()
+    for name in MEMORY_COLUMNS:
+        measured = np.where(has, found[name].fillna(0).to_numpy(), summary[name].to_numpy())
+        summary[name] = measured.astype(np.int64)
+    summary.loc[has, "memory_from"] = "runs"
+    return summary
 
 
 def best(summary: pd.DataFrame) -> pd.Series:

@@ -29,6 +29,7 @@ from mlxtune.measure import (
     SCHEMA_VERSION,
     TIMELINE_COLUMNS,
     fill_unsampled,
+    runs_frame,
     timelines_frame,
 )
 
@@ -80,12 +81,19 @@ def to_document(result: SweepResult, derived: bool = True) -> dict[str, Any]:
         "params": list(result.params),
         "options": _jsonable(result.options),
         "environment": _jsonable(result.environment),
-        "columns": [[str(name), _saved_dtype(runs[name])] for name in runs.columns],
+        "columns": _columns(runs),
         "runs": _records(runs),
         "summary": summary,
         "recommendation": _recommendation_document(result) if derived else None,
         "timelines": {name: result.timelines[name].tolist() for name in TIMELINE_COLUMNS},
+        "block_columns": _columns(result.blocks),
+        "blocks": _records(result.blocks),
     }
+
+
+def _columns(frame: pd.DataFrame) -> list[list[str]]:
+    """A frame's columns as saved: [name, dtype] pairs."""
+    return [[str(name), _saved_dtype(frame[name])] for name in frame.columns]
 
 
 def _recommendation_document(result: SweepResult) -> dict[str, Any] | None:
@@ -222,6 +230,7 @@ def fields_from_document(document: Any) -> dict[str, Any]:
     if not isinstance(stop_reason, str):
         raise _FileProblem(f"field 'stop_reason' is {_short(stop_reason)}, expected a string")
     runs = _runs_from(document["columns"], document["runs"], document["params"], version)
+    blocks = _blocks_from(document, version)
     return dict(
         runs=runs,
         params=list(document["params"]),
@@ -235,7 +244,23 @@ def fields_from_document(document: Any) -> dict[str, Any]:
         options=document["options"],
         schema_version=version,
         timelines=_timelines_from(document.get("timelines"), len(runs)),
+        blocks=blocks,
     )
+
+
+def _blocks_from(document: dict[str, Any], version: int) -> pd.DataFrame:
+    """The paired design's blocks (schema version 3), checked as runs are; none in older files."""
+    if "blocks" not in document and "block_columns" not in document:
+        return runs_frame([])
+    columns, rows = document.get("block_columns"), document.get("blocks")
+    if not isinstance(columns, list) or not isinstance(rows, list):
+        raise _FileProblem("fields 'block_columns' and 'blocks' must both be lists")
+    if not rows:  # a sweep of whole runs
+        return runs_frame([])
+    try:
+        return _runs_from(columns, rows, document["params"], version)
+    except _FileProblem as exc:
+        raise _FileProblem(f"in the blocks: {exc}") from None
 
 
 _KIND_NAMES = {str: "a string", bool: "true or false", int: "a whole number", list: "a list",
@@ -393,8 +418,14 @@ def write_fleet_csv(fleet: FleetResult, path: str | os.PathLike[str]) -> str:
 
 
 def _csv_rows(result: SweepResult) -> pd.DataFrame:
+    """The runs, then a paired sweep's blocks (``kind`` says which; a block's ``repeat`` is its cycle)."""
     runs = result.runs.copy()
     runs.insert(0, "run", range(len(runs)))
+    if len(result.blocks):
+        blocks = result.blocks.copy()
+        blocks.insert(0, "run", range(len(blocks)))
+        runs = pd.concat([runs.assign(kind="run"), blocks.assign(kind="block")], ignore_index=True)
+        runs.insert(0, "kind", runs.pop("kind"))
     runs.insert(0, "label", result.label)
     runs["started_at"] = [iso_time(t) if math.isfinite(t) else "" for t in runs["started_at"]]
     return runs

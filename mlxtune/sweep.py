@@ -78,8 +78,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import pandas as pd
+
 from mlxtune import memory, remote, runner
-from mlxtune.decision import MIN_ROUNDS, decide, next_round
+from mlxtune.decision import MIN_ROUNDS, PAIRED_PATIENCE, Decision, decide, next_round
 from mlxtune.environment import environment
 from mlxtune.measure import (
     MEASURED_COLUMNS,
@@ -89,8 +91,8 @@ from mlxtune.measure import (
     describe_error,
     measure,
     runs_frame,
-    timelines_frame,
 )
+from mlxtune.paired import DESIGNS, Blocks, Generations, step_source, whole_run
 from mlxtune.result import SweepResult
 from mlxtune.sampler import DEFAULT_INTERVAL, Sampler
 from mlxtune.stats import summarize
@@ -106,6 +108,9 @@ _LIMIT_AXES = ("cache_limit", "memory_limit")
 _LimitPoint = tuple[int, int | None]
 #: Rounds an adaptive sweep runs at most per workload point when ``max_runs`` is not given.
 DEFAULT_MAX_ROUNDS = 10
+#: Cycles an adaptive paired sweep runs at most per workload point when ``max_runs`` is not given: a
+#: cycle costs a few hundred steps, not a whole run per limit.
+DEFAULT_MAX_CYCLES = 200
 
 
 class PlanError(ValueError):
@@ -139,6 +144,10 @@ class _Plan:
     tolerance: float = 0.05
     budget: int | None = None
     sample_interval: float | None = DEFAULT_INTERVAL
+    design: str = "auto"
+    blocks: Blocks = dataclasses.field(default_factory=Blocks)
+    #: rounds (cycles) of a paired design: exactly, or at most when adaptive
+    cycles: int = 0
 
     @property
     def limit_params(self) -> list[str]:
@@ -154,6 +163,12 @@ class _Plan:
 
     def limit_points(self) -> list[tuple[int, int | None]]:
         return list(itertools.product(self.cache_limits, self.memory_limits or [None]))
+
+    def references(self) -> set[_LimitPoint]:
+        """The limit point each paired comparison is made against: the largest cache limit, per memory
+        limit (every curve of the decision has its own)."""
+        largest = max(self.cache_limits)
+        return {(largest, memory_limit) for memory_limit in self.memory_limits or [None]}
 
     @property
     def planned_runs(self) -> int:
@@ -227,6 +242,16 @@ def _plan(
     memory_limits, axes = _axes(grid)
     limits = parse_sizes(cache_limits, "cache_limits")
     points = len(limits) * len(memory_limits or [None])
+    design, blocks = adaptive["design"], adaptive["blocks"]
+    if design not in DESIGNS:
+        raise ValueError(f"design must be one of {', '.join(map(repr, DESIGNS))}, not {design!r}")
+    if blocks is not None and not isinstance(blocks, Blocks):
+        raise ValueError(f"blocks must be mlxtune.Blocks(block=, settle=, generation=) or None, "
+                         f"not {blocks!r}")
+    if design == "paired" and not axes and not isinstance(workload, (str, os.PathLike)) \
+            and step_source(workload) is None:
+        raise ValueError("design='paired' needs a step workload (a generator function, or an object with "
+                         "steps()); give design='runs' for whole runs")
     return _Plan(
         cache_limits=limits,
         memory_limits=memory_limits,
@@ -242,14 +267,17 @@ def _plan(
         tolerance=_fraction("tolerance", adaptive["tolerance"]),
         sample_interval=Sampler(adaptive["sample_interval"]).interval or None,  # checks it too
         budget=None if adaptive["budget"] is None else parse_size(adaptive["budget"]),
+        design=design,
+        blocks=blocks or Blocks(),
+        cycles=_adaptive_rounds(adaptive, points, DEFAULT_MAX_CYCLES) if auto else int(repeats),  # type: ignore
     )
 
 
-def _adaptive_rounds(adaptive: Mapping[str, Any], points: int) -> int:
-    """The most rounds an adaptive sweep may run: ``max_runs`` over the limit points (default 10 rounds)."""
+def _adaptive_rounds(adaptive: Mapping[str, Any], points: int, default: int = DEFAULT_MAX_ROUNDS) -> int:
+    """The most rounds an adaptive sweep may run: ``max_runs`` over the limit points (else ``default``)."""
     most = adaptive["max_runs"]
     if most is None:
-        return DEFAULT_MAX_ROUNDS
+        return default
     if isinstance(most, bool) or not isinstance(most, int) or most < MIN_ROUNDS * points:
         raise ValueError(f"max_runs must be a whole number of runs that allows at least {MIN_ROUNDS} rounds "
                          f"of the {points} limit points (>= {MIN_ROUNDS * points}), not {most!r}")
@@ -344,7 +372,7 @@ class _Stop(Exception):
 
 
 class _Sweep:
-    """The state of one sweep: its plan, its runs so far, its progress bar and hooks."""
+    """The state of one sweep: its plan, its runs (and blocks) so far, its progress bar and hooks."""
 
     def __init__(self, plan: _Plan, workload: Callable[..., Any], label: str | None, clear_cache: bool,
                  progress: bool, on_run: Callable[[RunRecord, SweepProgress], Any] | None,
@@ -354,12 +382,13 @@ class _Sweep:
         self.plan, self.workload, self.clear_cache, self.on_run = plan, workload, clear_cache, on_run
         self.sample_interval = plan.sample_interval
         self.label = label or _name(workload)
-        self.records: list[RunRecord] = []
+        self.records: list[RunRecord] = []  # whole runs and blocks, in the order they were measured
         self.adaptive_notes: list[str] = []
         self.started = time.monotonic()
         self.description = ""
         self.complete, self.stop_reason = True, ""
         self.environment = environment()
+        self.planned = plan.planned_runs
         self.options = {
             "cache_limits": plan.cache_limits, "grid": {**plan.axes, **(
                 {"memory_limit": plan.memory_limits} if plan.memory_limits is not None else {})},
@@ -379,17 +408,13 @@ class _Sweep:
 
     # -- results
     def result(self) -> SweepResult:
-        params = self.plan.params
-        unit = next((r.unit for r in self.records if not r.error), "runs")
         ended = "; ".join(self.adaptive_notes)
         reason = self.stop_reason if not self.complete or not ended else ended
-        return SweepResult(
-            runs=runs_frame(self.records, params[1:]), params=params, label=self.label,
-            workload=self.description or _name(self.workload), unit=unit, complete=self.complete,
-            planned_runs=self.plan.planned_runs, stop_reason=reason,
-            environment=self.environment, options=dict(self.options),
-            timelines=timelines_frame(self.records),
-        )
+        return SweepResult.from_records(
+            self.records, self.plan.params, label=self.label,
+            workload=self.description or _name(self.workload), complete=self.complete,
+            planned_runs=self.planned, stop_reason=reason, environment=self.environment,
+            options=dict(self.options))
 
     def stopped(self, reason: str) -> None:
         """Mark the sweep incomplete; a later reason (a teardown failing after Stop) joins the first."""
@@ -407,10 +432,11 @@ class _Sweep:
         try:
             build = (lambda: self.workload(dict(point))) if self.plan.axes else (lambda: self.workload)
             instance = self.runner.call(build)
-            if not callable(instance):
+            if not callable(instance) and step_source(instance) is None:
                 raise TypeError(f"the workload factory returned {type(instance).__name__}, not a callable")
             if not self.description:
                 self.description = _describe(instance)
+            generations = self.generations(instance)
             setup = getattr(instance, "setup", None)
             if callable(setup):
                 self.runner.call(setup)
@@ -418,10 +444,26 @@ class _Sweep:
             self.setup_failed(point, exc)
             return
         try:
-            self.warm_up(instance)
-            self.run_rounds(instance, point, rng)
+            if generations is None:
+                self.warm_up(instance)
+                self.run_rounds(instance, point, rng)
+            else:
+                self.run_cycles(instance, generations, point, rng)
         finally:
+            if generations is not None and not self.runner.abandoned:
+                self.runner.call(generations.close)
             self.tear_down(instance)
+
+    def generations(self, instance: object) -> Generations | None:
+        """The steps of a workload the paired design runs; None when it runs whole runs."""
+        source = step_source(instance)
+        if self.plan.design == "paired" and source is None:
+            raise TypeError("design='paired' needs a step workload (a generator function, or an object with "
+                            "steps()), and the factory returned a whole-run workload")
+        if source is None or self.plan.design == "runs":
+            return None
+        unit = str(getattr(instance, "unit", "") or "steps")
+        return Generations(source, unit, self.plan.blocks)
 
     def run_rounds(self, instance: Callable[[], Any], point: dict[str, Any], rng: random.Random) -> None:
         """Every limit point once per round, each round shuffled; made one round at a time, so a plan of
@@ -435,41 +477,97 @@ class _Sweep:
             for limits in order:
                 self.measured_run(instance, point, limits, repeat)
             if self.plan.adaptive:
-                running = self.race(point, first, repeat + 1)
+                running = self.race(point, first, repeat + 1, self.plan.repeats)
                 if not running:
                     return
         if self.plan.adaptive:
             self.ended(point, "it ran the most rounds allowed (max_runs)", first)
 
-    def race(self, point: dict[str, Any], first: int, rounds: int) -> list[_LimitPoint]:
+    def run_cycles(self, instance: object, generations: Generations, point: dict[str, Any],
+                   rng: random.Random) -> None:
+        """The paired design (:mod:`mlxtune.paired`): every limit point once per cycle, in a shuffled order,
+        a block each, the reference always among them; adaptive cycles race as rounds do. Then whole
+        runs at the answer and at the reference, so the memory shown for them is a real run's."""
+        first = len(self.records)
+        references = self.plan.references()
+        points = self.plan.limit_points()
+        # this point's share of the plan: its cycles' blocks and the confirming runs, not rounds of runs
+        self.replan(len(points) * self.plan.repeats, len(points) * self.plan.cycles + len(references) + 1)
+        for _ in range(self.plan.warmup):  # compilation and first touches, untimed
+            self.check_stop()
+            self.warm_up_block(generations)
+        running = points
+        for cycle in range(self.plan.cycles):
+            order = [limits for limits in points if limits in running or limits in references]
+            rng.shuffle(order)
+            self.check_stop()
+            self.runner.call(generations.cycle_starts, self.plan.timeout)
+            for limits in order:
+                self.measured_block(generations, point, limits, cycle)
+            if self.plan.adaptive:
+                running = self.race(point, first, cycle + 1, self.plan.cycles, PAIRED_PATIENCE)
+                if not running:
+                    break
+        else:
+            if self.plan.adaptive:
+                self.ended(point, "it ran the most cycles allowed (max_runs)", first)
+        self.runner.call(generations.close)  # its context and buffers stay out of the whole runs
+        self.confirm(instance, generations, point, first)
+
+    def confirm(self, instance: object, generations: Generations, point: dict[str, Any], first: int) -> None:
+        """Whole runs at the recommended limit point (if any) and at the reference it was compared with."""
+        decision = self.decision(first)
+        chosen = [] if decision.choice is None else [_limit_point(decision.points.loc[decision.choice])]
+        memory_limits = {m for _, m in chosen} or {m for _, m in self.plan.references()}
+        confirming = chosen + sorted((c, m) for c, m in self.plan.references() if m in memory_limits
+                                     and (c, m) not in chosen)
+        sizes = self.plan.blocks
+        cycle_steps = len(self.plan.limit_points()) * (sizes.block + sizes.settle)
+        whole = whole_run(instance, generations, min(sizes.generation, cycle_steps))
+        self.replan(len(self.plan.references()) + 1, len(confirming))
+        for repeat, limits in enumerate(confirming):
+            self.measured_run(whole, point, limits, repeat)
+
+    def replan(self, planned: int, instead: int) -> None:
+        """Count ``instead`` measurements where ``planned`` were counted, in progress and in the result."""
+        self.planned += instead - planned
+        self.bar.total = self.planned
+
+    def race(self, point: dict[str, Any], first: int, rounds: int, most: int,
+             patience: int = MIN_ROUNDS) -> list[_LimitPoint]:
         """The limit points the next round runs; none (and the reason noted) when this point is done."""
-        params = self.plan.limit_params
-        runs = runs_frame(self.records[first:], params[1:])
-        decision = decide(runs, summarize(runs, params), params, tolerance=self.plan.tolerance,
-                          budget=self.plan.budget)
-        step = next_round(decision, rounds, self.plan.repeats)
-        most = self.plan.max_seconds
-        stop = step.stop or (f"its time (max_seconds={most:g}) was spent"
-                             if most is not None and self.elapsed() >= most else "")
+        decision = self.decision(first)
+        step = next_round(decision, rounds, most, patience)
+        seconds = self.plan.max_seconds
+        stop = step.stop or (f"its time (max_seconds={seconds:g}) was spent"
+                             if seconds is not None and self.elapsed() >= seconds else "")
         if stop:
             self.ended(point, stop, first)
             return []
-        rows = decision.points.loc[step.points]
-        memory_limits = rows["memory_limit"] if "memory_limit" in rows else [None] * len(rows)
-        return [(int(c), None if m is None else int(m))
-                for c, m in zip(rows["cache_limit"], memory_limits, strict=True)]
+        return [_limit_point(row) for _, row in decision.points.loc[step.points].iterrows()]
+
+    def decision(self, first: int) -> Decision:
+        """The rule on this workload point's measurements so far: its blocks when it ran in blocks."""
+        params = self.plan.limit_params
+        measured = self.records[first:]
+        paired = any(r.block for r in measured)
+        rows = runs_frame([r for r in measured if r.block == paired], params[1:])
+        return decide(rows, summarize(rows, params), params, tolerance=self.plan.tolerance,
+                      budget=self.plan.budget, paired=paired)
 
     def ended(self, point: dict[str, Any], why: str, first: int) -> None:
         """Note why an adaptive sweep stopped running a workload point, with the rounds and runs it took."""
-        runs = len(self.records) - first
-        rounds = 1 + max((r.repeat for r in self.records[first:]), default=-1)
+        measured = self.records[first:]
+        rounds = 1 + max((r.repeat for r in measured), default=-1)
         where = f"{_point_text(point)}: " if point else ""
-        self.adaptive_notes.append(f"{where}stopped after {rounds} rounds ({runs} runs): {why}")
+        rounds_of, runs_of = ("cycles", "blocks") if any(r.block for r in measured) else ("rounds", "runs")
+        done = f"{rounds} {rounds_of} ({len(measured)} {runs_of})"
+        self.adaptive_notes.append(f"{where}stopped after {done}: {why}")
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def tear_down(self, instance: Callable[[], Any]) -> None:
+    def tear_down(self, instance: object) -> None:
         """Call the workload's ``teardown()``; a failure there is noted, and every run kept."""
         teardown = getattr(instance, "teardown", None)
         if not callable(teardown) or self.runner.abandoned:
@@ -504,12 +602,60 @@ class _Sweep:
             except Exception:
                 return
 
+    def warm_up_block(self, generations: Generations) -> None:
+        """One untimed block under the limits in force; a failure shows again in the measured blocks."""
+        def block() -> None:
+            generations.settle()
+            generations.block()
+
+        try:
+            self.runner.call(block, self.plan.timeout)
+        except runner.Late:
+            pass
+        except runner.Abandoned as late:
+            raise _Stop(f"a warm-up block was still running {late.seconds:.3g}s after it started "
+                        f"(timeout {self.plan.timeout:g}s) and was abandoned; nothing else was run "
+                        "beside it") from None
+        except Exception:
+            generations.close()
+
     def check_stop(self) -> None:
         if self.plan.stop():
             raise _Stop("stopped on request")
 
     def measured_run(self, instance: Callable[[], Any], point: dict[str, Any],
                      limits: tuple[int, int | None], repeat: int) -> None:
+        """One whole run under ``limits``, from a cleared cache (``clear_cache``)."""
+        self.measured(lambda params: measure(instance, params=params, repeat=repeat, clear=self.clear_cache,
+                                             sample_interval=self.sample_interval),
+                      point, limits, repeat, block=False)
+
+    def measured_block(self, generations: Generations, point: dict[str, Any], limits: tuple[int, int | None],
+                       cycle: int) -> None:
+        """One block of the paired design under ``limits``: settling steps, then the timed block. The cache
+        is not cleared: the switch itself is what the settling steps absorb. A block that found its
+        generation at its end is tried once more in a fresh one; a failed block ends its generation."""
+        def block(params: dict[str, Any]) -> Measured:
+            for _ in range(2):
+                try:
+                    generations.settle()
+                except Exception as exc:  # recorded as the block's failure, like a failing step
+                    generations.close()
+                    return _failed_measure(params, limits, cycle, exc)
+                measured = measure(generations.block, params=params, repeat=cycle, clear=False,
+                                   sample_interval=self.sample_interval)
+                if measured.exception is not None:
+                    generations.close()
+                if measured.exception is not None or measured.record.metrics["steps"]:
+                    break
+            return measured
+
+        self.measured(block, point, limits, cycle, block=True)
+
+    def measured(self, run: Callable[[dict[str, Any]], Measured], point: dict[str, Any],
+                 limits: tuple[int, int | None], repeat: int, *, block: bool) -> None:
+        """Measure ``run`` under ``limits`` (restored on any exit) and add its record; timeouts, abandoned
+        runs and ``on_error="raise"`` handled alike for runs and blocks."""
         self.check_stop()
         cache, memory_limit = limits
         params = _params(point, memory_limit)
@@ -522,11 +668,7 @@ class _Sweep:
             if memory_limit is not None:
                 applied.enter_context(memory.memory_limit(memory_limit))
             try:
-                measured: Measured = self.runner.call(
-                    lambda: measure(instance, params=params, repeat=repeat, clear=self.clear_cache,
-                                    sample_interval=self.sample_interval),
-                    self.plan.timeout,
-                )
+                measured: Measured = self.runner.call(lambda: run(params), self.plan.timeout)
                 record, failure = measured.record, measured.exception
             except runner.Late as late:
                 message = (f"TimeoutError: the run took {late.seconds:.3g}s, over the timeout of "
@@ -536,21 +678,36 @@ class _Sweep:
             except runner.Abandoned as late:
                 message = (f"TimeoutError: the run was still running {late.seconds:.3g}s after it started "
                            f"(timeout {self.plan.timeout:g}s) and was abandoned")
-                self.add(_failed_record(params, cache, repeat, started_at, message), where)
+                failed = _failed_record(params, cache, repeat, started_at, message)
+                self.add(dataclasses.replace(failed, block=block), where)
                 raise _Stop(f"{message}; the sweep stopped so that nothing runs beside it") from None
+        record = dataclasses.replace(record, block=block)
         self.add(record, where)
         if failure is not None and self.plan.on_error == "raise":
-            message = f"run {len(self.records)} ({_point_text(where)}) failed: {record.error}"
+            what = "block" if block else "run"
+            message = f"{what} {len(self.records)} ({_point_text(where)}) failed: {record.error}"
             raise _Raise(message) from failure
 
     def add(self, record: RunRecord, point: dict[str, Any]) -> None:
         self.records.append(record)
         self.bar.update(1)
         if self.on_run is not None:
-            self.on_run(record, SweepProgress(self.plan.planned_runs, self.records, point, self.result))
+            self.on_run(record, SweepProgress(self.planned, self.records, point, self.result))
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _limit_point(row: pd.Series) -> _LimitPoint:
+    """A decision row's limit point: (cache limit, memory limit or None)."""
+    memory_limit = row.get("memory_limit")
+    return int(row["cache_limit"]), None if memory_limit is None else int(memory_limit)
+
+
+def _failed_measure(params: dict[str, Any], limits: _LimitPoint, cycle: int, exc: Exception) -> Measured:
+    """A block whose settling steps raised: recorded as failed, with what the counters say now."""
+    record = _failed_record(params, limits[0], cycle, time.time(), describe_error(exc))
+    return Measured(record=record, exception=exc)
 
 
 class _Raise(Exception):
@@ -578,6 +735,8 @@ def sweep(
     sample_interval: float | None = DEFAULT_INTERVAL,
     holder: str | None = None,
     isolate: Any = False,
+    design: str = "auto",
+    blocks: Blocks | None = None,
     **options: Any,
 ) -> SweepResult:
     """Measure ``workload`` under each cache limit (and grid point), ``repeats`` times, interleaved.
@@ -603,10 +762,18 @@ def sweep(
     an ipyparallel Cluster or Client uses its first engine instead), so the caller's memory and
     threads stay out of the numbers; the workload must then be a name or a picklable callable
     (:mod:`mlxtune.remote`). Progress, ``on_run``, ``stop`` and Ctrl-C work the same.
+
+    ``design``: a step workload (a generator function, or an object with ``steps()``, as
+    :func:`mlxtune.workloads.lm` is) is measured in the paired design by default ("auto" or
+    "paired"): the limit switches between blocks of steps inside one run, every limit once per
+    cycle, and each is compared with the largest within the cycle; ``repeats`` then counts cycles
+    ("auto": until decided). Whole runs at the answer and at the largest limit follow, for memory.
+    ``blocks`` sets the block, settling and generation sizes (:class:`mlxtune.paired.Blocks`).
+    ``design="runs"`` measures whole runs, as for any other workload.
     """
     def planned() -> _Plan:
         adaptive = dict(max_runs=max_runs, max_seconds=max_seconds, tolerance=tolerance, budget=budget,
-                        sample_interval=sample_interval)
+                        sample_interval=sample_interval, design=design, blocks=blocks)
         return _checked_plan(workload, cache_limits, repeats, warmup, grid, seed, on_error, timeout, on_run,
                              stop, adaptive)
 
@@ -616,7 +783,7 @@ def sweep(
             workload, cache_limits=cache_limits, repeats=repeats, warmup=warmup, label=label, grid=grid,
             seed=seed, on_error=on_error, timeout=timeout, clear_cache=clear_cache, stop=stop,
             max_runs=max_runs, max_seconds=max_seconds, tolerance=tolerance, budget=budget,
-            sample_interval=sample_interval, **options)
+            sample_interval=sample_interval, design=design, blocks=blocks, **options)
         return _isolated(isolate, shared, stopper, progress, on_run)
     if isinstance(workload, (str, os.PathLike)):
         gridded = isinstance(grid, Mapping) and any(name != "memory_limit" for name in grid)
@@ -659,13 +826,15 @@ def engine_settings(
     tolerance: float = 0.05,
     budget: int | str | None = None,
     sample_interval: float | None = DEFAULT_INTERVAL,
+    design: str = "auto",
+    blocks: Blocks | None = None,
     **options: Any,
 ) -> tuple[remote.Settings, Callable[[], bool]]:
     """A sweep's arguments (as :func:`sweep` takes them) checked here, in the form an engine process
     runs them (:class:`mlxtune.remote.Settings`), and the caller's stop test. A workload that cannot
     travel, like any wrong argument, raises PlanError before an engine is asked for anything."""
     adaptive = dict(max_runs=max_runs, max_seconds=max_seconds, tolerance=tolerance, budget=budget,
-                    sample_interval=sample_interval)
+                    sample_interval=sample_interval, design=design, blocks=blocks)
     plan = _checked_plan(workload, cache_limits, repeats, warmup, grid, seed, on_error, timeout, None, stop,
                          adaptive)
     try:

@@ -37,8 +37,9 @@ def assert_same_result(loaded: SweepResult, saved: SweepResult) -> None:
     """Equal results: the runs frames equal (values and dtypes), every other field equal."""
     pd.testing.assert_frame_equal(loaded.runs, saved.runs)
     pd.testing.assert_frame_equal(loaded.timelines, saved.timelines)
+    pd.testing.assert_frame_equal(loaded.blocks, saved.blocks)
     for field in dataclasses.fields(SweepResult):
-        if field.name not in ("runs", "timelines"):
+        if field.name not in ("runs", "timelines", "blocks"):
             assert getattr(loaded, field.name) == getattr(saved, field.name), field.name
     assert loaded == saved
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from mlxtune import memory
@@ -62,6 +63,24 @@ class Chat(LM):
         metrics["mlx_lm_clears"] = float(gate.requests)
         return Work(units=float(self.turns * self.gen_tokens), unit="tokens", seconds=decoding,
                     metrics={**metrics, **step_statistics(steps)})
+
+    def steps(self) -> Iterator[float]:
+        """One conversation in steps, for the paired design: each turn's prompt and first token is a
+        step of 0 units (not timed), then one decoded token per step; the conversation ends after its
+        turns and the sweep starts the next one."""
+        from mlx_lm.generate import generate_step
+        from mlx_lm.models.cache import make_prompt_cache
+
+        if self._prompt is None:
+            self.setup()
+        conversation = make_prompt_cache(self.model)
+        with mlx_lm_cache_clearing(self.mlx_cache_clearing):
+            for turn in range(self.turns):
+                answer = generate_step(self._prompt[turn], self.model, prompt_cache=conversation,
+                                       max_tokens=self.gen_tokens + 1,
+                                       prefill_step_size=self.prefill_step_size)
+                for position, _ in enumerate(answer):
+                    yield 0.0 if position == 0 else 1.0
 
     def describe(self) -> str:
         return (f"chat({self._name()}, dtype={self.dtype or 'as saved'}, turns={self.turns}, "

@@ -148,6 +148,9 @@ class LM(Workload):
         self.model: Any = None if _is_reference(model) else model
         self._converted = False
         self._prompt: Any = None
+        self._generations = 0
+        if batch > 1:  # mlx-lm's batch generator has no step of its own to switch limits between
+            self.steps = None  # type: ignore[assignment]
 
     def setup(self) -> None:
         """Load the model through ``mlx_lm.load`` if given a path or id, apply ``dtype``, draw the prompt.
@@ -200,6 +203,28 @@ class LM(Workload):
                 **step_statistics(steps),
             },
         )
+
+    #: What a step counts, for the paired design (:mod:`mlxtune.paired`).
+    unit = "tokens"
+
+    def steps(self) -> Iterator[float]:
+        """One generation in steps, for the paired design: the prompt and first token (a step of 0
+        units, never timed), then one decoded token per step with no end. Each generation has a
+        fresh prompt (seeded by ``seed`` and its number), so a sweep that restarts generations does
+        not decode one context for ever. mlx-lm's cache clearing is kept or avoided as for a run."""
+        from mlx_lm.generate import generate_step
+
+        if self._prompt is None:
+            self.setup()
+        self._generations += 1
+        key = mx.random.key(self.seed * 100_003 + self._generations)
+        prompt = mx.random.randint(0, self.vocab_size or _model_vocab(self.model), (self.prompt_tokens,),
+                                   key=key)
+        with mlx_lm_cache_clearing(self.mlx_cache_clearing):
+            decoded = generate_step(prompt, self.model, max_tokens=-1,
+                                    prefill_step_size=self.prefill_step_size)
+            for position, _ in enumerate(decoded):
+                yield 0.0 if position == 0 else 1.0
 
     def _single(self) -> tuple[float, float, int, int, list[float]]:
         """One sequence through ``generate_step``.
