@@ -13,6 +13,7 @@ import numpy as np
 from mlxtune import memory
 from mlxtune.measure import measure
 from mlxtune.sampler import Sampler
+from mlxtune.sampler import _thread as sampler_thread
 from mlxtune.sweep import sweep
 from mlxtune.units import UNLIMITED
 from mlxtune.workloads import chat
@@ -49,9 +50,18 @@ def churn() -> int:
     return 16
 
 
+def churn_until_sampled() -> int:
+    """Churn until the run's sampler has taken 8 samples: as long as a busy machine needs, no clock."""
+    sampling = sampler_thread()._current
+    done = churn()
+    while sampling is not None and len(sampling._rows) < 8:
+        done += churn()
+    return done
+
+
 def test_the_cache_in_a_timeline_never_stays_above_its_limit_on_cpu() -> None:
-    result = sweep(churn, cache_limits=["1MB", "4MB", "unlimited"], repeats=2, warmup=1, progress=False,
-                   sample_interval=0.0005)
+    result = sweep(churn_until_sampled, cache_limits=["1MB", "4MB", "unlimited"], repeats=2, warmup=1,
+                   progress=False, sample_interval=0.0005)
     timelines = result.timelines.merge(result.runs.reset_index(drop=True)[["cache_limit"]], left_on="run",
                                        right_index=True)
     limited = timelines[timelines["cache_limit"] < UNLIMITED]
