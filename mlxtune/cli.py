@@ -511,7 +511,7 @@ def _exit_code(result: SweepResult, command: str) -> int:
 
 
 def _print_result(result: SweepResult, budget: int | None, tolerance: float) -> None:
-    from mlxtune.view import summary_table, text_table
+    from mlxtune.view import design_text, summary_table, text_table
 
     recommendation = result.recommend(budget=budget, tolerance=tolerance)
     _say("")
@@ -520,6 +520,7 @@ def _print_result(result: SweepResult, budget: int | None, tolerance: float) -> 
         _say(f"\nIncomplete: {result.stop_reason or 'the sweep stopped early'}")
     elif result.stop_reason:  # an adaptive sweep says where it stopped and why
         _say(f"\nAdaptive sweep: {result.stop_reason}")
+    _say(f"\n{design_text(result)}")
     _say(f"\nRecommendation: {recommendation.reason}")
     if recommendation.found:
         if not recommendation.decided:

@@ -128,7 +128,7 @@ def _compare_sweeps(a: SweepResult, b: SweepResult, factor: float, confidence: f
     if set(a.params) != set(b.params):
         raise ValueError(f"the results have different grid axes ({a.params} and {b.params}): "
                          "compare results swept over the same parameters")
-    if a.unit != b.unit and a.failed_runs < len(a.runs) and b.failed_runs < len(b.runs):
+    if a.unit != b.unit and _any_succeeded(a) and _any_succeeded(b):
         raise ValueError(f"the results count different things ({a.unit}/s and {b.unit}/s), so their speeds "
                          "cannot be compared: compare sweeps of the same workload")
     params = list(a.params)
@@ -136,8 +136,9 @@ def _compare_sweeps(a: SweepResult, b: SweepResult, factor: float, confidence: f
     shared = summary_a.merge(summary_b, on=params, suffixes=("_a", "_b"), how="inner")
     rows = []
     for _, point in shared.iterrows():
-        runs_a, runs_b = _runs_at(a.runs, params, point), _runs_at(b.runs, params, point)
-        measured = _compare_point(point, runs_a, runs_b, factor, confidence)
+        speed_a, speed_b = _runs_at(a.speed_rows, params, point), _runs_at(b.speed_rows, params, point)
+        memory_a, memory_b = _memory_rows(a, params, point, speed_a), _memory_rows(b, params, point, speed_b)
+        measured = _compare_point(point, speed_a, speed_b, memory_a, memory_b, factor, confidence)
         rows.append({p: point[p] for p in params} | measured)
     return pd.DataFrame(rows, columns=[*params, *_COLUMNS])
 
@@ -148,6 +149,8 @@ def differences(a: SweepResult, b: SweepResult) -> list[str]:
     if a.workload != b.workload:
         workloads = " / ".join(r.workload or "not described" for r in (a, b))
         found.append(f"the workloads differ: {workloads}")
+    if a.design != b.design:
+        found.append(f"the designs differ: {a.design} / {b.design} (blocks inside runs against whole runs)")
     for key, name in (("backend", "backend"), ("device_name", "device"), ("mlx", "MLX version")):
         left, right = a.environment.get(key), b.environment.get(key)
         if left != right:
@@ -170,8 +173,23 @@ def _runs_at(runs: pd.DataFrame, params: Sequence[str], point: pd.Series) -> pd.
     return runs[mask]
 
 
-def _compare_point(point: pd.Series, runs_a: pd.DataFrame, runs_b: pd.DataFrame, factor: float,
-                   confidence: float) -> dict[str, Any]:
+def _any_succeeded(result: SweepResult) -> bool:
+    rows = result.speed_rows
+    return bool((rows["error"] == "").any()) if len(rows) else False
+
+
+def _memory_rows(result: SweepResult, params: Sequence[str], point: pd.Series,
+                 speed: pd.DataFrame) -> pd.DataFrame:
+    """The rows a point's memory comes from: its whole runs, else (a paired sweep's other limits) its
+    blocks, as in :func:`mlxtune.stats.summarize_paired`."""
+    runs = _runs_at(result.runs, params, point) if result.design == "paired" else speed
+    return runs if len(runs) else speed
+
+
+def _compare_point(point: pd.Series, runs_a: pd.DataFrame, runs_b: pd.DataFrame, memory_a: pd.DataFrame,
+                   memory_b: pd.DataFrame, factor: float, confidence: float) -> dict[str, Any]:
+    """``runs_*``: the rows speed is measured on (runs, or a paired sweep's blocks); ``memory_*``: those
+    the memory is."""
     ok_a, ok_b = runs_a[runs_a["error"] == ""], runs_b[runs_b["error"] == ""]
     speed_a, speed_b = point["throughput_median_a"], point["throughput_median_b"]
     ratio = speed_b / speed_a if speed_a > 0 else math.nan
@@ -183,9 +201,9 @@ def _compare_point(point: pd.Series, runs_a: pd.DataFrame, runs_b: pd.DataFrame,
         **_evidence("throughput", low, high, factor),
     }
     per_run = {
-        "footprint": (run_footprints(runs_a), run_footprints(runs_b), point["footprint_a"],
+        "footprint": (run_footprints(memory_a), run_footprints(memory_b), point["footprint_a"],
                       point["footprint_b"]),
-        "peak": (runs_a["peak_memory"], runs_b["peak_memory"], point["peak_memory_max_a"],
+        "peak": (memory_a["peak_memory"], memory_b["peak_memory"], point["peak_memory_max_a"],
                  point["peak_memory_max_b"]),
     }
     for metric, (values_a, values_b, largest_a, largest_b) in per_run.items():

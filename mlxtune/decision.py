@@ -117,7 +117,8 @@ class Decision:
     point (None when no point is shown fast), ``best`` that of the fastest; ``decided`` is True when
     no point with a smaller cache limit than the choice is undecided. ``violations`` lists pairs of
     points (smaller limit, larger limit, ratio larger/smaller, its upper bound) where more cache
-    was shown slower.
+    was shown slower. ``paired``: the rows were blocks of the paired design, so ``runs`` counts
+    blocks and a round is a cycle.
     """
 
     points: pd.DataFrame
@@ -131,6 +132,8 @@ class Decision:
     statistic: float | str
     violations: list[tuple[int, int, float, float]]
     noise: Noise
+    #: True when the rows were blocks compared within their cycle (the paired design), not whole runs.
+    paired: bool = False
 
     @property
     def undecided(self) -> pd.DataFrame:
@@ -234,7 +237,7 @@ def decide(
         points=points, params=params, choice=choice, best=best, decided=decided, tolerance=tolerance,
         confidence=confidence, budget=budget, statistic=statistic,
         violations=[(int(points.index[a]), int(points.index[b]), r, h) for a, b, r, h in violations],
-        noise=noise(runs, params),
+        noise=noise(runs, params), paired=paired,
     )
 
 

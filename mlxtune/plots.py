@@ -217,7 +217,9 @@ def memory(
     big process), process RSS gets its own axis on the right so MLX's numbers stay readable.
     """
     params = list(result.params)
-    runs = result.runs.assign(footprint=run_footprints(result.runs))
+    measured = (pd.concat([result.runs, result.blocks], ignore_index=True) if len(result.blocks)
+                else result.runs)  # a paired sweep's memory: whole runs and blocks
+    runs = measured.assign(footprint=run_footprints(measured))
     raw_columns = [column.removesuffix("_max") for column, _ in _MEMORY_SERIES]
     lowest = runs.groupby(params, sort=False, dropna=False)[raw_columns].min()
     summary = result.summary().merge(lowest.add_suffix("_min").reset_index(), on=params, how="left")
@@ -311,13 +313,15 @@ def run_order(result: SweepResult, *, title: str | None = None) -> Figure:
     and a busy spell as a step: interleaving keeps either from favouring a limit, and this figure
     shows whether they happened.
     """
-    runs = result.runs.assign(order=result.runs["started_at"].rank(method="first"))
+    rows = result.speed_rows
+    runs = rows.assign(order=rows["started_at"].rank(method="first"))
     ok = runs[runs["error"] == ""]
     ax = _axes(None)
     for index, (limit, group) in enumerate(ok.groupby("cache_limit")):
         ax.plot(group["order"], group["throughput"], "o", color=_color(index), markersize=4,
                 label=limit_text(limit), gid=f"order:{limit}")
-    ax.set_xlabel("run, in the order run")
+    ax.set_xlabel("block, in the order run (paired within runs)" if result.design == "paired"
+                  else "run, in the order run")
     ax.set_ylabel(f"throughput ({throughput_unit(result, result.summary())}/s)")
     _set_title(ax, title if title is not None else f"{result.label}: every run in order")
     if len(ok):

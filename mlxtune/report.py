@@ -27,6 +27,7 @@ from mlxtune.view import (
     Row,
     Table,
     code_snippets,
+    design_text,
     environment_rows,
     fleet_headline,
     fleet_table,
@@ -92,7 +93,7 @@ _TEMPLATES = jinja2.Environment(
 
 def _figures(result: SweepResult, kinds: Iterable[str], budget: int | str | None,
              tolerance: float) -> list[tuple[str, Figure]]:
-    if not len(result.runs) or result.summary()["throughput_median"].notna().sum() == 0:
+    if not len(result.speed_rows) or result.summary()["throughput_median"].notna().sum() == 0:
         return []
     figures = []
     for kind in kinds:
@@ -121,6 +122,7 @@ def _template_context(result: SweepResult, budget: int | str | None, tolerance: 
     return {
         "result": result,
         "status": status_text(result),
+        "design": design_text(result),
         "recommendation": rec,
         "headline": headline(result.decision(budget, tolerance), result.unit),
         "python_code": python_code,
@@ -154,6 +156,7 @@ def render_html(
         title=title or f"mlxtune report: {result.label}",
         figures=items,
         runs=runs_table(result),
+        blocks=runs_table(result, blocks=True) if result.design == "paired" else None,
         environment=environment_rows(result),
     )
 
@@ -171,7 +174,7 @@ def summary_html(result: SweepResult, *, caption: str = "") -> str:
 
 def result_html_fragment(result: SweepResult) -> str:
     """A small HTML block for notebooks: label, status, the recommendation, the summary table."""
-    if not len(result.runs):
+    if not len(result.speed_rows):
         return f"<div class='mlxtune-result'><strong>{html.escape(result.label)}</strong>: no runs yet</div>"
     context = _template_context(result, None, 0.05)
     return render_template("fragment.html.j2", **context)
@@ -239,6 +242,7 @@ def render_markdown(
         "## Recommendation",
         f"**{markdown_text(context['headline'])}**",
         markdown_text(rec.reason),
+        markdown_text(context["design"]),
         code_block(context["python_code"], "python"),
         code_block(context["swift_code"], "swift"),
         "## Summary",
@@ -253,6 +257,10 @@ def render_markdown(
     runs = runs_table(result)
     parts += ["## Runs", f"<details><summary>Raw runs ({len(runs.rows)})</summary>", "",
               markdown_table(runs), "", "</details>"]
+    if result.design == "paired":
+        blocks = runs_table(result, blocks=True)
+        summary = f"<details><summary>Blocks ({len(blocks.rows)}; a block's repeat is its cycle)</summary>"
+        parts += [summary, "", markdown_table(blocks), "", "</details>"]
     return "\n\n".join(parts) + "\n"
 
 

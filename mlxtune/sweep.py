@@ -225,9 +225,10 @@ def _plan(
     stop: threading.Event | Callable[[], bool] | None,
     adaptive: Mapping[str, Any],
 ) -> _Plan:
-    if not callable(workload) and not isinstance(workload, (str, os.PathLike)):
-        raise TypeError(f"workload must be a callable (a factory with grid=) or a name (a model folder or "
-                        f"id, 'module:function'), not {type(workload).__name__}")
+    named = isinstance(workload, (str, os.PathLike))
+    if not callable(workload) and not named and step_source(workload) is None:
+        raise TypeError(f"workload must be a callable (a factory with grid=), an object with steps(), or a "
+                        f"name (a model folder or id, 'module:function'), not {type(workload).__name__}")
     auto = repeats == "auto"
     for name, value, least in (("repeats", 1 if auto else repeats, 1), ("warmup", warmup, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -248,8 +249,7 @@ def _plan(
     if blocks is not None and not isinstance(blocks, Blocks):
         raise ValueError(f"blocks must be mlxtune.Blocks(block=, settle=, generation=) or None, "
                          f"not {blocks!r}")
-    if design == "paired" and not axes and not isinstance(workload, (str, os.PathLike)) \
-            and step_source(workload) is None:
+    if design == "paired" and not axes and not named and step_source(workload) is None:
         raise ValueError("design='paired' needs a step workload (a generator function, or an object with "
                          "steps()); give design='runs' for whole runs")
     return _Plan(
@@ -394,6 +394,7 @@ class _Sweep:
                 {"memory_limit": plan.memory_limits} if plan.memory_limits is not None else {})},
             "repeats": "auto" if plan.adaptive else plan.repeats, "warmup": plan.warmup, "seed": plan.seed,
             "on_error": plan.on_error, "timeout": plan.timeout, "clear_cache": clear_cache,
+            "design": plan.design,
             **({"max_runs": plan.planned_runs, "max_seconds": plan.max_seconds, "tolerance": plan.tolerance,
                 "budget": plan.budget} if plan.adaptive else {}),
             **options,
@@ -491,6 +492,7 @@ class _Sweep:
         first = len(self.records)
         references = self.plan.references()
         points = self.plan.limit_points()
+        self.options["blocks"] = dataclasses.asdict(self.plan.blocks)
         # this point's share of the plan: its cycles' blocks and the confirming runs, not rounds of runs
         self.replan(len(points) * self.plan.repeats, len(points) * self.plan.cycles + len(references) + 1)
         for _ in range(self.plan.warmup):  # compilation and first touches, untimed

@@ -33,6 +33,7 @@ __all__ = [
     "Table",
     "cell_text",
     "code_snippets",
+    "design_text",
     "environment_rows",
     "fleet_headline",
     "fleet_reason",
@@ -153,14 +154,15 @@ def reason(decision: Decision, unit: str) -> str:
                 f"is {format_size(int(smallest['footprint']))} ({point_text(smallest, params)}).")
     fewest = int(fits["runs"].min())
     if decision.best is None or fewest < MIN_ROUNDS:
-        text = (f"Not enough runs to decide: each point needs at least {MIN_ROUNDS} successful runs "
+        runs, rounds = _words(decision)
+        text = (f"Not enough {rounds} to decide: each point needs at least {MIN_ROUNDS} successful {runs} "
                 f"(the fewest here is {fewest}); sweep with more repeats, or repeats=\"auto\".")
         return _notes(text, decision)
     best = points.loc[decision.best]
     against = f"{point_text(best, params)} at {_speed(best['speed'], unit)}"
     if decision.choice is None:
         text = (f"Undecided: no point is shown within {tol} of the fastest ({against}) yet. "
-                + _more(decision.points[decision.points["verdict"] == "undecided"]))
+                + _more(decision.points[decision.points["verdict"] == "undecided"], decision))
         return _notes(text, decision)
     chosen = points.loc[decision.choice]
     what = point_text(chosen, params)
@@ -181,17 +183,26 @@ def reason(decision: Decision, unit: str) -> str:
     if not decision.decided:
         still = decision.undecided
         text = (f"Undecided below {limit_text(chosen['cache_limit'])}: {what} is shown within {tol} of the "
-                f"fastest and safe to use, but {_limits(still)} cannot be told yet. " + _more(still))
+                f"fastest and safe to use, but {_limits(still)} cannot be told yet. "
+                + _more(still, decision))
     return _notes(text, decision)
 
 
-def _more(open_points: pd.DataFrame) -> str:
-    """How many more rounds would likely decide the open points."""
-    rounds = float(open_points["more_rounds"].max()) if len(open_points) else math.inf
-    if not math.isfinite(rounds):
-        return ("Some sit so close to the tolerance that more runs are unlikely to settle them: accept a "
+def _words(decision: Decision) -> tuple[str, str]:
+    """What the decision's rows and rounds are called: blocks and cycles when paired, else runs and rounds."""
+    return ("blocks", "cycles") if decision.paired else ("runs", "rounds")
+
+
+def _more(open_points: pd.DataFrame, decision: Decision) -> str:
+    """How many more rounds (cycles) would likely decide the open points."""
+    runs, rounds = _words(decision)
+    more = float(open_points["more_rounds"].max()) if len(open_points) else math.inf
+    if not math.isfinite(more):
+        return (f"Some sit so close to the tolerance that more {runs} are unlikely to settle them: accept a "
                 "larger tolerance, or measure on a quieter machine.")
-    return f"About {rounds:.0f} more round{'s' if rounds != 1 else ''} of runs would likely decide."
+    if decision.paired:
+        return f"About {more:.0f} more {rounds[:-1] if more == 1 else rounds} would likely decide."
+    return f"About {more:.0f} more round{'s' if more != 1 else ''} of runs would likely decide."
 
 
 def _notes(text: str, decision: Decision) -> str:
@@ -206,12 +217,18 @@ def _notes(text: str, decision: Decision) -> str:
         slower, than = point_text(points.loc[larger], params), limit_text(points.loc[smaller, "cache_limit"])
         text += (f" More cache was slower here: {slower} ran at {ratio:.2f}x the speed of {than} (memory "
                  "pressure can do this), so those limits were not pooled.")
-    words = noise_text(decision.noise)
+    words = noise_text(decision.noise, decision.paired)
     return f"{text} {words}" if words else text
 
 
-def noise_text(noise: Noise) -> str:
-    """One or two sentences when the runs were unsteady; "" when they were steady."""
+def noise_text(noise: Noise, paired: bool = False) -> str:
+    """One or two sentences when the runs (blocks) were unsteady; "" when they were steady."""
+    if paired:  # what moves a whole cycle cancels in its ratios: say so, not "the machine was busy"
+        if noise.states is None and noise.spread <= 1.25:
+            return ""
+        return (f"Blocks at the same limit differ by up to {noise.spread:.1f}x (the machine's speed moved); "
+                "each limit is compared with the reference inside the same cycle, so what moves a whole "
+                "cycle cancels.")
     parts = []
     if noise.states is not None:
         parts.append(f"Runs fell into two speed states about {noise.states:.2f}x apart (a state lasts a "
@@ -302,9 +319,10 @@ def summary_table(result: SweepResult, rec: Recommendation | None = None) -> Tab
     decision = result.decision(rec.budget if rec else None, rec.tolerance if rec else 0.05).points
     marked = recommended_rows(summary, rec) if rec is not None else pd.Series(False, index=summary.index)
     params = list(result.params)
+    paired = result.design == "paired"
     headers = [p.replace("_", " ") for p in params] + [
         f"median {unit}/s", "x best (95% bounds)", "verdict", "quartiles", "footprint", "peak active",
-        "cache held", "process peak", "runs",
+        "cache held", "process peak", "blocks" if paired else "runs",
     ]
     rows = []
     for (index, point), recommended in zip(summary.iterrows(), marked, strict=True):
@@ -313,15 +331,17 @@ def summary_table(result: SweepResult, rec: Recommendation | None = None) -> Tab
             cells[0] += f" {recommended_mark(rec)}"
         failed = int(point["failed"])
         verdict = decision.loc[index]
+        # a paired sweep's memory is a whole run's where it ran one; else its blocks', marked so
+        where = " (blocks)" if paired and point.get("memory_from") == "blocks" else ""
         cells += [
             number(point["throughput_median"]),
             ratio_text(verdict["ratio"], verdict["ratio_low"], verdict["ratio_high"]),
             str(verdict["verdict"]),
             f"{number(point['throughput_q1'])} – {number(point['throughput_q3'])}",
-            format_size(int(point["footprint"])),
+            format_size(int(point["footprint"])) + where,
             format_size(int(point["peak_memory_max"])),
             format_size(int(point["cache_after_max"])),
-            format_size(int(point["process_peak_max"])),
+            format_size(int(point["process_peak_max"])) + where,
             f"{int(point['runs'])}" + (f" ({failed} failed)" if failed else ""),
         ]
         rows.append(Row(cells, css="recommended" if recommended else ""))
@@ -335,9 +355,10 @@ def ratio_text(ratio: float, low: float, high: float) -> str:
     return f"{ratio:.2f}x [{low:.2f}, {high:.2f}]"
 
 
-def runs_table(result: SweepResult) -> Table:
-    """Every run with every column, exact values: bytes in full, limits as words, times as dates."""
-    runs = result.runs
+def runs_table(result: SweepResult, blocks: bool = False) -> Table:
+    """Every run (``blocks``: every block of a paired sweep) with every column, exact values: bytes in
+    full, limits as words, times as dates."""
+    runs = result.blocks if blocks else result.runs
     rows = [Row([cell_text(name, v) for name, v in zip(runs.columns, row, strict=True)],
                 css="failed" if row.error else "")
             for row in runs.itertuples(index=False)]
@@ -444,13 +465,41 @@ def _plain_text(value: Any) -> str:
 
 
 def status_text(result: SweepResult) -> str:
-    """Whether the sweep finished, in a few words: "complete: 15 runs" or "incomplete: 9 of 15 ..."."""
-    runs = len(result.runs)
+    """Whether the sweep finished, in a few words: "complete: 15 runs" or "incomplete: 9 of 15 ...";
+    a paired sweep counts its blocks and whole runs together ("complete: 73 blocks and 2 runs")."""
     failed = f", {result.failed_runs} failed" if result.failed_runs else ""
+    measured = f"{len(result.runs)} runs"
+    if result.design == "paired":
+        measured = f"{len(result.blocks)} blocks and {measured}"
     if result.complete:
-        return f"complete: {runs} runs{failed}"
+        return f"complete: {measured}{failed}"
     reason = f" ({result.stop_reason.rstrip('.')})" if result.stop_reason else ""
-    return f"incomplete: {runs} of {result.planned_runs} planned runs{failed}{reason}"
+    return f"incomplete: {measured} of {result.planned_runs} planned{failed}{reason}"
+
+
+def design_text(result: SweepResult) -> str:
+    """What was compared, and where each number comes from: for a paired sweep its cycles, limits,
+    generations and block sizes, the reference, and which limits' memory is a whole run's."""
+    if result.design != "paired":
+        rounds = int(result.runs["repeat"].max()) + 1 if len(result.runs) else 0
+        return (f"Whole runs: {len(result.runs)} runs in {rounds} round{'s' if rounds != 1 else ''}, each "
+                "point once per round in a shuffled order.")
+    blocks = result.blocks
+    cycles = int(blocks["repeat"].max()) + 1
+    limits = blocks["cache_limit"].nunique()
+    generations = int(blocks["generation"].max()) + 1 if "generation" in blocks else 1
+    sizes = result.options.get("blocks") or {}
+    steps = (f" ({len(blocks)} blocks of {sizes['block']} timed steps after {sizes['settle']} settling "
+             "steps)" if {"block", "settle"} <= set(sizes) else f" ({len(blocks)} blocks)")
+    reference = limit_text(int(blocks["cache_limit"].max()))
+    text = (f"Paired within runs: {cycles} cycle{'s' if cycles != 1 else ''} of {limits} limits in "
+            f"{generations} generation{'s' if generations != 1 else ''}{steps}; each limit's speed is "
+            f"compared with {reference}'s in the same cycle.")
+    whole = sorted({int(v) for v in result.runs["cache_limit"]}) if len(result.runs) else []
+    if whole:
+        text += (f" Memory: whole runs at {', '.join(limit_text(v) for v in whole)}; for the other limits, "
+                 "what their blocks held and sampled, beside the run's live state.")
+    return text
 
 
 def recommended_mark(rec: Recommendation) -> str:

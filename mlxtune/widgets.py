@@ -335,8 +335,9 @@ class SweepPanel:
         self.progress.max = progress.planned
         self.progress.value = progress.done
         state = f"failed: {html.escape(record.error)}" if record.error else f"{record.wall_seconds:.3g} s"
+        what = f"block of cycle {record.repeat + 1}" if record.block else "run"
         self.status.value = (
-            f"{progress.done} of {progress.planned} runs · last: cache limit "
+            f"{progress.done} of {progress.planned} measured · last: {what} at cache limit "
             f"<b>{view.limit_text(record.cache_limit)}</b>, {state}"
         )
         if time.monotonic() >= self._next_draw:
@@ -356,11 +357,10 @@ class SweepPanel:
         self._leave_snapshot(result)
 
     def _outcome(self, result: SweepResult) -> str:
-        done = len(result.runs)
-        stopped = f" of {result.planned_runs} ({result.stop_reason or 'stopped'})"
-        parts = [f"{done} runs" + ("" if result.complete else stopped)]
+        parts = [view.status_text(result)]
         if result.complete and result.stop_reason:  # an adaptive sweep: where it stopped and why
             parts[0] += f" ({result.stop_reason})"
+        parts.append(view.design_text(result))
         if result.failed_runs:
             first = result.first_error
             parts.append(f"{result.failed_runs} failed: {first}")
@@ -388,14 +388,15 @@ class SweepPanel:
         """Redraw the trade-off plot and the summary table from :attr:`result`."""
         started = time.monotonic()
         result = self.result
-        if result is None or not len(result.runs):
+        if result is None or not len(result.speed_rows):
             return
         try:
             figure = result.plot(kind="tradeoff", highlight=highlight)
             self.plot.value = figure_bytes(figure, "png", dpi=90)
             self.figure = figure
-            caption = (f"after {len(result.runs)} of {result.planned_runs} runs: the answer may still change"
-                       if self.running else "")
+            paired = result.design == "paired"
+            counted = f"{len(result.blocks)} blocks" if paired else f"{len(result.runs)} runs"
+            caption = f"after {counted}: the answer may still change" if self.running else ""
             self.table.value = summary_html(result, caption=caption)
         except Exception as exc:  # a drawing problem must not end the sweep
             self._show_error(exc)
@@ -406,7 +407,7 @@ class SweepPanel:
     def _offer_scrub(self, result: SweepResult) -> None:
         """Let the second slider step through the measured limits, starting at the recommended one,
         which is drawn highlighted with its details."""
-        measured = sorted({int(v) for v in result.runs["cache_limit"]})
+        measured = sorted({int(v) for v in result.speed_rows["cache_limit"]})
         if not measured:
             return
         try:
@@ -498,14 +499,15 @@ class SweepPanel:
 
 
 def _details_html(result: SweepResult, limit: int) -> str:
-    """Medians of one limit's finished runs: timings and how memory moved during a run."""
-    runs = result.runs[(result.runs["cache_limit"] == limit) & (result.runs["error"] == "")]
+    """Medians of one limit's finished runs (a paired sweep's blocks): timings and how memory moved."""
+    rows_of = result.speed_rows
+    runs = rows_of[(rows_of["cache_limit"] == limit) & (rows_of["error"] == "")]
     if not len(runs):
         return f"<b>{view.limit_text(limit)}</b>: no finished runs"
     median = runs.median(numeric_only=True)
     unit = html.escape(str(runs["unit"].iloc[0]))
     rows = [
-        ("runs", f"{len(runs)}"),
+        ("blocks" if result.design == "paired" else "runs", f"{len(runs)}"),
         ("seconds (median)", f"{median['seconds']:.4g}"),
         (f"{unit}/s (median)", f"{median['throughput']:.4g}"),
         ("peak memory (largest)", format_size(int(runs["peak_memory"].max()))),
