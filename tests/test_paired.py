@@ -170,7 +170,7 @@ def test_a_whole_run_workload_is_untouched_and_the_design_can_be_chosen(limit, t
         sweep(work, cache_limits=["0"], design="paired", progress=False)
     with pytest.raises(PlanError, match="design must be one of"):
         sweep(work, cache_limits=["0"], design="pairs", progress=False)
-    with pytest.raises(ValueError, match="Blocks.block must be"):
+    with pytest.raises(ValueError, match=r"Blocks\.block must be"):
         Blocks(block=0)
     assert memory.get_cache_limit() == limit
 
