@@ -637,6 +637,41 @@ def block_chat(figs: dict[str, bytes]) -> str:
     return table(headers, rows) + "\n\n" + _figure("h200-chat-timeline.png", figure, figs)
 
 
+PAIRED = GPU / "run5"
+
+
+def block_paired(figs: dict[str, bytes]) -> str:
+    """Paired within runs against whole runs on the H200: five adaptive sweeps of each, interleaved."""
+    found = _read_json(PAIRED / "paired_vs_runs.json")
+    rows = []
+    for design, name in (("paired", "paired within runs"), ("runs", "whole runs")):
+        entries, summary = found["sweeps"][design], found["summary"][design]
+        picks = ", ".join("none" if e["pick"] is None else limit_text(int(e["pick"])) for e in entries)
+        seconds = ", ".join(f"{e['measuring_seconds']:.1f}" for e in entries)
+        rows.append([name, f"{summary['decided']} of {len(entries)}", picks, seconds,
+                     f"{summary['worst_pick_pooled_ratio']:.3f}"])
+    headers = ["design", "decided", "picks", "seconds measuring, each sweep", "worst pick (pooled)"]
+    lines = [table(headers, rows)]
+    pooled = [[limit_text(int(p["cache_limit"])),
+               f"{p['ratio']:.3f} [{p['ratio_low']:.3f}, {p['ratio_high']:.3f}]", p["verdict"]]
+              for p in found["pooled"]]
+    lines += ["", "Every paired block of the five sweeps pooled (speed relative to unlimited, 90% interval):",
+              "", table(["cache limit", "relative speed", "verdict"], pooled)]
+    accuracy = _match(PAIRED / "lm_vs_mlx_lm.txt", r"ratio ([\d.]+) \[([\d.]+), ([\d.]+)\]")
+    pairs = _match(PAIRED / "lm_vs_mlx_lm.txt",
+                   r"(\d+) pairs alternating: lm ([\d.]+) tok/s, mlx-lm ([\d.]+)")
+    lines.append(f"\n`lm` against mlx-lm's own `stream_generate` timing (as `mlx_lm.benchmark` runs it), "
+                 f"{pairs[1]} pairs alternating in one process: {pairs[2]} against {pairs[3]} tokens/s, "
+                 f"ratio {accuracy[1]} [{accuracy[2]}, {accuracy[3]}] (90%).")
+    env = found["environment"]
+    lines.append(f"\nMeasured on {env['device_name']} ({env['backend']}), mlx {env['mlx']}, "
+                 f"mlx-lm {env['mlx_lm']}, {env['date'][:10]}; files in `{_rel(PAIRED)}`.")
+    first = mlxtune.load(PAIRED / "paired-3.json")
+    figure = first.plot("order", title="H200: every block of one paired sweep, in the order run")
+    lines.append(_figure("h200-paired-blocks.png", figure, figs))
+    return "\n".join(lines)
+
+
 def block_sampler(figs: dict[str, bytes]) -> str:
     return code_block(_read_text(RESULTS / "sampler_cost.txt").rstrip(), "text")
 
@@ -656,6 +691,7 @@ BLOCKS: dict[str, Callable[[dict[str, bytes]], str]] = {
     "decision": block_decision,
     "h200": block_h200,
     "chat": block_chat,
+    "paired": block_paired,
     "sampler": block_sampler,
 }
 

@@ -11,6 +11,7 @@ from mlxtune.memory import (
     track,
     wired_limit,
 )
+from mlxtune.paired import Blocks
 from mlxtune.result import Recommendation, SweepResult
 from mlxtune.sweep import SweepError, Workload, sweep
 from mlxtune.units import UNLIMITED, format_size, parse_size
@@ -18,6 +19,7 @@ from mlxtune.workloads import allocator_churn, lm, lm_factory, tiny_model
 
 __all__ = [
     "UNLIMITED",
+    "Blocks",
     "FleetResult",
     "Recommendation",
     "Snapshot",

@@ -173,11 +173,15 @@ class CellWorkload:
 
     Sent to another process (an ipyparallel engine: ``%%mlxsweep --isolate``), a cell travels as
     its text and runs there in the engine's own namespace, the one ``%px`` fills.
+
+    ``paired=True`` (``%%mlxsweep --paired``) makes each run of the cell one step of a step
+    workload (:mod:`mlxtune.paired`): the sweep switches the limit between blocks of cell runs and
+    compares within cycles; one run of the cell is then also a whole run.
     """
 
     def __init__(self, shell: Any, cell: str, units: str | None = None, *, evaluate: bool = True,
-                 keep_interrupt: bool = False) -> None:
-        self._source = (cell, units, evaluate)
+                 keep_interrupt: bool = False, paired: bool = False) -> None:
+        self._source = (cell, units, evaluate, paired)
         self._program = CellProgram.compile(shell, cell)
         self._namespace = shell.user_ns
         self._units = compile(units, "<--units>", "eval") if units else None
@@ -188,6 +192,9 @@ class CellWorkload:
         self.value: Any = None
         self.evaluated = 0
         self.interrupt: KeyboardInterrupt | None = None
+        self.unit = self._unit
+        if not paired:  # a whole-run workload: see mlxtune.paired.step_source
+            self.steps = None
 
     def __call__(self) -> Work:
         __tracebackhide__ = True
@@ -206,22 +213,26 @@ class CellWorkload:
             raise TypeError(f"--units must give a number, got {type(count).__name__}")
         return Work(units=float(count), unit=self._unit)
 
+    def steps(self) -> Iterator[float]:
+        """The cell again and again, one run a step (``paired=True``)."""
+        while True:
+            yield self().units
+
     def describe(self) -> str:
         return f"%%mlxsweep cell: {self._first_line}"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        cell, units, evaluate = self._source
-        return _cell_here, (cell, units, evaluate)
+        return _cell_here, self._source
 
 
-def _cell_here(cell: str, units: str | None, evaluate: bool) -> CellWorkload:
+def _cell_here(cell: str, units: str | None, evaluate: bool, paired: bool = False) -> CellWorkload:
     """A cell that came from another process, run in this one's IPython namespace."""
     from IPython import get_ipython
 
     shell = get_ipython()
     if shell is None:
         raise RuntimeError("a notebook cell runs only in an IPython process (an ipyparallel engine is one)")
-    return CellWorkload(shell, cell, units, evaluate=evaluate)
+    return CellWorkload(shell, cell, units, evaluate=evaluate, paired=paired)
 
 
 # -- the result ---------------------------------------------------------------------------------
@@ -524,6 +535,9 @@ class MlxtuneMagics(Magics):
     @argument("--wait", action="store_true", help="block until the sweep ends")
     @argument("--isolate", action="store_true",
               help="run the cell in a fresh ipyparallel engine process (its namespace, not this one's)")
+    @argument("--paired", action="store_true",
+              help="a run of the cell is one step: switch the limit between blocks of cell runs and compare "
+              "within each cycle (for a short cell, such as one decode step)")
     @argument("-v", dest="variable", type=name_option, metavar="NAME", help="store the panel as NAME")
     @cell_magic
     def mlxsweep(self, line: str, cell: str) -> None:
@@ -531,11 +545,13 @@ class MlxtuneMagics(Magics):
 
         The cell runs once per run, in a worker thread, so Stop works while it sweeps; arrays it
         uses from earlier cells must already be evaluated (MLX ties lazy arrays to their thread).
+        With ``--paired`` a run of the cell is one step of the paired design (:mod:`mlxtune.paired`):
+        ``--repeats`` then counts cycles.
         """
         from mlxtune.widgets import SweepPanel
 
         options = parse_options(MlxtuneMagics.mlxsweep, line)
-        workload = CellWorkload(self.shell, cell, options.units)
+        workload = CellWorkload(self.shell, cell, options.units, paired=options.paired)
         panel = SweepPanel(workload, cache_limits=options.cache_limits, repeats=options.repeats,
                            warmup=options.warmup, label=options.label, isolate=options.isolate)
         if options.variable:

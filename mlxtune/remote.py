@@ -30,6 +30,7 @@ from types import ModuleType
 from typing import Any
 
 from mlxtune.measure import RunRecord, describe_error
+from mlxtune.paired import step_source
 from mlxtune.result import SweepResult
 
 __all__ = [
@@ -72,7 +73,7 @@ def pack(workload: object) -> bytes:
     if isinstance(workload, (str, os.PathLike)):
         text = os.fspath(workload)
         return pickle.dumps(text if is_factory_name(text) else model_reference(text))
-    if not callable(workload):
+    if not callable(workload) and step_source(workload) is None:
         raise ValueError(f"a workload for another process must be {ACCEPTED}, not {type(workload).__name__}")
     import cloudpickle
 

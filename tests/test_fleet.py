@@ -96,6 +96,18 @@ def test_an_isolated_sweep_gives_the_same_columns_and_leaves_this_process_alone(
     assert there.environment["hostname"] == here.environment["hostname"]
 
 
+def test_an_isolated_sweep_of_a_model_compares_within_runs_and_its_blocks_come_back(
+        client: Any, tiny_model_path: Path) -> None:
+    before = limits_now()
+    blocks: list[bool] = []
+    result = mlxtune.sweep(str(tiny_model_path), cache_limits=LIMITS, repeats=4, progress=False,
+                           isolate=client, on_run=lambda record, progress: blocks.append(record.block))
+    assert result.design == "paired" and len(result.blocks) == 8 and result.unit == "tokens"
+    assert blocks[:8] == [True] * 8 and not any(blocks[8:])  # the blocks, then the confirming whole runs
+    assert 1 <= len(result.runs) <= 2 and (result.runs["error"] == "").all()
+    assert limits_now() == before
+
+
 def open_files() -> int:
     gc.collect()
     return len(os.listdir("/proc/self/fd"))

@@ -9,6 +9,7 @@ import mlxtune
 
 PUBLIC = {
     "UNLIMITED",
+    "Blocks",
     "FleetResult",
     "Recommendation",
     "Snapshot",

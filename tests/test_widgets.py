@@ -340,6 +340,21 @@ def test_mlxsweep_repeats_auto_runs_until_decided_within_its_rounds(shell: Any) 
         panel.close()
 
 
+def test_mlxsweep_paired_runs_the_cell_as_one_step_and_compares_within_cycles(shell: Any) -> None:
+    previous = memory.get_cache_limit()
+    panel = sweep_magic(shell, "--paired --cache-limits 0,16MB,unlimited -r 4 -w 0",
+                        "x = mx.ones((128, 128))\nx @ x")
+    try:
+        result = panel.result
+        assert result.design == "paired" and len(result.blocks) == 12 and result.complete
+        assert (result.blocks["steps"] == 12).all()  # each block: 12 runs of the cell
+        assert 1 <= len(result.runs) <= 2  # one run of the cell is a whole run
+        assert "12 blocks" in panel.status.value and "Paired within runs: 4 cycles" in panel.status.value
+        assert memory.get_cache_limit() == previous
+    finally:
+        panel.close()
+
+
 def test_mlxsweep_units_expression_names_the_unit(shell: Any) -> None:
     shell.run_cell("tokens = 0")
     cell = "tokens = 32\nmx.eval(mx.ones((8,)))"
