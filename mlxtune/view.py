@@ -154,8 +154,8 @@ def reason(decision: Decision, unit: str) -> str:
                 f"is {format_size(int(smallest['footprint']))} ({point_text(smallest, params)}).")
     fewest = int(fits["runs"].min())
     if decision.best is None or fewest < MIN_ROUNDS:
-        runs, rounds = _words(decision)
-        text = (f"Not enough {rounds} to decide: each point needs at least {MIN_ROUNDS} successful {runs} "
+        runs, _ = _words(decision)
+        text = (f"Not enough {runs} to decide: each point needs at least {MIN_ROUNDS} successful {runs} "
                 f"(the fewest here is {fewest}); sweep with more repeats, or repeats=\"auto\".")
         return _notes(text, decision)
     best = points.loc[decision.best]
@@ -468,13 +468,14 @@ def status_text(result: SweepResult) -> str:
     """Whether the sweep finished, in a few words: "complete: 15 runs" or "incomplete: 9 of 15 ...";
     a paired sweep counts its blocks and whole runs together ("complete: 73 blocks and 2 runs")."""
     failed = f", {result.failed_runs} failed" if result.failed_runs else ""
-    measured = f"{len(result.runs)} runs"
-    if result.design == "paired":
-        measured = f"{len(result.blocks)} blocks and {measured}"
+    runs = len(result.runs)
+    measured = f"{len(result.blocks)} blocks and {runs} runs" if result.design == "paired" else f"{runs} runs"
     if result.complete:
         return f"complete: {measured}{failed}"
     reason = f" ({result.stop_reason.rstrip('.')})" if result.stop_reason else ""
-    return f"incomplete: {measured} of {result.planned_runs} planned{failed}{reason}"
+    if result.design == "paired":
+        return f"incomplete: {measured} of {result.planned_runs} planned{failed}{reason}"
+    return f"incomplete: {runs} of {result.planned_runs} planned runs{failed}{reason}"
 
 
 def design_text(result: SweepResult) -> str:
