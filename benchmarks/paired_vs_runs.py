@@ -139,21 +139,28 @@ def main() -> None:
     parser.add_argument("--paired-seconds", type=float, default=30.0)
     parser.add_argument("--runs-seconds", type=float, default=60.0)
     parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument("--mlx-cache-clearing", choices=("keep", "avoid"), default="keep",
+                        help="keep mlx-lm's own cache clearing (as shipped) or avoid it")
+    parser.add_argument("--designs", default="paired,runs", help="which designs to sweep, in order")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     log = Log(args.out / "paired_vs_runs.txt")
     started = time.perf_counter()
     env = environment()
     log(f"paired_vs_runs: {env['backend']} ({env['device_name']}, {format_size(env['device_memory'])}), "
-        f"mlx {env['mlx']}, mlx-lm {env['mlx_lm']}, python {env['python']}")
+        f"mlx {env['mlx']}, mlx-lm {env['mlx_lm']}, python {env['python']}; mlx-lm cache clearing: "
+        f"{args.mlx_cache_clearing}")
     model = str(tiny_model(size=args.size, dtype="float16"))
-    work = lm(model, prompt_tokens=args.prompt_tokens, gen_tokens=args.gen_tokens)
+    work = lm(model, prompt_tokens=args.prompt_tokens, gen_tokens=args.gen_tokens,
+              mlx_cache_clearing=args.mlx_cache_clearing)
     work.setup()
     log(f"model {Path(model).name} ({time.perf_counter() - started:.0f}s to build or find, and load)")
-    found: dict[str, list[dict[str, Any]]] = {"paired": [], "runs": []}
+    designs = args.designs.split(",")
+    seconds_of = {"paired": args.paired_seconds, "runs": args.runs_seconds}
+    found: dict[str, list[dict[str, Any]]] = {design: [] for design in designs}
     paired_results: list[SweepResult] = []
     for n in range(args.sweeps):
-        for design, seconds in (("paired", args.paired_seconds), ("runs", args.runs_seconds)):
+        for design, seconds in ((design, seconds_of[design]) for design in designs):
             began = time.perf_counter()
             result = sweep(work, cache_limits=LIMITS, repeats="auto", design=design, seed=n,
                            max_seconds=seconds, tolerance=TOLERANCE, progress=False,
@@ -191,13 +198,14 @@ def main() -> None:
             f"{', '.join('none' if p is None else format_size(p) for p in picks)}; measuring seconds "
             f"{', '.join(f'{s:.1f}' for s in seconds)} (max {max(seconds):.1f}); worst pick by all paired "
             f"data pooled {worst:.3f} of unlimited")
-    paired = summary["paired"]
+    paired = summary.get("paired", {"decided": 0, "picks": [None], "worst_pick_pooled_ratio": np.nan,
+                                    "measuring_seconds": [np.inf]})
     goals = {"all decided": paired["decided"] == args.sweeps,
              "same pick": len(set(paired["picks"])) == 1,
              "no pick below 0.95": bool(paired["worst_pick_pooled_ratio"] >= 1 - TOLERANCE),
              "at most 30 s each": max(paired["measuring_seconds"]) <= 30.0}
     log("paired goals: " + ", ".join(f"{name} {'met' if ok else 'NOT met'}" for name, ok in goals.items()))
-    accuracy = lm_against_mlx_lm(work, args.pairs, log)
+    accuracy = lm_against_mlx_lm(work, args.pairs, log) if args.pairs else None
     document = {"environment": env, "limits": LIMITS, "size": args.size, "sweeps": found,
                 "summary": summary, "pooled": json.loads(truth.to_json(orient="records")), "goals": goals,
                 "lm_accuracy": accuracy,
