@@ -17,13 +17,15 @@ and recorded (cycle, limit, steps, seconds, units, cache held at the end, memory
 it). Each limit's speed is then compared with the reference (the largest limit of its curve)
 within the same cycle: :mod:`mlxtune.decision` works on those paired ratios.
 
-A *generation* is one iterator from ``steps()`` (for :func:`mlxtune.workloads.lm`, one prompt
-and its decoding). It is closed at the first cycle boundary after ``generation`` steps, and a fresh
-one starts (a fresh prompt): a context that grows over thousands of tokens would otherwise make
-late steps slower than early ones. Within a cycle the order is shuffled, so that slope falls on
-every limit alike and cannot bias a ratio (``tests/test_paired.py`` shows it on a workload whose
-steps slow down as it goes). A generation that ends by itself is replaced at once; its first step
-(the prompt, for an LM) is never timed.
+A *generation* is one iterator from ``steps()``: for :func:`mlxtune.workloads.lm`, the same work
+as one whole run (a fresh prompt, then ``gen_tokens`` decoded tokens). A generation that ends is
+replaced at once (its first step, the prompt, is never timed); one that does not end is closed at
+the first cycle boundary after ``generation`` steps. Within a cycle the order is shuffled, so a
+context that grows over a generation falls on every limit alike and cannot bias a ratio
+(``tests/test_paired.py`` shows it on a workload whose steps slow down as it goes). But what a limit
+costs can itself change along a generation (a 1MB cache on an H200 kept up with a short context and
+not with a long one), so an adaptive sweep runs every limit, and decides nothing, until a whole
+generation has been measured: the answer covers the workload start to end, not its first steps.
 
 Why these sizes (measured on an H200, 1.1B float16 decode, see BENCHMARKS.md): blocks of 24 steps
 with 4 settling steps gave +-2-4% from one 11 s generation; blocks of 12 with 2 settling steps
@@ -99,6 +101,7 @@ class Generations:
         self.current: Iterator[Any] | None = None
         self.generation = -1  # the first fresh() makes it 0
         self.taken = 0  # steps of the current generation
+        self.completed = 0  # generations measured to their end (or to the ``generation`` size)
 
     def fresh(self) -> None:
         """Close the current generation and start the next one, taking its first step untimed."""
@@ -118,7 +121,10 @@ class Generations:
 
     def cycle_starts(self) -> None:
         """At a cycle boundary: a fresh generation when none runs or this one ran its share of steps."""
-        if self.current is None or self.taken >= self.sizes.generation:
+        if self.current is not None and self.taken >= self.sizes.generation:
+            self.completed += 1
+            self.fresh()
+        elif self.current is None:
             self.fresh()
 
     def _step(self) -> float | None:
@@ -129,6 +135,7 @@ class Generations:
             value = next(self.current)
         except StopIteration:
             self.current = None
+            self.completed += 1
             return None
         self.taken += 1
         return _units(value)

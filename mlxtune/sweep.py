@@ -506,7 +506,11 @@ class _Sweep:
             self.runner.call(generations.cycle_starts, self.plan.timeout)
             for limits in order:
                 self.measured_block(generations, point, limits, cycle)
-            if self.plan.adaptive:
+            if self.plan.adaptive and not generations.completed:  # every point, until a whole generation
+                if spent := self.time_spent():                   # is measured: not its first steps alone
+                    self.ended(point, f"{spent} before a whole generation was measured", first)
+                    break
+            elif self.plan.adaptive:
                 running = self.race(point, first, cycle + 1, self.plan.cycles, PAIRED_PATIENCE)
                 if not running:
                     break
@@ -540,13 +544,17 @@ class _Sweep:
         """The limit points the next round runs; none (and the reason noted) when this point is done."""
         decision = self.decision(first)
         step = next_round(decision, rounds, most, patience)
-        seconds = self.plan.max_seconds
-        stop = step.stop or (f"its time (max_seconds={seconds:g}) was spent"
-                             if seconds is not None and self.elapsed() >= seconds else "")
+        stop = step.stop or self.time_spent()
         if stop:
             self.ended(point, stop, first)
             return []
         return [_limit_point(row) for _, row in decision.points.loc[step.points].iterrows()]
+
+    def time_spent(self) -> str:
+        """Why an adaptive sweep stops on its time budget, or "" while there is time left."""
+        seconds = self.plan.max_seconds
+        return (f"its time (max_seconds={seconds:g}) was spent"
+                if seconds is not None and self.elapsed() >= seconds else "")
 
     def decision(self, first: int) -> Decision:
         """The rule on this workload point's measurements so far: its blocks when it ran in blocks."""

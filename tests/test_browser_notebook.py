@@ -165,15 +165,17 @@ def test_slider_notebook_renders_widgets_and_runs(lab: tuple[str, Path]) -> None
             run = panel.locator(".widget-button", has_text=re.compile(r"^\s*Run\s*$"))
             run.click()
             expect(run).to_be_disabled(timeout=10_000)
-            # what a person waits for: Run is back, the status says how many runs ended, the table has them
+            # what a person waits for: Run is back, the status says how many blocks ended (lm runs in
+            # steps, so the panel compares limits within runs), the table has them
             expect(run).to_be_enabled(timeout=60_000)
-            expect(panel).to_contain_text("20 runs", timeout=10_000)
+            expect(panel).to_contain_text("20 blocks", timeout=10_000)
+            expect(panel).to_contain_text("Paired within runs: 4 cycles of 5 limits")
             expect(table).to_have_count(5)
             headers = [h.strip() for h in panel.locator(".mlxtune-summary table thead th").all_inner_texts()]
-            runs_column = headers.index("runs") + 1
+            blocks_column = headers.index("blocks") + 1
             first_cells = [c.split(" ")[0] for c in table.locator("td:nth-child(1)").all_inner_texts()]
             assert first_cells == ["0", "256KB", "1MB", "4MB", "16MB"]
-            expect(table.locator(f"td:nth-child({runs_column})")).to_have_text(["4"] * 5)  # 4 repeats each
+            expect(table.locator(f"td:nth-child({blocks_column})")).to_have_text(["4"] * 5)  # 4 cycles
 
             panel.locator(".widget-button", has_text="Export HTML").click()
             link = panel.locator("a[href$='.html']")

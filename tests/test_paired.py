@@ -115,7 +115,7 @@ def limit_sensitive() -> Iterator[int]:
 
 def test_a_step_workload_that_depends_on_the_limit_is_decided_correctly_in_few_cycles(limit):
     result = sweep(limit_sensitive, cache_limits=["0", "256KB", "1MB", "16MB", "unlimited"], repeats="auto",
-                   progress=False, blocks=Blocks(block=4, settle=1))
+                   progress=False, blocks=Blocks(block=4, settle=1, generation=50))
     rec = result.recommend()
     assert rec.cache_limit == MB and rec.decided, rec.reason
     points = result.decision().points.set_index("cache_limit")
@@ -180,10 +180,13 @@ def test_lm_runs_in_steps_the_prompt_untimed_and_its_whole_runs_are_its_own(limi
     assert step_source(model) is not None
     assert step_source(mlxtune.workloads.lm(str(tiny_model_path), batch=2)) is None  # batches run whole
     result = sweep(model, cache_limits=["0", "unlimited"], repeats=4, progress=False,
-                   blocks=Blocks(block=5, settle=1, generation=30))
+                   blocks=Blocks(block=5, settle=1))
     assert result.design == "paired" and result.unit == "tokens"
-    assert (result.blocks["units"] == 5).all() and (result.blocks["steps"] == 5).all()
-    assert int(result.blocks["generation"].max()) >= 1  # fresh prompts after 30 steps
+    # a generation is a run's work: the prompt (untimed), then 8 tokens, so a block that meets its end
+    # is cut short and the next starts a fresh prompt
+    assert (result.blocks["units"] == result.blocks["steps"]).all()
+    assert result.blocks["steps"].between(1, 5).all() and (result.blocks["steps"] < 5).any()
+    assert int(result.blocks["generation"].max()) >= 2
     assert len(result.runs) >= 1 and (result.runs["units"] == 8).all()  # lm's own runs: 8 tokens each
     assert "prompt_tps" in result.runs  # with the metrics a whole lm run reports
 

@@ -208,10 +208,10 @@ class LM(Workload):
     unit = "tokens"
 
     def steps(self) -> Iterator[float]:
-        """One generation in steps, for the paired design: the prompt and first token (a step of 0
-        units, never timed), then one decoded token per step with no end. Each generation has a
-        fresh prompt (seeded by ``seed`` and its number), so a sweep that restarts generations does
-        not decode one context for ever. mlx-lm's cache clearing is kept or avoided as for a run."""
+        """One generation in steps, for the paired design: the same work as a run, the prompt and
+        first token (a step of 0 units, never timed), then ``gen_tokens`` decoded tokens, one a step.
+        Each generation has a fresh prompt (seeded by ``seed`` and its number). mlx-lm's cache
+        clearing is kept or avoided as for a run."""
         from mlx_lm.generate import generate_step
 
         if self._prompt is None:
@@ -221,7 +221,7 @@ class LM(Workload):
         prompt = mx.random.randint(0, self.vocab_size or _model_vocab(self.model), (self.prompt_tokens,),
                                    key=key)
         with mlx_lm_cache_clearing(self.mlx_cache_clearing):
-            decoded = generate_step(prompt, self.model, max_tokens=-1,
+            decoded = generate_step(prompt, self.model, max_tokens=self.gen_tokens + 1,
                                     prefill_step_size=self.prefill_step_size)
             for position, _ in enumerate(decoded):
                 yield 0.0 if position == 0 else 1.0
