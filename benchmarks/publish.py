@@ -638,36 +638,60 @@ def block_chat(figs: dict[str, bytes]) -> str:
 
 
 PAIRED = GPU / "run5"
+#: The H200 sittings of paired_vs_runs.py: folder, and what its paired generations were.
+PAIRED_SITTINGS = (
+    ("runlength", "a generation = a run's work (prompt 512, 256 tokens), mlx-lm as is"),
+    ("", "generations of 2,048 tokens, mlx-lm as is"),
+    ("avoid", "generations of 2,048 tokens, mlx-lm's clearing avoided"),
+)
+
+
+def _answer(decided: bool, pick: int | None) -> str:
+    return ("none" if pick is None else limit_text(int(pick))) + ("" if decided else " (undecided)")
 
 
 def block_paired(figs: dict[str, bytes]) -> str:
-    """Paired within runs against whole runs on the H200: five adaptive sweeps of each, interleaved."""
-    found = _read_json(PAIRED / "paired_vs_runs.json")
+    """Paired within runs against whole runs on the H200, as measured, and the paired blocks judged
+    again by the rule as it is now."""
     rows = []
-    for design, name in (("paired", "paired within runs"), ("runs", "whole runs")):
-        entries, summary = found["sweeps"][design], found["summary"][design]
-        picks = ", ".join("none" if e["pick"] is None else limit_text(int(e["pick"])) for e in entries)
-        seconds = ", ".join(f"{e['measuring_seconds']:.1f}" for e in entries)
-        rows.append([name, f"{summary['decided']} of {len(entries)}", picks, seconds,
-                     f"{summary['worst_pick_pooled_ratio']:.3f}"])
-    headers = ["design", "decided", "picks", "seconds measuring, each sweep", "worst pick (pooled)"]
+    for folder, what in PAIRED_SITTINGS:
+        found = _read_json(PAIRED / folder / "paired_vs_runs.json")
+        for design in found["sweeps"]:
+            entries = found["sweeps"][design]
+            answers = ", ".join(_answer(e["decided"], e["pick"]) for e in entries)
+            seconds = ", ".join(f"{e['measuring_seconds']:.0f}" for e in entries)
+            now = ""
+            if design == "paired":
+                saved = (mlxtune.load(PAIRED / folder / f"paired-{n + 1}.json") for n in range(len(entries)))
+                now = ", ".join(_answer(r.recommend().decided, r.recommend().cache_limit) for r in saved)
+            name = f"paired: {what}" if design == "paired" else "whole runs, same sitting"
+            rows.append([name, answers, seconds, now or "–"])
+    headers = ["design", "answers as measured (bootstrap rule)", "seconds measuring", "same blocks, rule now"]
     lines = [table(headers, rows)]
-    pooled = [[limit_text(int(p["cache_limit"])),
-               f"{p['ratio']:.3f} [{p['ratio_low']:.3f}, {p['ratio_high']:.3f}]", p["verdict"]]
-              for p in found["pooled"]]
-    lines += ["", "Every paired block of the five sweeps pooled (speed relative to unlimited, 90% interval):",
-              "", table(["cache limit", "relative speed", "verdict"], pooled)]
+    main = PAIRED / PAIRED_SITTINGS[0][0]
+    blocks = [mlxtune.load(main / f"paired-{n + 1}.json").blocks for n in range(5)]
+    offset, frames = 0, []
+    for frame in blocks:
+        frames.append(frame.assign(repeat=frame["repeat"] + offset))
+        offset = int(frames[-1]["repeat"].max()) + 1
+    pooled = mlxtune.SweepResult(runs=frames[0].iloc[:0], params=["cache_limit"],
+                                 blocks=pd.concat(frames, ignore_index=True)).decision().points
+    cells = [[limit_text(int(p.cache_limit)), f"{p.ratio:.3f} [{p.ratio_low:.3f}, {p.ratio_high:.3f}]",
+              p.verdict] for p in pooled.itertuples()]
+    lines += ["", "The five paired sweeps of the first row pooled, judged by the rule now (speed relative to "
+              "the best, one-sided 95% bounds):", "",
+              table(["cache limit", "relative speed", "verdict"], cells)]
     accuracy = _match(PAIRED / "lm_vs_mlx_lm.txt", r"ratio ([\d.]+) \[([\d.]+), ([\d.]+)\]")
     pairs = _match(PAIRED / "lm_vs_mlx_lm.txt",
                    r"(\d+) pairs alternating: lm ([\d.]+) tok/s, mlx-lm ([\d.]+)")
     lines.append(f"\n`lm` against mlx-lm's own `stream_generate` timing (as `mlx_lm.benchmark` runs it), "
                  f"{pairs[1]} pairs alternating in one process: {pairs[2]} against {pairs[3]} tokens/s, "
                  f"ratio {accuracy[1]} [{accuracy[2]}, {accuracy[3]}] (90%).")
-    env = found["environment"]
+    env = _read_json(main / "paired_vs_runs.json")["environment"]
     lines.append(f"\nMeasured on {env['device_name']} ({env['backend']}), mlx {env['mlx']}, "
                  f"mlx-lm {env['mlx_lm']}, {env['date'][:10]}; files in `{_rel(PAIRED)}`.")
-    first = mlxtune.load(PAIRED / "paired-3.json")
-    figure = first.plot("order", title="H200: every block of one paired sweep, in the order run")
+    figure = mlxtune.load(PAIRED / "paired-3.json").plot(
+        "order", title="H200: every block of one paired sweep, in the order run")
     lines.append(_figure("h200-paired-blocks.png", figure, figs))
     return "\n".join(lines)
 

@@ -227,7 +227,7 @@ def noise_text(noise: Noise, paired: bool = False) -> str:
         if noise.states is None and noise.spread <= 1.25:
             return ""
         return (f"Blocks at the same limit differ by up to {noise.spread:.1f}x (the machine's speed moved); "
-                "each limit is compared with the reference inside the same cycle, so what moves a whole "
+                "each limit is compared with the fastest inside the same cycles, so what moves a whole "
                 "cycle cancels.")
     parts = []
     if noise.states is not None:
@@ -480,7 +480,8 @@ def status_text(result: SweepResult) -> str:
 
 def design_text(result: SweepResult) -> str:
     """What was compared, and where each number comes from: for a paired sweep its cycles, limits,
-    generations and block sizes, the reference, and which limits' memory is a whole run's."""
+    generations and block sizes, what each limit is compared with, and which limits' memory is a
+    whole run's."""
     if result.design != "paired":
         rounds = int(result.runs["repeat"].max()) + 1 if len(result.runs) else 0
         return (f"Whole runs: {len(result.runs)} runs in {rounds} round{'s' if rounds != 1 else ''}, each "
@@ -492,10 +493,9 @@ def design_text(result: SweepResult) -> str:
     sizes = result.options.get("blocks") or {}
     steps = (f" ({len(blocks)} blocks of {sizes['block']} timed steps after {sizes['settle']} settling "
              "steps)" if {"block", "settle"} <= set(sizes) else f" ({len(blocks)} blocks)")
-    reference = limit_text(int(blocks["cache_limit"].max()))
     text = (f"Paired within runs: {cycles} cycle{'s' if cycles != 1 else ''} of {limits} limits in "
             f"{generations} generation{'s' if generations != 1 else ''}{steps}; each limit's speed is "
-            f"compared with {reference}'s in the same cycle.")
+            "compared with the fastest limit's in the cycles both ran.")
     whole = sorted({int(v) for v in result.runs["cache_limit"]}) if len(result.runs) else []
     if whole:
         text += (f" Memory: whole runs at {', '.join(limit_text(v) for v in whole)}; for the other limits, "
