@@ -104,11 +104,15 @@ class Sampler:
         return self.samples
 
     def sample(self) -> None:
-        """Take one sample now; past ``max_samples``, keep every other one and sample half as often."""
+        """Take one sample now; past ``max_samples``, keep every other one (and the samples that hold
+        the peaks, which a run's footprint and process peak are read from) and sample half as often."""
         active, cache = memory.counters()
         self._rows.append((time.perf_counter() - self._started, active, cache, memory.process_memory()))
         if len(self._rows) >= self.max_samples:
-            del self._rows[1::2]
+            rows = self._rows
+            peaks = {max(range(len(rows)), key=lambda i: rows[i][1] + rows[i][2]),
+                     max(range(len(rows)), key=lambda i: rows[i][3])}
+            self._rows = [row for i, row in enumerate(rows) if i % 2 == 0 or i in peaks]
             self.step *= 2
 
     def __enter__(self) -> Sampler:

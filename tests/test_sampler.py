@@ -44,6 +44,23 @@ def test_the_sampled_peak_catches_a_transient_that_before_and_after_miss() -> No
     assert record.process_peak >= record.process_rss - 50 * MB
 
 
+def test_the_sampled_peak_survives_thinning() -> None:
+    """Past its most samples the sampler drops every other one; the one holding the peak stays."""
+    sampler = Sampler(interval=None, max_samples=16)
+    with memory.cache_limit("unlimited"):
+        sampler.start()  # sample 0: the baseline
+        big = mx.ones((12_500_000,), dtype=mx.float32)  # 50 MB
+        mx.eval(big)
+        sampler.sample()  # sample 1: the peak, at an odd position, which thinning drops first
+        del big
+        mx.clear_cache()
+        for _ in range(40):  # two thinnings
+            sampler.sample()
+        samples = sampler.stop()
+    assert len(samples) < 42  # it did thin
+    assert samples.footprint_peak >= 50 * MB
+
+
 def churn() -> int:
     for size in (50_000, 200_000, 800_000, 120_000) * 4:
         mx.eval(mx.ones((size,)) * 2)
