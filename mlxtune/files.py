@@ -101,7 +101,8 @@ def _stage(shown: str, target: str, payload: bytes) -> str:
         mode = os.stat(target).st_mode & 0o777
     except FileNotFoundError:
         mode = 0o644
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp",
+    # a short prefix of the name: a name near the file system's 255-byte limit must still leave room
+    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(target)[:32]}.", suffix=".tmp",
                                          dir=os.path.dirname(target))
     try:
         with os.fdopen(handle, "wb") as stream:

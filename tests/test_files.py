@@ -97,3 +97,11 @@ def test_a_markdown_report_that_fails_to_write_leaves_every_old_file_byte_for_by
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert "failed: cannot write" in done.stdout and "report.md" in done.stdout, done.stdout + done.stderr
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_name_near_the_file_systems_limit_is_written(tmp_path: Path) -> None:
+    """A 245-character name is valid; the temporary file beside it must fit the limit too."""
+    path = tmp_path / ("r" * 240 + ".json")
+    written = make_result().to_json(str(path))
+    assert Path(written).read_text().startswith("{") and len(path.name) == 245
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left behind
