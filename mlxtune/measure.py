@@ -22,6 +22,7 @@ from mlxtune import memory
 from mlxtune.sampler import DEFAULT_INTERVAL, SAMPLE_COLUMNS, Sampler, Samples
 
 __all__ = [
+    "FILE_COLUMNS",
     "MEASURED_COLUMNS",
     "SAMPLED_COLUMNS",
     "SCHEMA_VERSION",
@@ -62,6 +63,9 @@ MEASURED_COLUMNS: dict[str, str] = {
     "started_at": "when the run started, seconds since the epoch (float)",
     "error": "'' for a run that finished, else the exception's type and message (str)",
 }
+#: Columns a result's CSV puts before the runs' own (which result, which row, run or block): no grid axis
+#: or metric may take these names.
+FILE_COLUMNS = ("label", "kind", "run")
 #: What a sampled column is, for a row that has none (saved before sampling, or built by hand): the
 #: footprint at the start and end of the run, and the process's resident memory after it.
 _UNSAMPLED: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
@@ -227,7 +231,8 @@ def measure(
 
     The cache is cleared first (``clear=True``) and the peak reset, so runs do not inherit each
     other's buffers. An ``Exception`` (or ``SystemExit``) from ``work``, or a value ``count`` cannot
-    use, is recorded, not raised: the caller decides. ``KeyboardInterrupt`` propagates. Memory is
+    use, is recorded, not raised: the caller decides (any exception but ``KeyboardInterrupt``,
+    which propagates). Memory is
     sampled every ``sample_interval`` seconds while the run goes on (:mod:`mlxtune.sampler`; None
     for none): the record's ``footprint_peak`` and ``process_peak`` and its ``samples`` come from it.
     """
@@ -237,8 +242,10 @@ def measure(
     with memory.track(clear=clear, sampler=Sampler(sample_interval)) as tracking:
         try:
             value = work()
-        except (Exception, SystemExit) as exc:  # recorded, and handed to the caller
-            failure = exc
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # recorded, and handed to the caller: SystemExit, asyncio's
+            failure = exc               # CancelledError and a test framework's skip or fail too
     before, after = tracking.before, tracking.after
     assert after is not None and tracking.seconds is not None
     done = Work(units=0.0) if failure else _count_or_fail(count, value, params or {})
@@ -275,7 +282,7 @@ def _count_or_fail(count: Callable[[Any], Work], value: Any, params: Mapping[str
         done = count(value)
     except Exception as exc:  # a bad return value fails the run, not the caller
         return exc
-    clashes = sorted(set(done.metrics) & {"cache_limit", *MEASURED_COLUMNS, *params})
+    clashes = sorted(set(done.metrics) & {"cache_limit", *MEASURED_COLUMNS, *FILE_COLUMNS, *params})
     if clashes:
         return ValueError(f"metric {clashes[0]!r} has the name of a run column; rename it (e.g. "
                           f"'{clashes[0]}_metric')")

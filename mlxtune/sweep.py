@@ -84,6 +84,7 @@ from mlxtune import memory, remote, runner
 from mlxtune.decision import MIN_ROUNDS, PAIRED_PATIENCE, Decision, decide, next_round
 from mlxtune.environment import environment
 from mlxtune.measure import (
+    FILE_COLUMNS,
     MEASURED_COLUMNS,
     Measured,
     RunRecord,
@@ -193,6 +194,9 @@ def _axes(grid: Mapping[str, Sequence[Any]] | None) -> tuple[list[int] | None, d
             continue
         if name in MEASURED_COLUMNS:
             raise ValueError(f"grid axis {name!r} clashes with a measured column; rename it")
+        if name in FILE_COLUMNS:
+            raise ValueError(f"grid axis {name!r} clashes with a column the saved files add "
+                             f"({', '.join(FILE_COLUMNS)}); rename it")
         if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
             raise ValueError(f"grid axis {name!r} must be a list of values, not {values!r}")
         values = list(values)
@@ -649,7 +653,9 @@ class _Sweep:
             for _ in range(2):
                 try:
                     generations.settle()
-                except Exception as exc:  # recorded as the block's failure, like a failing step
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # recorded as the block's failure, like a failing step
                     generations.close()
                     return _failed_measure(params, limits, cycle, exc)
                 measured = measure(generations.block, params=params, repeat=cycle, clear=False,
@@ -714,7 +720,7 @@ def _limit_point(row: pd.Series) -> _LimitPoint:
     return int(row["cache_limit"]), None if memory_limit is None else int(memory_limit)
 
 
-def _failed_measure(params: dict[str, Any], limits: _LimitPoint, cycle: int, exc: Exception) -> Measured:
+def _failed_measure(params: dict[str, Any], limits: _LimitPoint, cycle: int, exc: BaseException) -> Measured:
     """A block whose settling steps raised: recorded as failed, with what the counters say now."""
     record = _failed_record(params, limits[0], cycle, time.time(), describe_error(exc))
     return Measured(record=record, exception=exc)

@@ -9,6 +9,7 @@ from typing import Any
 
 import mlx.core as mx
 import numpy as np
+import pytest
 
 from mlxtune import memory
 from mlxtune.measure import measure
@@ -131,9 +132,11 @@ def test_a_long_run_keeps_an_even_bounded_history() -> None:
 def test_a_chat_sweep_shows_memory_per_turn_for_each_limit(tiny_model_path: Path) -> None:
     talk = chat(str(tiny_model_path), turns=3, tokens_per_turn=8, prompt_tokens=16,
                 mlx_cache_clearing="avoid")
-    result = sweep(talk, cache_limits=[0, "20MB", "unlimited"], repeats=2, warmup=1, progress=False)
+    result = sweep(talk, cache_limits=[0, "20MB", "unlimited"], repeats=2, warmup=1, progress=False,
+                   design="runs")  # memory per turn is a whole conversation's
     runs = result.runs
-    assert result.failed_runs == 0 and (runs["units"] == 3 * 8).all() and (runs["unit"] == "tokens").all()
+    assert len(runs) == 6 and result.failed_runs == 0
+    assert (runs["units"] == 3 * 8).all() and (runs["unit"] == "tokens").all()
     for turn in (1, 2, 3):
         assert (runs[f"turn{turn}_memory"] > 0).all() and (runs[f"turn{turn}_tps"] > 0).all()
     assert (runs["turn3_memory"] >= runs["turn1_memory"]).all()  # the conversation's KV cache grows
@@ -141,6 +144,17 @@ def test_a_chat_sweep_shows_memory_per_turn_for_each_limit(tiny_model_path: Path
     assert (at_zero["cache_after"] == 0).all()
     assert "chat(" in result.workload and "turns=3" in result.workload
     assert len(result.timelines["run"].unique()) == len(runs)
+
+
+def test_a_chat_runs_in_steps_a_conversation_a_generation_and_refuses_a_batch(tiny_model_path: Path) -> None:
+    talk = chat(str(tiny_model_path), turns=2, tokens_per_turn=6, prompt_tokens=8)
+    result = sweep(talk, cache_limits=[0, "unlimited"], repeats=6, progress=False)
+    blocks = result.blocks
+    assert result.design == "paired" and len(blocks) == 12 and (blocks["error"] == "").all()
+    # a conversation is 2 turns of 6 tokens: each turn's prompt is untimed, so no block counts more
+    assert (blocks["units"] == blocks["steps"]).all() and int(blocks["generation"].max()) >= 2
+    with pytest.raises(ValueError, match="a chat holds one conversation: batch must be 1, not 4"):
+        chat(str(tiny_model_path), batch=4)
 
 
 def test_measured_cell_keeps_its_value_and_samples(shell: Any) -> None:

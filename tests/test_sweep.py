@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import re
@@ -255,6 +256,7 @@ def test_progress_bar_shows_the_current_point(capsys):
         ({"grid": {"memory_limit": ["lots"]}}, "grid axis 'memory_limit': invalid size 'lots'"),
         ({"grid": {"cache_limit": [0]}}, "cache_limits="),
         ({"grid": {"seconds": [1]}}, "clashes with a measured column"),
+        ({"grid": {"label": ["a", "b"]}}, "grid axis 'label' clashes with a column the saved files add"),
         ({"stop": 3}, "stop must be a threading.Event"),
         ({"on_run": "print"}, "on_run must be a callable"),
     ],
@@ -320,6 +322,10 @@ class Odd:
         (Work(units=3, metrics={"error": 0.0}), "metric 'error' has the name of a run column"),
         ("many", "TypeError: a workload must return a number of work units, a Work or None, not str"),
         (SystemExit(3), "SystemExit: 3"),
+        (asyncio.CancelledError("cancelled"), "CancelledError: cancelled"),
+        (pytest.skip.Exception("skipped inside a run"), "Skipped: skipped inside a run"),
+        (Work(units=3, metrics={"label": 1.0}), "metric 'label' has the name of a run column"),
+        (Work(units=3, metrics={"run": 1.0}), "metric 'run' has the name of a run column"),
     ],
 )
 def test_an_odd_run_is_recorded_as_failed_and_the_sweep_goes_on(limits, odd, error, tmp_path):

@@ -6,6 +6,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import mlx.core as mx
 import pytest
@@ -173,14 +174,41 @@ def test_allocator_churn_rejects_bad_arguments() -> None:
         allocator_churn(buffers=0)
 
 
-def test_lm_takes_a_loaded_model_and_converts_it_once(tiny_model_path: Path) -> None:
+def test_lm_takes_a_loaded_model_and_converts_a_copy_of_it(tiny_model_path: Path) -> None:
     from mlx_lm import load
 
     model, tokenizer = load(str(tiny_model_path))
+    plain = lm(model, tokenizer, prompt_tokens=8, gen_tokens=4)
+    assert plain().units == 4
+    plain.teardown()
+    assert plain.model is model  # not ours to drop
     work = lm(model, tokenizer, prompt_tokens=8, gen_tokens=4, dtype="q8")
     assert work().units == 4
+    assert type(work.model.layers[0].mlp.gate_proj).__name__ == "QuantizedLinear"
     work.teardown()
-    assert work.model is model  # not ours to drop
     work.setup()
     assert work().units == 4
     assert "Model" in work.describe()
+
+
+def test_a_dtype_grid_over_one_loaded_model_runs_each_point_on_its_own_weights(tiny_model_path: Path) -> None:
+    """The q4 point quantizes a copy: the float32 point after it, and the caller, keep float32 weights."""
+    from mlx_lm import load
+
+    from mlxtune.sweep import sweep
+
+    model, tokenizer = load(str(tiny_model_path))
+    made: list[Any] = []
+    ran_on: dict[str, str] = {}
+
+    def factory(point: dict[str, Any]) -> Any:
+        made.append(lm(model, tokenizer, prompt_tokens=8, gen_tokens=4, dtype=point["dtype"]))
+        return made[-1]
+
+    def on_run(record: Any, progress: Any) -> None:  # the layer type each point's run used
+        ran_on[record.params["dtype"]] = type(made[-1].model.layers[0].mlp.gate_proj).__name__
+
+    sweep(factory, cache_limits=["0"], grid={"dtype": ["q4", "float32"]}, repeats=1, design="runs",
+          progress=False, on_run=on_run)
+    assert ran_on == {"q4": "QuantizedLinear", "float32": "Linear"}
+    assert type(model.layers[0].mlp.gate_proj).__name__ == "Linear"  # the caller's model is untouched

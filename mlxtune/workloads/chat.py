@@ -29,6 +29,8 @@ class Chat(LM):
                  prompt_tokens: int = 64, **options: Any) -> None:
         if isinstance(turns, bool) or not isinstance(turns, int) or turns < 1:
             raise ValueError(f"turns must be a whole number >= 1, not {turns!r}")
+        if options.get("batch", 1) != 1:
+            raise ValueError(f"a chat holds one conversation: batch must be 1, not {options['batch']!r}")
         self.turns = turns
         super().__init__(model, tokenizer, prompt_tokens=prompt_tokens, gen_tokens=tokens_per_turn, **options)
 

@@ -16,6 +16,7 @@ chooses per workload.
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import importlib
 import itertools
@@ -155,15 +156,18 @@ class LM(Workload):
     def setup(self) -> None:
         """Load the model through ``mlx_lm.load`` if given a path or id, apply ``dtype``, draw the prompt.
 
-        A model passed in already loaded is converted to ``dtype`` in place, once.
+        A model passed in already loaded is the caller's: with a ``dtype``, a copy of it is converted,
+        so the caller's model, and the next grid point's, stay as they were.
         """
-        if self.model is None:
+        if self.model is None and _is_reference(self.source):
             from mlx_lm import load
 
             self.model, self.tokenizer, config = load(str(self.source), return_config=True)
             self.vocab_size = self.vocab_size or _config_vocab(config)
             self._converted = False
         if not self._converted:
+            if self._converts_a_copy():
+                self.model = copy.deepcopy(self.source)
             apply_dtype(self.model, self.dtype)
             self._converted = True
         if self._prompt is None:
@@ -176,11 +180,15 @@ class LM(Workload):
         """How many prompts a run uses: one per sequence of the batch."""
         return self.batch
 
+    def _converts_a_copy(self) -> bool:
+        return self.dtype is not None and not _is_reference(self.source)
+
     def teardown(self) -> None:
-        """Drop a model this workload loaded itself and return its memory."""
+        """Drop a model this workload loaded or copied itself and return its memory."""
         self._prompt = None
-        if _is_reference(self.source):
+        if _is_reference(self.source) or self._converts_a_copy():
             self.model = None
+            self._converted = False
             gc.collect()
             mx.clear_cache()
 
