@@ -514,8 +514,10 @@ def code_snippets(rec: Recommendation) -> tuple[str, str]:
 
 
 def throughput_unit(result: SweepResult, summary: pd.DataFrame) -> str:
-    """What throughput counts ("tokens"): the first unit named in ``summary``, else the result's."""
-    units = [u for u in summary.get("unit", pd.Series(dtype=str)).dropna() if u]
+    """What throughput counts ("tokens"): the first unit of a point that measured a speed in
+    ``summary`` (a point whose runs all failed names none), else the result's."""
+    measured = summary[summary["throughput_median"].notna()] if "throughput_median" in summary else summary
+    units = [u for u in measured.get("unit", pd.Series(dtype=str)).dropna() if u]
     return str(units[0]) if units else result.unit
 
 

@@ -12,8 +12,9 @@ import pytest
 from bs4 import BeautifulSoup
 from sweep_data import make_result
 
-from mlxtune import stats, view
+from mlxtune import memory, stats, view
 from mlxtune.cli import main
+from mlxtune.measure import Work
 from mlxtune.sweep import sweep
 from mlxtune.widgets import SweepPanel
 
@@ -75,3 +76,15 @@ def test_the_panels_plan_follows_every_control() -> None:
     panel.adaptive.value = True
     assert "until the answer is decided, at most 5: up to 10 runs" in panel.planned.value
     panel.close()
+
+
+def test_the_unit_is_the_one_measured_when_the_first_points_runs_all_failed() -> None:
+    def tokens_unless_uncached() -> Work:
+        if memory.get_cache_limit() == 0:
+            raise RuntimeError("no cache, no tokens")
+        mx.eval(mx.ones((256, 256)) * 2)
+        return Work(units=4, unit="tokens")
+
+    result = sweep(tokens_unless_uncached, cache_limits=["0", "1MB"], repeats=2, progress=False)
+    assert result.failed_runs == 2 and result.unit == "tokens"
+    assert "median tokens/s" in view.summary_table(result).headers
