@@ -290,9 +290,14 @@ def _count_or_fail(count: Callable[[Any], Work], value: Any, params: Mapping[str
 
 
 def describe_error(exc: BaseException) -> str:
-    """One line naming an exception: ``TypeError: message``."""
-    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    return text.splitlines()[-1] if text else type(exc).__name__
+    """One line naming an exception: its type and the first line of its message (``TypeError: message``),
+    with "..." when the message goes on; a note Python adds below it is not the message."""
+    message = str(exc).strip()
+    lines = message.splitlines()
+    if not lines:
+        text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return text.splitlines()[0] if text else type(exc).__name__
+    return f"{type(exc).__name__}: {lines[0]}" + (" ..." if len(lines) > 1 else "")
 
 
 #: Samples kept per run in a result's timelines: enough to see the cache fill and stop at its limit.

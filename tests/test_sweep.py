@@ -513,3 +513,12 @@ def test_a_run_allocating_past_the_memory_limit_is_recorded_honestly(limits):
     assert (ok["peak_memory"] > ok["memory_limit"]).all()
     assert (result.runs["memory_limit"] == 5 * MB).all()
     assert_restored(limits)
+
+
+def test_a_failed_runs_error_keeps_its_type_and_first_line(limits):
+    """Not the message's last line (an indented detail), which names neither the type nor the cause."""
+    def fails() -> int:
+        raise ValueError("the model folder has no config.json\n  looked in: /models/x\n  details")
+
+    result = sweep(fails, cache_limits=[0], repeats=1, warmup=0, progress=False)
+    assert result.runs["error"].iloc[0] == "ValueError: the model folder has no config.json ..."
