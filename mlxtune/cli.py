@@ -136,7 +136,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--out-dir", type=Path, default=Path("mlxtune-out"), help="default ./mlxtune-out")
     demo.add_argument("--size", choices=("tiny", "small"), default="small", help="model size (default small)")
     _add_common_sweep_options(demo, repeats="auto", limits=DEMO_LIMITS)
-    demo.set_defaults(max_seconds=60.0)  # about a minute of runs on a 2-core CPU, then the answer so far
+    demo.set_defaults(demo_seconds=60.0)  # with --repeats auto: a minute at most, then the answer so far
     _add_lm_options(demo, prompt=64, gen=32)
     demo.set_defaults(func=cmd_demo)
 
@@ -270,6 +270,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Sweep a model or a workload and print the summary and the recommendation."""
     outputs = _outputs(("--out", args.out, "to_json"), ("--csv", args.csv, "to_csv"))
+    settings = _sweep_options(args)  # checked before any workload is built
     if not args.cluster and (args.engines != "host" or args.one_at_a_time):
         raise UsageError("--engines and --one-at-a-time say how a --cluster sweep runs: give --cluster too")
     grid = _grid(args.grid)
@@ -293,10 +294,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             workload = args.workload  # the engines import it themselves
     options = dict(label=label, grid=grid or None, seed=args.seed, timeout=args.timeout)
     if args.cluster:
-        fleet = _run_fleet(workload, args, **options)
+        fleet = _run_fleet(workload, args, **settings, **options)
         _print_fleet(fleet, args.budget, args.tolerance)
         return _write(fleet, outputs, "mlxtune sweep") or _fleet_exit_code(fleet, "mlxtune sweep")
-    result = _run_sweep(workload, args, **options, **({"isolate": True} if args.isolate else {}))
+    result = _run_sweep(workload, **settings, **options, **({"isolate": True} if args.isolate else {}))
     _print_result(result, args.budget, args.tolerance)
     return _write(result, outputs, "mlxtune sweep") or _exit_code(result, "mlxtune sweep")
 
@@ -312,16 +313,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot use --out-dir {args.out_dir}: {exc.strerror or exc}") from None
     wanted = [(None, args.out_dir / f"demo.{kind}", f"to_{kind}") for kind in ("json", "csv", "html")]
     outputs = _outputs(*wanted)
+    settings = _sweep_options(args)
     print(f"Model: {args.size} random-weight llama (built once, then reused)...", flush=True)
     path = tiny_model(size=args.size)
     print(f"  {path}")
     workload = lm(str(path), prompt_tokens=args.prompt_tokens, gen_tokens=args.gen_tokens,
                   mlx_cache_clearing=args.mlx_cache_clearing)
     limits = ", ".join(format_size(v) for v in args.cache_limits)
-    runs = "rounds until the answer is decided" if args.repeats == "auto" else f"{args.repeats} runs each"
-    print(f"Sweeping cache limits {limits}: {runs} after {args.warmup} warm-up, "
-          f"prompt {args.prompt_tokens} tokens, generating {args.gen_tokens}...", flush=True)
-    result = _run_sweep(workload, args, label=f"demo-{args.size}", model=str(path))
+    rounds, how = ("runs", "") if args.design == "runs" else ("cycles", ", switching inside each generation")
+    runs = f"{rounds} until the answer is decided" if args.repeats == "auto" else f"{args.repeats} {rounds}"
+    print(f"Sweeping cache limits {limits}{how}: {runs} after {args.warmup} warm-up, prompt "
+          f"{args.prompt_tokens} tokens, generating {args.gen_tokens}...", flush=True)
+    result = _run_sweep(workload, **settings, label=f"demo-{args.size}", model=str(path))
     _print_result(result, args.budget, args.tolerance)
     print(f"\nFiles ({time.perf_counter() - started:.0f}s in all):")
     return _write(result, outputs, "mlxtune demo", budget=args.budget) or _exit_code(result, "mlxtune demo")
@@ -409,23 +412,26 @@ def _workload_from_spec(spec: str, gridded: bool) -> Callable[..., Any]:
 def _sweep_options(args: argparse.Namespace) -> dict[str, Any]:
     """What every sweep command passes on to the engine, from the common options."""
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    adaptive = {"max_runs": args.max_runs, "max_seconds": args.max_seconds} if args.repeats == "auto" else {}
+    if args.repeats != "auto" and (args.max_runs is not None or args.max_seconds is not None):
+        raise UsageError("--max-runs and --max-seconds bound an adaptive sweep: give --repeats auto too")
+    max_seconds = args.max_seconds if args.max_seconds is not None else getattr(args, "demo_seconds", None)
+    adaptive = {"max_runs": args.max_runs, "max_seconds": max_seconds} if args.repeats == "auto" else {}
     return dict(cache_limits=args.cache_limits, repeats=args.repeats, warmup=args.warmup, progress=progress,
                 tolerance=args.tolerance, budget=args.budget, design=args.design,
                 blocks=Blocks(block=args.block_steps, settle=args.settle_steps), **adaptive)
 
 
-def _run_sweep(workload: Callable[..., Any] | str, args: argparse.Namespace, **options: Any) -> SweepResult:
+def _run_sweep(workload: Callable[..., Any] | str, **options: Any) -> SweepResult:
     from mlxtune.sweep import sweep
 
-    return sweep(workload, **_sweep_options(args), **options)
+    return sweep(workload, **options)
 
 
 def _run_fleet(workload: Callable[..., Any] | str, args: argparse.Namespace, **options: Any) -> FleetResult:
     from mlxtune import fleet
 
     return fleet.sweep(args.cluster, workload, engines=args.engines, parallel=not args.one_at_a_time,
-                       **_sweep_options(args), **options)
+                       **options)
 
 
 #: A file a command writes, and the SweepResult method that writes it ("" for compare's own writers).
