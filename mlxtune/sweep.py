@@ -149,6 +149,9 @@ class _Plan:
     blocks: Blocks = dataclasses.field(default_factory=Blocks)
     #: rounds (cycles) of a paired design: exactly, or at most when adaptive
     cycles: int = 0
+    #: False when the cache limit is the one in force (``cache_limits=None``): then it is neither set
+    #: nor restored around a run, so a limit the workload sets itself stays (``%%mlxmem``'s cell)
+    apply_cache_limit: bool = True
 
     @property
     def limit_params(self) -> list[str]:
@@ -680,7 +683,8 @@ class _Sweep:
         started_at = time.time()
         failure: BaseException | None = None
         with contextlib.ExitStack() as applied:
-            applied.enter_context(memory.cache_limit(cache))
+            if self.plan.apply_cache_limit:
+                applied.enter_context(memory.cache_limit(cache))
             if memory_limit is not None:
                 applied.enter_context(memory.memory_limit(memory_limit))
             try:
@@ -819,7 +823,8 @@ def _checked_plan(workload: object, cache_limits: object, repeats: object, warmu
         if repeats != "auto" and (adaptive["max_runs"] is not None or adaptive["max_seconds"] is not None):
             raise ValueError('max_runs and max_seconds bound an adaptive sweep: give repeats="auto"')
         limits = [memory.get_cache_limit()] if cache_limits is None else cache_limits
-        return _plan(workload, limits, repeats, warmup, grid, seed, on_error, timeout, on_run, stop, adaptive)
+        plan = _plan(workload, limits, repeats, warmup, grid, seed, on_error, timeout, on_run, stop, adaptive)
+        return dataclasses.replace(plan, apply_cache_limit=cache_limits is not None)
     except ValueError as exc:  # one type for "the arguments were wrong", which front ends report as usage
         raise PlanError(str(exc)) from None
 

@@ -77,6 +77,17 @@ def test_cache_limit_applies_to_the_cell_only(shell: InteractiveShell, limits_in
     assert mx.set_cache_limit(limits_in_force) == limits_in_force  # read back through MLX itself
 
 
+def test_a_limit_the_cell_sets_itself_is_kept_when_the_magic_set_none(shell: InteractiveShell,
+                                                                        limits_in_force: int) -> None:
+    """Restore only what the magic changed: a cell that sets its own cache limit keeps it, as a plain
+    cell would (a memory limit set the same way is kept too)."""
+    try:
+        mlxmem(shell, "", "mx.set_cache_limit(1_234_567)\nx = mx.ones((64,)) * 2")
+        assert memory.get_cache_limit() == 1_234_567
+    finally:
+        mx.set_cache_limit(limits_in_force)
+
+
 def test_memory_and_wired_limits_apply_to_the_cell_only(shell: InteractiveShell) -> None:
     memory_before = mx.get_memory_limit()
     with warnings.catch_warnings(record=True) as caught:
