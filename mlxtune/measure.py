@@ -65,7 +65,7 @@ MEASURED_COLUMNS: dict[str, str] = {
 }
 #: Columns a result's CSV puts before the runs' own (which result, which row, run or block): no grid axis
 #: or metric may take these names.
-FILE_COLUMNS = ("label", "kind", "run")
+FILE_COLUMNS = ("label", "measured_as", "run")
 #: What a sampled column is, for a row that has none (saved before sampling, or built by hand): the
 #: footprint at the start and end of the run, and the process's resident memory after it.
 _UNSAMPLED: dict[str, Callable[[pd.DataFrame], pd.Series]] = {

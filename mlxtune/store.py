@@ -418,14 +418,15 @@ def write_fleet_csv(fleet: FleetResult, path: str | os.PathLike[str]) -> str:
 
 
 def _csv_rows(result: SweepResult) -> pd.DataFrame:
-    """The runs, then a paired sweep's blocks (``kind`` says which; a block's ``repeat`` is its cycle)."""
+    """The runs, then a paired sweep's blocks (``measured_as`` says which; a block's ``repeat`` is its cycle)."""
     runs = result.runs.copy()
     runs.insert(0, "run", range(len(runs)))
     if len(result.blocks):
         blocks = result.blocks.copy()
         blocks.insert(0, "run", range(len(blocks)))
-        runs = pd.concat([runs.assign(kind="run"), blocks.assign(kind="block")], ignore_index=True)
-        runs.insert(0, "kind", runs.pop("kind"))
+        runs = pd.concat([runs.assign(measured_as="run"), blocks.assign(measured_as="block")],
+                         ignore_index=True)
+        runs.insert(0, "measured_as", runs.pop("measured_as"))
     runs.insert(0, "label", result.label)
     runs["started_at"] = [iso_time(t) if math.isfinite(t) else "" for t in runs["started_at"]]
     return runs

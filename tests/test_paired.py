@@ -231,7 +231,7 @@ def test_a_paired_result_is_saved_loaded_and_reported_with_its_design(tmp_path, 
         assert "Paired within runs: 5 cycles of 3 limits" in page
         assert "Blocks" in page and "(blocks)" in page  # the block rows, and memory marked by its source
     rows = Path(loaded.to_csv(str(tmp_path / "paired.csv"))).read_text().splitlines()
-    assert rows[0].startswith("label,kind,run,cache_limit")
+    assert rows[0].startswith("label,measured_as,run,cache_limit")
     kinds = [row.split(",")[1] for row in rows[1:]]
     assert kinds.count("block") == 15 and kinds.count("run") == len(result.runs)
 
