@@ -418,7 +418,8 @@ def write_fleet_csv(fleet: FleetResult, path: str | os.PathLike[str]) -> str:
 
 
 def _csv_rows(result: SweepResult) -> pd.DataFrame:
-    """The runs, then a paired sweep's blocks (``measured_as`` says which; a block's ``repeat`` is its cycle)."""
+    """The runs, then a paired sweep's blocks (``measured_as`` says which; a block's ``repeat`` is its
+    cycle)."""
     runs = result.runs.copy()
     runs.insert(0, "run", range(len(runs)))
     if len(result.blocks):
