@@ -177,7 +177,7 @@ def workloads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (["--csv", "."], "--csv: cannot write .: it is a folder"),
         (["--timeout", "inf"], "expected a number of seconds > 0 and at most 86400, not 'inf'"),
         (["--grid", "throughput=1,2"], "clashes with a measured column"),
-        (["--grid", "label=a,b", "--csv", "out.csv"], "grid axis 'label' clashes with a column the saved files"),
+        (["--grid", "label=a,b", "--csv", "out.csv"], "grid axis 'label' clashes with a column"),
         (["--max-seconds", "5"], "--max-runs and --max-seconds bound an adaptive sweep: give --repeats auto"),
         (["--max-runs", "8"], "--max-runs and --max-seconds bound an adaptive sweep: give --repeats auto"),
     ],
