@@ -62,7 +62,7 @@ import pandas as pd
 __all__ = [
     "CONFIDENCE", "MIN_ROUNDS", "PAIRED_PATIENCE",
     "Decision", "FleetChoice", "NextRound", "Noise", "decide", "fleet_choice",
-    "isotonic", "nan_quantile", "next_round", "noise", "sign_bounds",
+    "isotonic", "least_runs", "nan_quantile", "next_round", "noise", "sign_bounds",
 ]
 
 #: One-sided confidence of the bounds the rule compares with ``1 - tolerance``.
@@ -205,7 +205,7 @@ def decide(
     points = table.points.copy()
     points["footprint"] = summary["footprint"].to_numpy(dtype=float)
     fits = pd.Series(True, index=points.index) if budget is None else points["footprint"].le(budget)
-    enough = points["runs"] >= (max(MIN_ROUNDS, _sign_test_least(confidence)) if paired else MIN_ROUNDS)
+    enough = points["runs"] >= least_runs(paired, confidence)
     candidates = np.flatnonzero((fits & enough).to_numpy())
     points["ratio"] = points["ratio_low"] = points["ratio_high"] = np.nan
     points["verdict"] = np.where(points["runs"] == 0, NO_RUNS, np.where(fits, UNDECIDED, OVER_BUDGET))
@@ -240,6 +240,11 @@ def decide(
         violations=[(int(points.index[a]), int(points.index[b]), r, h) for a, b, r, h in violations],
         noise=noise(runs, params), paired=paired,
     )
+
+
+def least_runs(paired: bool, confidence: float = CONFIDENCE) -> int:
+    """The fewest successful runs (blocks, paired) a point needs before the rule judges it."""
+    return max(MIN_ROUNDS, _sign_test_least(confidence)) if paired else MIN_ROUNDS
 
 
 def _sign_test_least(confidence: float) -> int:
@@ -521,7 +526,9 @@ def next_round(decision: Decision, rounds: int, max_rounds: int, patience: int =
     if left <= 0:
         return NextRound([], "the budget of runs or time was spent")
     open_points = decision.undecided
-    hopeful = [int(i) for i, more in open_points["more_rounds"].items() if more <= left or rounds < patience]
+    # a point with too few successful runs yet (a run failed) has no estimate: it needs rounds, not judging
+    hopeful = [int(i) for i, more in open_points["more_rounds"].items()
+               if more <= left or math.isnan(more) or rounds < patience]
     if not hopeful:
         return NextRound([], "the open points need more rounds than the budget allows")
     anchors = {i for i in (decision.best, decision.choice) if i is not None}

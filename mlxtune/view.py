@@ -141,7 +141,7 @@ def swift_code(cache_limit: int | None, why_not: str = "") -> str:
 
 def reason(decision: Decision, unit: str) -> str:
     """The recommendation in plain sentences: what was chosen, against what, and how sure it is."""
-    from mlxtune.decision import FAST, MIN_ROUNDS, NO_RUNS, OVER_BUDGET
+    from mlxtune.decision import FAST, NO_RUNS, OVER_BUDGET, least_runs
 
     points, params, tol = decision.points, decision.params, f"{decision.tolerance:.0%}"
     measured = points[points["verdict"] != NO_RUNS]
@@ -153,9 +153,10 @@ def reason(decision: Decision, unit: str) -> str:
         return (f"Nothing fits the budget of {format_size(decision.budget)}: the smallest footprint measured "
                 f"is {format_size(int(smallest['footprint']))} ({point_text(smallest, params)}).")
     fewest = int(fits["runs"].min())
-    if decision.best is None or fewest < MIN_ROUNDS:
+    if decision.best is None:
         runs, _ = _words(decision)
-        text = (f"Not enough {runs} to decide: each point needs at least {MIN_ROUNDS} successful {runs} "
+        least = least_runs(decision.paired, decision.confidence)
+        text = (f"Not enough {runs} to decide: each point needs at least {least} successful {runs} "
                 f"(the fewest here is {fewest}); sweep with more repeats, or repeats=\"auto\".")
         return _notes(text, decision)
     best = points.loc[decision.best]
@@ -196,6 +197,8 @@ def _words(decision: Decision) -> tuple[str, str]:
 def _more(open_points: pd.DataFrame, decision: Decision) -> str:
     """How many more rounds (cycles) would likely decide the open points."""
     runs, rounds = _words(decision)
+    if len(open_points) and open_points["more_rounds"].isna().all():
+        return f"They have too few successful {runs} to judge yet: measure more {rounds}."
     more = float(open_points["more_rounds"].max()) if len(open_points) else math.inf
     if not math.isfinite(more):
         return (f"Some sit so close to the tolerance that more {runs} are unlikely to settle them: accept a "

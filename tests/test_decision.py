@@ -189,6 +189,23 @@ def test_an_adaptive_sweep_stops_once_decided_and_says_so():
     assert result.options["repeats"] == "auto" and result.planned_runs == 3 * 10
 
 
+def test_one_flaky_failure_costs_a_round_not_the_answer():
+    """A point left with too few successful runs is measured again, not given up on with a false reason."""
+    failed: list[int] = []
+
+    def flaky() -> Work:
+        if memory.get_cache_limit() == MB and not failed:
+            failed.append(1)
+            raise RuntimeError("a flaky failure")
+        return tiered()
+
+    result = sweep(flaky, cache_limits=[0, "1MB", "unlimited"], repeats="auto", warmup=0, progress=False)
+    rec = result.recommend()
+    assert result.failed_runs == 1 and rec.decided and rec.cache_limit == MB, result.stop_reason
+    assert result.stop_reason.startswith("stopped after 5 rounds") and result.stop_reason.endswith("decided")
+    assert not rec.reason.startswith("Not enough runs")
+
+
 def test_an_adaptive_sweep_stops_on_its_budget_of_runs_and_of_time():
     by_runs = sweep(flat_but_noisy, cache_limits=[0, "1MB"], repeats="auto", max_runs=8, warmup=0,
                     tolerance=0.0, progress=False)
