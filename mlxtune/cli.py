@@ -28,7 +28,7 @@ from mlxtune._argtypes import cache_limits, fraction, seconds, size, whole_numbe
 from mlxtune._argtypes import repeats as repeats_type
 from mlxtune.paired import DESIGNS, Blocks
 from mlxtune.remote import RemoteError
-from mlxtune.sweep import PlanError
+from mlxtune.sweep import PlanError, SweepError
 from mlxtune.units import ACCEPTED_FORMS, format_size
 from mlxtune.view import terminal_text
 
@@ -297,7 +297,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         fleet = _run_fleet(workload, args, **settings, **options)
         _print_fleet(fleet, args.budget, args.tolerance)
         return _write(fleet, outputs, "mlxtune sweep") or _fleet_exit_code(fleet, "mlxtune sweep")
-    result = _run_sweep(workload, **settings, **options, **({"isolate": True} if args.isolate else {}))
+    try:
+        result = _run_sweep(workload, **settings, **options, **({"isolate": True} if args.isolate else {}))
+    except SweepError as exc:  # e.g. its engine died: the runs it sent back are shown and saved, incomplete
+        result = exc.result
     _print_result(result, args.budget, args.tolerance)
     return _write(result, outputs, "mlxtune sweep") or _exit_code(result, "mlxtune sweep")
 

@@ -924,8 +924,10 @@ def _isolated(where: Any, shared: remote.Settings, stop: Callable[[], bool], pro
             on_run(record, so_far)
 
     job = remote.isolated(where, shared, progress=progress, on_record=forward, stop=stop)
-    if job.result is None:
-        raise remote.RemoteError(f"the isolated sweep gave no result: {job.error}")
+    if job.result is None:  # the engine died (killed for memory, say): what it streamed back is kept
+        message = f"the isolated sweep gave no result: {job.error}"
+        kept = dataclasses.replace(remote.partial(job, shared), stop_reason=message)
+        raise SweepError(message, kept)
     if job.sweep_error:
         raise SweepError(job.sweep_error, job.result)
     return job.result

@@ -201,6 +201,27 @@ def dies_in_its_third_run(victim: int) -> Any:
     return work
 
 
+def test_an_isolated_sweep_whose_engine_dies_keeps_the_runs_it_sent_back(tmp_path: Path) -> None:
+    import cloudpickle
+
+    cluster = start_cluster(1, profile_dir=str(tmp_path / "profile"))
+    client = cluster.connect_client_sync()
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    seen: list[int] = []
+    try:
+        pid = client[client.ids[0]].apply_sync(os.getpid)
+        with pytest.raises(mlxtune.SweepError, match="the isolated sweep gave no result") as caught:
+            mlxtune.sweep(dies_in_its_third_run(pid), cache_limits=LIMITS, repeats=6, progress=False,
+                          isolate=client, on_run=lambda record, progress: seen.append(progress.done))
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+        client.close()
+        cluster.stop_cluster_sync()
+    kept = caught.value.result
+    assert seen and len(kept.runs) == len(seen)  # every run that came back before the engine died
+    assert not kept.complete and "gave no result" in kept.stop_reason
+
+
 def test_an_engine_lost_mid_sweep_is_recorded_and_the_other_hosts_rows_kept(tmp_path: Path) -> None:
     import cloudpickle
 
