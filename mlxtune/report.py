@@ -185,9 +185,15 @@ def result_html_fragment(result: SweepResult) -> str:
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
 
 
+#: Joins "@" to the name after it, invisibly, so "@org/team" in a label reads as typed but is no
+#: mention where CI posts the Markdown (a pull request would notify the team).
+_NO_MENTION = "@\u2060"
+
+
 def markdown_text(value: Any) -> str:
-    """Text safe inside a Markdown table cell or paragraph: HTML escaped, one line, syntax escaped."""
-    text = " ".join(str(value).splitlines())
+    """Text safe inside a Markdown table cell or paragraph: HTML escaped, one line, syntax escaped, no
+    live @mention."""
+    text = " ".join(str(value).splitlines()).replace("@", _NO_MENTION)
     return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 

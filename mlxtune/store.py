@@ -434,9 +434,11 @@ def _csv_rows(result: SweepResult) -> pd.DataFrame:
 
 
 def _write_rows(rows: pd.DataFrame, path: str | os.PathLike[str]) -> str:
+    """The rows as CSV where no cell and no header (a metric's or an axis's name) is a live formula."""
     for name in rows.columns:
         if not pd.api.types.is_numeric_dtype(rows[name]):
             rows[name] = rows[name].map(_inert_cell)
+    rows = rows.rename(columns=_inert_cell)
     return write_atomic(path, rows.to_csv(index=False, lineterminator="\n"))
 
 

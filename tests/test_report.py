@@ -176,6 +176,8 @@ def test_user_text_in_markdown_cannot_break_tables_or_inject_html(tmp_path):
     assert "second line" in error_cell and "\\|" in error_cell
     assert report.markdown_text("a|b\nc`d") == "a\\|b c\\`d"
     assert report.code_block("x = '```'", "python").startswith("````python\n")
+    mentioned = Path(make_result(label="ping @org/team").to_markdown(str(tmp_path / "m.md"))).read_text()
+    assert "ping @\u2060org/team" in mentioned and "@org" not in mentioned  # reads as typed, mentions no one
 
 
 # -- CSV and JSON -----------------------------------------------------------------------------
@@ -316,6 +318,9 @@ def test_csv_text_cells_are_never_live_formulas(tmp_path):
         notes = {row["note"] for row in csv.DictReader(stream)}
     assert notes == {"'=HYPERLINK(\"http://x\")", "'@SUM(A1)", "'+1", "'-2", "plain"}
     assert "-1" not in path.read_text().split("\n")[0]  # numbers (e.g. negative deltas) stay numbers
+    named = make_result(label="x", extra={"=HYPERLINK(\"http://x\")": [1, 2]})  # a metric's name too
+    header = Path(named.to_csv(str(tmp_path / "named.csv"))).read_text().split("\n")[0]
+    assert "'=HYPERLINK" in header and ",=HYPERLINK" not in header
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
