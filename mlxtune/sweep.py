@@ -433,6 +433,9 @@ class _Sweep:
     def run(self) -> None:
         rng = random.Random(self.plan.seed)
         for point in self.plan.workload_points():
+            if self.plan.adaptive and (spent := self.time_spent()):  # not set up, warmed up and run once
+                self.adaptive_notes.append(f"{_point_text(point)}: not measured, {spent}")  # more
+                continue
             self.run_point(point, rng)
 
     def run_point(self, point: dict[str, Any], rng: random.Random) -> None:

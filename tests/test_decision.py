@@ -256,3 +256,25 @@ def test_ctrl_c_in_an_adaptive_sweep_keeps_its_rounds():
                    progress=False)
     assert not result.complete and len(result.runs) == 5 and "interrupted" in result.stop_reason
     assert sorted(result.runs["repeat"].unique()) == [0, 1, 2]
+
+
+def test_max_seconds_spent_on_the_first_workload_point_leaves_the_others_unmeasured():
+    """Not every remaining point set up, warmed up and run once more: what a 2 s budget over a grid took
+    6.5-7 s. The run sleeps past the budget, so a busy machine only makes the point surer."""
+    set_up: list[int] = []
+
+    class Slow:
+        def __init__(self, point: dict) -> None:
+            self.n = point["n"]
+
+        def setup(self) -> None:
+            set_up.append(self.n)
+
+        def __call__(self) -> int:
+            time.sleep(0.3)
+            return 1
+
+    result = sweep(Slow, cache_limits=[0, "1MB"], grid={"n": [1, 2, 3, 4]}, repeats="auto", max_seconds=0.2,
+                   warmup=0, progress=False)
+    assert set_up == [1] and len(result.runs) == 2  # the first round of the first point, then nothing
+    assert "n=4: not measured, its time (max_seconds=0.2) was spent" in result.stop_reason
