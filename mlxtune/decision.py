@@ -62,7 +62,7 @@ import pandas as pd
 __all__ = [
     "CONFIDENCE", "MIN_ROUNDS", "PAIRED_PATIENCE",
     "Decision", "FleetChoice", "NextRound", "Noise", "decide", "fleet_choice",
-    "isotonic", "least_runs", "nan_quantile", "next_round", "noise", "sign_bounds",
+    "isotonic", "judged_runs", "least_runs", "nan_quantile", "next_round", "noise", "sign_bounds",
 ]
 
 #: One-sided confidence of the bounds the rule compares with ``1 - tolerance``.
@@ -281,6 +281,25 @@ def _more_rounds(ratio: float, low: float, high: float, floor: float, rounds: in
 _Pairs = list[tuple[int, int, float, float]]
 
 
+#: How a run that hit its timeout is recorded (:mod:`mlxtune.sweep`).
+TIMED_OUT = "TimeoutError:"
+
+
+def judged_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs the rule judges: the successful ones, and those that hit their timeout, which are
+    evidence of slowness, not of nothing. A timed-out run's ``throughput`` is the sweep's typical units
+    of work (the median of its successful runs) over the time it took, at least the timeout: no faster
+    than it could have been, where dropping it would have left only its point's fast runs."""
+    timed_out = runs["error"].str.startswith(TIMED_OUT)
+    judged = runs[(runs["error"] == "") | timed_out].copy()
+    late = timed_out[judged.index]
+    if late.any():
+        typical = runs.loc[runs["error"] == "", "units"].median()
+        took = judged.loc[late, ["seconds", "wall_seconds"]].max(axis=1)
+        judged.loc[late, "throughput"] = typical / took
+    return judged[np.isfinite(judged["throughput"]) & (judged["throughput"] > 0)]
+
+
 class _Table:
     """The runs as a rounds x points matrix of log throughput, per curve, with the point statistics."""
 
@@ -288,7 +307,7 @@ class _Table:
                  tolerance: float) -> None:
         self.statistic, self.tolerance = statistic, tolerance
         params = list(keys.columns)
-        ok = runs[(runs["error"] == "") & np.isfinite(runs["throughput"]) & (runs["throughput"] > 0)]
+        ok = judged_runs(runs)
         self.points = keys.reset_index(drop=True)
         index = pd.MultiIndex.from_frame(self.points) if len(params) > 1 else pd.Index(self.points[params[0]])
         counts = ok.groupby(params, sort=False, dropna=False).size()

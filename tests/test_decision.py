@@ -278,3 +278,26 @@ def test_max_seconds_spent_on_the_first_workload_point_leaves_the_others_unmeasu
                    warmup=0, progress=False)
     assert set_up == [1] and len(result.runs) == 2  # the first round of the first point, then nothing
     assert "n=4: not measured, its time (max_seconds=0.2) was spent" in result.stop_reason
+
+
+def test_runs_that_hit_their_timeout_count_as_slow_not_as_nothing():
+    """Half the runs at cache limit 0 go past the timeout (and end within its grace): dropping them left
+    0's fast half alone, and 0 was recommended. They are evidence of slowness."""
+    calls: list[int] = []
+
+    def half_stall_uncached() -> Work:
+        if memory.get_cache_limit() == 0:
+            calls.append(1)
+            if len(calls) % 2 == 0:
+                time.sleep(1.2)  # past the 1 s timeout, within its grace period
+        a = mx.ones((64, 64))
+        mx.eval(a @ a)
+        return Work(units=1.0, seconds=0.01)  # the same speed at every limit, when it does not stall
+
+    result = sweep(half_stall_uncached, cache_limits=[0, "1MB"], repeats=6, warmup=0, timeout=1.0,
+                   progress=False)
+    timed_out = result.runs["error"].str.startswith("TimeoutError")
+    assert timed_out.sum() == 3 and result.complete
+    points = result.decision().points.set_index("cache_limit")
+    assert points.loc[0, "runs"] == 6 and points.loc[0, "verdict"] != "fast"
+    assert result.recommend().cache_limit != 0
