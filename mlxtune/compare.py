@@ -121,7 +121,17 @@ def compare(
     frame.attrs["labels"] = [a.label, b.label]
     frame.attrs["unit"] = pairs(a, b)[0][1].unit
     frame.attrs["warnings"] = warnings
+    frame.attrs["lost_hosts"] = lost_hosts(a, b)
     return frame
+
+
+def lost_hosts(a: Comparable, b: Comparable) -> dict[str, str]:
+    """Hosts the baseline fleet measured and the new one did not, with why (its failure): a regression
+    on every gate, not a host to skip."""
+    if not isinstance(a, FleetResult) or not isinstance(b, FleetResult):
+        return {}
+    return {host: b.failures.get(host, "not in the new result")
+            for host in a.results if host not in b.results}
 
 
 def _compare_sweeps(a: SweepResult, b: SweepResult, factor: float, confidence: float) -> pd.DataFrame:
@@ -159,8 +169,9 @@ def differences(a: SweepResult, b: SweepResult) -> list[str]:
 
 
 _COLUMNS = [
-    "runs_a", "runs_b", "throughput_a", "throughput_b", "throughput_ratio", "throughput_ratio_low",
-    "throughput_ratio_high", "throughput_change", "throughput_significant", "throughput_changed",
+    "runs_a", "runs_b", "failed_a", "failed_b", "throughput_a", "throughput_b", "throughput_ratio",
+    "throughput_ratio_low", "throughput_ratio_high", "throughput_change", "throughput_significant",
+    "throughput_changed",
     *(f"{metric}_{part}" for metric in ("footprint", "peak")
       for part in ("a", "b", "diff", "change", "ratio_low", "ratio_high", "significant", "changed")),
 ]
@@ -196,6 +207,7 @@ def _compare_point(point: pd.Series, runs_a: pd.DataFrame, runs_b: pd.DataFrame,
     low, high = _interval(ok_b["throughput"], ok_a["throughput"], confidence)
     row: dict[str, Any] = {
         "runs_a": len(runs_a), "runs_b": len(runs_b),
+        "failed_a": int((runs_a["error"] != "").sum()), "failed_b": int((runs_b["error"] != "").sum()),
         "throughput_a": speed_a, "throughput_b": speed_b, "throughput_ratio": ratio,
         "throughput_ratio_low": low, "throughput_ratio_high": high, "throughput_change": ratio - 1,
         **_evidence("throughput", low, high, factor),
@@ -299,8 +311,9 @@ def check_gates(frame: pd.DataFrame, gates: Sequence[str | Gate]) -> list[GateRe
     """Check each gate at every shared grid point of a :func:`compare` frame.
 
     A gate fails where the whole interval of the change lies past its threshold (see the module
-    docstring); where only the estimate crosses it, the point is listed as within noise. A point
-    where every run of ``b`` failed while ``a`` measured fails any "throughput<..." gate.
+    docstring); where only the estimate crosses it, the point is listed as within noise. Failures are
+    regressions: every gate fails at a point where ``b`` failed a larger share of its runs than ``a``,
+    and for a host the baseline fleet measured and ``b`` did not.
     """
     parsed = [parse_gate(g) for g in gates]
     if parsed and frame.empty:
@@ -309,13 +322,15 @@ def check_gates(frame: pd.DataFrame, gates: Sequence[str | Gate]) -> list[GateRe
     results = []
     for gate in parsed:
         failures, noisy = [], []
+        failures += [f"{host}: not measured in the new result ({why})"
+                     for host, why in frame.attrs.get("lost_hosts", {}).items()]
         for _, row in frame.iterrows():
             where = point_text(row, params)
             change = row[METRICS[gate.metric]]
-            lost = (gate.metric == "throughput" and gate.op == "<" and math.isnan(row["throughput_b"])
-                    and not math.isnan(row["throughput_a"]))
-            if lost:
-                failures.append(f"{where}: every run failed in the new result")
+            if row["failed_b"] / max(row["runs_b"], 1) > row["failed_a"] / max(row["runs_a"], 1):
+                failed = (f"{row['failed_b']} of {row['runs_b']} runs failed in the new result "
+                          f"({row['failed_a']} of {row['runs_a']} in the baseline)")
+                failures.append(f"{where}: {failed}")
             elif gate.crossed(change):
                 text = f"{where}: {change:+.1%} ({_values(row, gate.metric)})"
                 (failures if gate.shown(row) else noisy).append(text)

@@ -140,7 +140,14 @@ def test_gates_fail_on_real_changes_only_and_when_every_new_run_failed():
     rows = [row(limit, r, 1.0, error="RuntimeError: out of memory") for limit in LIMITS for r in range(3)]
     broken = SweepResult(runs=runs_frame(rows), params=["cache_limit"], label="broken")
     (lost,) = check_gates(mlxtune.compare(make_result(), broken), ["throughput<-50%"])
-    assert not lost.passed and "every run failed in the new result" in lost.failures[0]
+    assert not lost.passed
+    assert "3 of 3 runs failed in the new result (0 of 5 in the baseline)" in lost.failures[0]
+    # most runs crashing is a regression too, though the one that finished was as fast as before
+    crashing = [row(limit, r, SPEEDS[limit], error="RuntimeError: crashed" if r else "")
+                for limit in LIMITS for r in range(3)]
+    shaky = SweepResult(runs=runs_frame(crashing), params=["cache_limit"], label="shaky", unit="tokens")
+    for gate in check_gates(mlxtune.compare(make_result(repeats=3), shaky), ["throughput<-5%", "peak>+10%"]):
+        assert not gate.passed and "2 of 3 runs failed in the new result" in gate.failures[0]
     with pytest.raises(ValueError, match="share no grid point"):
         check_gates(mlxtune.compare(make_result({0: 1.0}), make_result({1: 1.0})), ["peak>+1%"])
 

@@ -87,3 +87,17 @@ def test_a_fleet_where_no_host_gave_a_result_still_writes_every_file(tmp_path: P
     page = Path(lost.to_html(tmp_path / "lost.html")).read_text()
     assert "m1-8gb" in page and "EngineError: Engine 0 died" in page
     assert mlxtune.load(lost.to_json(tmp_path / "lost.json")) == lost
+
+
+def test_a_host_that_died_in_the_new_fleet_fails_every_gate() -> None:
+    """Not skipped for want of a result to compare: a host the baseline measured and the new fleet lost
+    is a regression."""
+    from mlxtune.compare import check_gates
+
+    base = fleet()
+    new = FleetResult(results={"m1-8gb": make_result(LATE, seed=3)},
+                      failures={"m3-max": "EngineError: Engine 1 died"}, label="decode", complete=False)
+    gates = check_gates(mlxtune.compare(base, new), ["throughput<-5%", "peak>+10%"])
+    for gate in gates:
+        assert not gate.passed
+        assert "m3-max: not measured in the new result (EngineError: Engine 1 died)" in gate.failures
