@@ -229,6 +229,7 @@ def fields_from_document(document: Any) -> dict[str, Any]:
     stop_reason = document.get("stop_reason", "")
     if not isinstance(stop_reason, str):
         raise _FileProblem(f"field 'stop_reason' is {_short(stop_reason)}, expected a string")
+    _check_context(document["options"], document["environment"])
     runs = _runs_from(document["columns"], document["runs"], document["params"], version)
     blocks = _blocks_from(document, version)
     return dict(
@@ -248,6 +249,30 @@ def fields_from_document(document: Any) -> dict[str, Any]:
     )
 
 
+def _whole_bytes(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_context(options: dict[str, Any], environment: dict[str, Any]) -> None:
+    """The options and environment fields that reports read as sizes or as text hold what they say."""
+    limits = options.get("cache_limits")
+    if limits is not None and not (isinstance(limits, list) and all(map(_whole_bytes, limits))):
+        raise _FileProblem(f"field 'options.cache_limits' is {_short(limits)}, expected a list of whole "
+                           "numbers of bytes")
+    grid = options.get("grid")
+    if grid is not None and not (isinstance(grid, dict) and all(isinstance(v, list) for v in grid.values())):
+        raise _FileProblem(f"field 'options.grid' is {_short(grid)}, expected an object of lists")
+    if grid and not all(map(_whole_bytes, grid.get("memory_limit", []))):
+        raise _FileProblem(f"field 'options.grid.memory_limit' is {_short(grid['memory_limit'])}, expected "
+                           "whole numbers of bytes")
+    if options.get("budget") is not None and not _whole_bytes(options["budget"]):
+        raise _FileProblem(f"field 'options.budget' is {_short(options['budget'])}, expected a whole number "
+                           "of bytes or null")
+    for key in ("command", "commit"):
+        if environment.get(key) is not None and not isinstance(environment[key], str):
+            raise _FileProblem(f"field 'environment.{key}' is {_short(environment[key])}, expected a string")
+
+
 def _blocks_from(document: dict[str, Any], version: int) -> pd.DataFrame:
     """The paired design's blocks (schema version 3), checked as runs are; none in older files."""
     if "blocks" not in document and "block_columns" not in document:
@@ -263,6 +288,8 @@ def _blocks_from(document: dict[str, Any], version: int) -> pd.DataFrame:
         raise _FileProblem(f"in the blocks: {exc}") from None
 
 
+#: Seconds since 1970 at the start of the year 3000: a run's start time is before it.
+_YEAR_3000 = 32_503_680_000.0
 _KIND_NAMES = {str: "a string", bool: "true or false", int: "a whole number", list: "a list",
                dict: "an object"}
 
@@ -331,6 +358,12 @@ def _runs_from(columns: list[Any], rows: list[Any], params: list[Any], version: 
         index = int(bad.to_numpy().argmax())
         raise _FileProblem(f"run {index} has cache_limit {_short(rows[index].get('cache_limit'))}: every run "
                            "needs a whole number of bytes >= 0")
+    started = frame["started_at"].astype(float) if len(frame) else frame["started_at"]
+    late = ~(started.notna() & (started >= 0) & (started < _YEAR_3000))
+    if late.any():
+        index = int(late.to_numpy().argmax())
+        raise _FileProblem(f"run {index} has started_at {_short(rows[index].get('started_at'))}: expected "
+                           "seconds since 1970, before the year 3000")
     return frame
 
 

@@ -307,6 +307,25 @@ def test_a_run_without_a_usable_cache_limit_fails_at_load_naming_the_file(tmp_pa
     assert "run 3 has cache_limit" in message and "whole number of bytes >= 0" in message
 
 
+@pytest.mark.parametrize(("where", "key", "value", "says"), [
+    ("runs", "started_at", 1e20, "run 0 has started_at 1e+20: expected seconds since 1970"),
+    ("runs", "peak_memory", None, "column 'peak_memory' holds null"),
+    ("environment", "command", ["mlxtune", "sweep"], "field 'environment.command' is list, expected a"),
+    ("options", "cache_limits", "lots", "field 'options.cache_limits' is \"lots\", expected a list of whole"),
+    ("options", "cache_limits", ["1MB"], "field 'options.cache_limits'"),
+    ("options", "budget", "2GB", "field 'options.budget'"),
+])
+def test_a_file_that_loads_is_one_every_report_can_render(tmp_path, good_json, where, key, value, says):
+    """What the reports read as a size, a date or a command is checked at load: an odd value is one
+    clear error naming the file, never a bare crash in a report later."""
+    document = json.loads(good_json)
+    if where == "runs":
+        document["runs"][0][key] = value
+    else:
+        document[where][key] = value
+    assert says in load_error(tmp_path / "odd.json", json.dumps(document).encode())
+
+
 def test_csv_text_cells_are_never_live_formulas(tmp_path):
     import csv
 
