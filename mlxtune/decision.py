@@ -312,9 +312,9 @@ class _Table:
         index = pd.MultiIndex.from_frame(self.points) if len(params) > 1 else pd.Index(self.points[params[0]])
         counts = ok.groupby(params, sort=False, dropna=False).size()
         self.points["runs"] = counts.reindex(index).fillna(0).astype(int).to_numpy()
-        lookup = {key: i for i, key in enumerate(index)}
-        ok_keys = ok[params].itertuples(index=False, name=None) if len(params) > 1 else ok[params[0]]
-        column = np.array([lookup[key] for key in ok_keys], dtype=int)
+        # the index finds a grid value of null (NaN once in a frame) as a dict of keys would not
+        ok_keys = pd.MultiIndex.from_frame(ok[params]) if len(params) > 1 else pd.Index(ok[params[0]])
+        column = index.get_indexer(ok_keys)
         rounds = pd.factorize(ok["repeat"], sort=True)[0]  # round numbers as given may have gaps
         self.matrix = np.full((int(rounds.max()) + 1 if len(rounds) else 0, len(self.points)), np.nan)
         self.matrix[rounds, column] = np.log(ok["throughput"].to_numpy(dtype=float))

@@ -358,6 +358,11 @@ def _runs_from(columns: list[Any], rows: list[Any], params: list[Any], version: 
         index = int(bad.to_numpy().argmax())
         raise _FileProblem(f"run {index} has cache_limit {_short(rows[index].get('cache_limit'))}: every run "
                            "needs a whole number of bytes >= 0")
+    for name in params[1:]:
+        odd = next((v for v in frame[name] if v is not None and not isinstance(v, (str, int, float))), None)
+        if odd is not None:
+            raise _FileProblem(f"column {name!r} holds {_short(odd)}: a grid axis holds numbers, text, "
+                               "true/false or null")
     started = frame["started_at"].astype(float) if len(frame) else frame["started_at"]
     late = ~(started.notna() & (started >= 0) & (started < _YEAR_3000))
     if late.any():

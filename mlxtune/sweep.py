@@ -205,6 +205,10 @@ def _axes(grid: Mapping[str, Sequence[Any]] | None) -> tuple[list[int] | None, d
         values = list(values)
         if not values:
             raise ValueError(f"grid axis {name!r} is empty: give at least one value")
+        odd = next((v for v in values if v is not None and not isinstance(v, (str, int, float))), None)
+        if odd is not None:  # a point of the grid is a row of a table, saved, loaded and grouped by
+            raise ValueError(f"grid axis {name!r} values must be numbers, text, true/false or None, "
+                             f"not {type(odd).__name__}")
         axes[name] = values
     return memory_limits, axes
 

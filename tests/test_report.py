@@ -27,6 +27,7 @@ import mlxtune
 from mlxtune import files, report
 from mlxtune.measure import SCHEMA_VERSION, runs_frame
 from mlxtune.result import SweepResult
+from mlxtune.sweep import PlanError
 from mlxtune.units import format_size
 from mlxtune.view import limit_text
 
@@ -435,3 +436,21 @@ def test_written_files_are_readable_by_others_and_keep_a_replaced_files_mode(tmp
     fresh.chmod(0o600)
     files.write_atomic(fresh, b"y")
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o600 and fresh.read_bytes() == b"y"
+
+
+@pytest.mark.parametrize("values", [[True, False], [None, 1], [1.5, 2], ["a", "b"], [1, "a"]])
+def test_grid_values_of_every_json_scalar_type_survive_a_save_a_load_and_every_report(tmp_path, values):
+    result = make_result(extra={"axis": values})
+    loaded = mlxtune.load(result.to_json(str(tmp_path / "r.json")))
+    assert loaded == result and loaded.recommend().reason
+    for write in (loaded.to_html, loaded.to_markdown, loaded.to_csv):
+        assert Path(write(str(tmp_path / "r.out"))).stat().st_size > 0
+
+
+def test_a_grid_value_that_is_a_list_is_refused_before_a_sweep_and_at_load(tmp_path, good_json):
+    with pytest.raises(PlanError, match="grid axis 'axis' values must be numbers, text, true/false"):
+        mlxtune.sweep(lambda point: (lambda: 1), cache_limits=["0"], grid={"axis": [[1], [2]]})
+    document = json.loads(Path(make_result(extra={"axis": ["a", "b"]}).to_json(str(tmp_path / "g.json")))
+                          .read_text())
+    document["runs"][0]["axis"] = [1, 2]
+    assert "column 'axis' holds" in load_error(tmp_path / "list.json", json.dumps(document).encode())
