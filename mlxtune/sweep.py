@@ -923,14 +923,26 @@ def _named(name: str | os.PathLike[str], gridded: bool) -> Callable[..., Any]:
 
 def _isolated(where: Any, shared: remote.Settings, stop: Callable[[], bool], progress: bool,
               on_run: Callable[[RunRecord, SweepProgress], Any] | None) -> SweepResult:
-    """The sweep in an engine process (:mod:`mlxtune.remote`), as an in-process sweep ends."""
+    """The sweep in an engine process (:mod:`mlxtune.remote`), as an in-process sweep ends: an
+    ``on_run`` that raises stops the engine's sweep and raises SweepError with the runs so far."""
+    hook_failed: list[Exception] = []
+
     def forward(job: remote.Job, record: RunRecord) -> None:
-        if on_run is not None:
+        if on_run is not None and not hook_failed:
             so_far = SweepProgress(planned=shared.planned_runs, records=list(job.records),
                                    point=dict(record.params), _build=lambda: remote.partial(job, shared))
-            on_run(record, so_far)
+            try:
+                on_run(record, so_far)
+            except Exception as exc:  # the engine is stopped (below), not left running the sweep
+                hook_failed.append(exc)
 
-    job = remote.isolated(where, shared, progress=progress, on_record=forward, stop=stop)
+    job = remote.isolated(where, shared, progress=progress, on_record=forward,
+                          stop=lambda: bool(hook_failed) or stop())
+    if hook_failed:
+        message = f"on_run raised {describe_error(hook_failed[0])}; the sweep stopped"
+        kept = dataclasses.replace(job.result or remote.partial(job, shared), complete=False,
+                                   stop_reason=message)
+        raise SweepError(message, kept) from hook_failed[0]
     if job.result is None:  # the engine died (killed for memory, say): what it streamed back is kept
         message = f"the isolated sweep gave no result: {job.error}"
         kept = dataclasses.replace(remote.partial(job, shared), stop_reason=message)

@@ -112,6 +112,20 @@ def open_files() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def test_an_on_run_that_raises_stops_the_isolated_sweep_and_keeps_its_runs(client: Any) -> None:
+    def fails_at_the_second(record: Any, progress: Any) -> None:
+        if progress.done == 2:
+            raise RuntimeError("the front end broke")
+
+    with pytest.raises(mlxtune.SweepError, match="on_run raised RuntimeError: the front end broke") as caught:
+        mlxtune.sweep(allocator_churn(), cache_limits=LIMITS, repeats=50, progress=False, isolate=client,
+                      on_run=fails_at_the_second)
+    kept = caught.value.result
+    assert not kept.complete and 2 <= len(kept.runs) < 100  # stopped in the engine, not run to its end
+    after = mlxtune.sweep(allocator_churn(), cache_limits=LIMITS, repeats=1, progress=False, isolate=client)
+    assert len(after.runs) == 2 and after.complete  # the engine took the next sweep: it was not busy
+
+
 def test_isolate_true_starts_and_stops_an_engine_of_its_own() -> None:
     opened = []
     for _ in range(2):  # the first also opens what stays for the process (a messaging context, a loop)
