@@ -511,7 +511,9 @@ class _Sweep:
         self.replan(len(points) * self.plan.repeats, len(points) * self.plan.cycles + len(references) + 1)
         for _ in range(self.plan.warmup):  # compilation and first touches, untimed
             self.check_stop()
-            self.warm_up_block(generations)
+            if not self.warmed(lambda: (generations.settle(), generations.block()), "block"):
+                self.runner.call(generations.close)  # the measured blocks start a fresh generation
+                break
         running = points
         for cycle in range(self.plan.cycles):
             order = [limits for limits in points if limits in running or limits in references]
@@ -615,33 +617,23 @@ class _Sweep:
     def warm_up(self, instance: Callable[[], Any]) -> None:
         for _ in range(self.plan.warmup):
             self.check_stop()
-            try:
-                self.runner.call(instance, self.plan.timeout)
-            except runner.Late:
-                continue
-            except runner.Abandoned as late:
-                raise _Stop(f"a warm-up run was still running {late.seconds:.3g}s after it started "
-                            f"(timeout {self.plan.timeout:g}s) and was abandoned; nothing else was run "
-                            "beside it") from None
-            except Exception:
+            if not self.warmed(instance, "run"):
                 return
 
-    def warm_up_block(self, generations: Generations) -> None:
-        """One untimed block under the limits in force; a failure shows again in the measured blocks."""
-        def block() -> None:
-            generations.settle()
-            generations.block()
-
+    def warmed(self, work: Callable[[], Any], what: str) -> bool:
+        """One unmeasured ``work`` under the limits in force; False when it raised (the measured runs
+        record the error if it persists). One still running past its timeout's grace stops the sweep."""
         try:
-            self.runner.call(block, self.plan.timeout)
+            self.runner.call(work, self.plan.timeout)
         except runner.Late:
             pass
         except runner.Abandoned as late:
-            raise _Stop(f"a warm-up block was still running {late.seconds:.3g}s after it started "
+            raise _Stop(f"a warm-up {what} was still running {late.seconds:.3g}s after it started "
                         f"(timeout {self.plan.timeout:g}s) and was abandoned; nothing else was run "
                         "beside it") from None
         except Exception:
-            generations.close()
+            return False
+        return True
 
     def check_stop(self) -> None:
         if self.plan.stop():
