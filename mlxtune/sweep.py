@@ -522,8 +522,10 @@ class _Sweep:
             self.runner.call(generations.cycle_starts, self.plan.timeout)
             for limits in order:
                 self.measured_block(generations, point, limits, cycle)
-            if self.plan.adaptive and not generations.completed:  # every point, until a whole generation
-                if spent := self.time_spent():                   # is measured: not its first steps alone
+            # adaptive: every point, and no verdict, until a whole generation is measured (what a limit
+            # costs can change along a generation: the answer is for all of it, not its first steps)
+            if self.plan.adaptive and not generations.completed:
+                if spent := self.time_spent():
                     self.ended(point, f"{spent} before a whole generation was measured", first)
                     break
             elif self.plan.adaptive:
