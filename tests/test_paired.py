@@ -131,26 +131,26 @@ def test_a_step_workload_that_depends_on_the_limit_is_decided_correctly_in_few_c
 
 
 def slowing() -> Iterator[int]:
-    """Each step costs more than the one before (a context that grows), whatever the limit: 2% more
-    work a step, so a block late in a generation takes twice as long as an early one."""
+    """Each step costs more than the one before (a context that grows fast), whatever the limit: one
+    more product every 8 steps, so the last block of a 60-step generation costs about 8 times the first."""
     for step in itertools.count():
-        matmuls(max(1, round(4 * (1 + step / 50))), 64)
+        matmuls(1 + step // 8, 160)
         yield 1
 
 
 def test_a_workload_that_slows_as_it_goes_does_not_bias_the_comparison(limit):
-    """Shuffled cycles put the slope on every limit alike: equal limits come out equal. In a fixed
-    order the first limit of each cycle would gain about 6% a position over the last."""
-    result = sweep(slowing, cache_limits=["5MB", "6MB", "7MB"], repeats=40, warmup=0, progress=False,
+    """Shuffled cycles put the slope on every limit alike: equal limits come out equal. In a fixed order
+    the first limit of each cycle would run about a third faster than the last (CI's busy cores blur a
+    block by a fraction of that)."""
+    result = sweep(slowing, cache_limits=["5MB", "6MB", "7MB"], repeats=60, warmup=0, progress=False,
                    blocks=Blocks(block=3, settle=0, generation=60))
     first = result.blocks[result.blocks["generation"] == 0].sort_values("started_at")
-    assert first["seconds"].iloc[-3:].sum() > 1.5 * first["seconds"].iloc[:3].sum()
     assert len(first) == 21  # restarted at the first cycle boundary after 60 steps: 7 cycles of 9
+    assert first["seconds"].iloc[-3:].sum() > 2 * first["seconds"].iloc[:3].sum()
     # each limit's median speed over the reference's in the same cycle, before any pooling
     speeds = result.blocks.pivot(index="repeat", columns="cache_limit", values="throughput")
     paired = (speeds.div(speeds[7 * MB], axis=0)).median()
-    assert paired.between(0.96, 1.04).all(), paired
-    assert (result.decision().points["verdict"] != "slow").all()
+    assert paired.between(0.88, 1.12).all(), paired
 
 
 def test_a_whole_run_workload_is_untouched_and_the_design_can_be_chosen(limit, tiny_model_path):
