@@ -84,6 +84,14 @@ def step_source(workload: object) -> Callable[[], Iterator[Any]] | None:
     return None
 
 
+def _close(iterator: Iterator[Any] | None) -> None:
+    """End a generation early: a generator's ``close()`` runs its cleanup (mlx-lm's cache clearing
+    switched back, a ``finally``); other iterators have nothing to end."""
+    close = getattr(iterator, "close", None)
+    if callable(close):
+        close()
+
+
 def _units(value: object) -> float:
     """A step's yielded value as units of work; one step when it yields None."""
     if value is None:
@@ -114,11 +122,8 @@ class Generations:
             raise ValueError("a generation of the step workload yielded no step: steps() must yield some")
 
     def close(self) -> None:
-        if self.current is not None:
-            close = getattr(self.current, "close", None)
-            self.current = None
-            if callable(close):
-                close()
+        current, self.current = self.current, None
+        _close(current)
 
     def cycle_starts(self) -> None:
         """At a cycle boundary: a fresh generation when none runs or this one ran its share of steps."""
@@ -184,9 +189,7 @@ class WholeRun:
             for _, value in zip(range(self.steps), iterator, strict=False):
                 units += _units(value)
         finally:
-            close = getattr(iterator, "close", None)
-            if callable(close):
-                close()
+            _close(iterator)
         return Work(units=units, unit=self.unit)
 
 
