@@ -114,6 +114,9 @@ DEFAULT_MAX_ROUNDS = 10
 DEFAULT_MAX_CYCLES = 200
 
 
+_NEEDS_STEPS = "design='paired' needs a step workload (a generator function, or an object with steps())"
+
+
 class PlanError(ValueError):
     """An argument of :func:`sweep` cannot be used; raised before anything runs."""
 
@@ -261,8 +264,7 @@ def _plan(
         raise ValueError(f"blocks must be mlxtune.Blocks(block=, settle=, generation=) or None, "
                          f"not {blocks!r}")
     if design == "paired" and not axes and not named and step_source(workload) is None:
-        raise ValueError("design='paired' needs a step workload (a generator function, or an object with "
-                         "steps()); give design='runs' for whole runs")
+        raise ValueError(f"{_NEEDS_STEPS}; give design='runs' for whole runs")
     return _Plan(
         cache_limits=limits,
         memory_limits=memory_limits,
@@ -437,8 +439,9 @@ class _Sweep:
     def run(self) -> None:
         rng = random.Random(self.plan.seed)
         for point in self.plan.workload_points():
-            if self.plan.adaptive and (spent := self.time_spent()):  # not set up, warmed up and run once
-                self.adaptive_notes.append(f"{_point_text(point)}: not measured, {spent}")  # more
+            # a spent budget sets up no further point: none is warmed up and run once more
+            if self.plan.adaptive and (spent := self.time_spent()):
+                self.adaptive_notes.append(f"{_point_text(point)}: not measured, {spent}")
                 continue
             self.run_point(point, rng)
 
@@ -473,8 +476,7 @@ class _Sweep:
         """The steps of a workload the paired design runs; None when it runs whole runs."""
         source = step_source(instance)
         if self.plan.design == "paired" and source is None:
-            raise TypeError("design='paired' needs a step workload (a generator function, or an object with "
-                            "steps()), and the factory returned a whole-run workload")
+            raise TypeError(f"{_NEEDS_STEPS}, and the factory returned a whole-run workload")
         if source is None or self.plan.design == "runs":
             return None
         unit = str(getattr(instance, "unit", "") or "steps")
