@@ -17,7 +17,7 @@ from typing import Any
 
 from mlxtune import memory
 from mlxtune.measure import Work
-from mlxtune.workloads.lm import LM, mlx_lm_cache_clearing, step_statistics
+from mlxtune.workloads.lm import LM, decode_steps, mlx_lm_cache_clearing, step_statistics
 
 __all__ = ["Chat", "chat"]
 
@@ -81,8 +81,7 @@ class Chat(LM):
                 answer = generate_step(self._prompt[turn], self.model, prompt_cache=conversation,
                                        max_tokens=self.gen_tokens + 1,
                                        prefill_step_size=self.prefill_step_size)
-                for position, _ in enumerate(answer):
-                    yield 0.0 if position == 0 else 1.0
+                yield from decode_steps(answer)
 
     def describe(self) -> str:
         return (f"chat({self._name()}, dtype={self.dtype or 'as saved'}, turns={self.turns}, "

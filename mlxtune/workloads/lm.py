@@ -30,7 +30,8 @@ from typing import Any, Literal
 from mlxtune._mlx import mx
 from mlxtune.measure import Work, Workload
 
-__all__ = ["DTYPES", "LM", "STEP_METRICS", "apply_dtype", "lm", "lm_factory", "mlx_lm_cache_clearing",
+__all__ = ["DTYPES", "LM", "STEP_METRICS", "apply_dtype", "decode_steps", "lm", "lm_factory",
+           "mlx_lm_cache_clearing",
            "step_statistics"]
 
 #: Weight formats a grid can compare: floating types, and 4- or 8-bit affine quantization.
@@ -229,10 +230,8 @@ class LM(Workload):
         prompt = mx.random.randint(0, self.vocab_size or _model_vocab(self.model), (self.prompt_tokens,),
                                    key=key)
         with mlx_lm_cache_clearing(self.mlx_cache_clearing):
-            decoded = generate_step(prompt, self.model, max_tokens=self.gen_tokens + 1,
-                                    prefill_step_size=self.prefill_step_size)
-            for position, _ in enumerate(decoded):
-                yield 0.0 if position == 0 else 1.0
+            yield from decode_steps(generate_step(prompt, self.model, max_tokens=self.gen_tokens + 1,
+                                                  prefill_step_size=self.prefill_step_size))
 
     def _single(self) -> tuple[float, float, int, int, list[float]]:
         """One sequence through ``generate_step``.
@@ -277,6 +276,13 @@ class LM(Workload):
             f"lm({self._name()}, dtype={self.dtype or 'as saved'}, prompt={self.prompt_tokens}, "
             f"gen={self.gen_tokens}, batch={self.batch}, mlx-lm cache clearing: {self.mlx_cache_clearing})"
         )
+
+
+def decode_steps(tokens: Iterator[Any]) -> Iterator[float]:
+    """mlx-lm's tokens as steps: the first comes out of the prompt (0 units: never timed), then one
+    unit a decoded token."""
+    for position, _ in enumerate(tokens):
+        yield 0.0 if position == 0 else 1.0
 
 
 def step_statistics(steps: list[float]) -> dict[str, float]:
