@@ -8,9 +8,18 @@ A point is **fast** when the one-sided ``confidence`` lower bound of its speed r
 point is at least ``1 - tolerance`` (an equivalence test: the data must *show* it is close), **slow**
 when the upper bound is below ``1 - tolerance``, and **undecided** otherwise. The recommendation is
 the smallest cache limit (then the smallest footprint) among the fast points inside the budget; it
-is *decided* when every point with a smaller cache limit is slow. Noise never makes a point fast:
+is *decided* when every point with a smaller cache limit is slow or **at the edge**: undecided, but
+with both bounds within half the tolerance of ``1 - tolerance`` (:data:`EDGE_SHARE`; 0.925-0.975 at
+5%). Noise never makes a point fast:
 with too few runs every interval is wide, points stay undecided, and the answer says how many more
 rounds would likely decide them.
+
+Why the edge: a limit whose true speed sits at the tolerance (the H200's 1MB at 0.946 of the best,
+BENCHMARKS.md) is never shown fast or slow, whatever the budget, and would keep every answer open.
+The edge is an indifference zone (Bechhofer's, in ranking and selection): once a point is pinned
+that close to the tolerance, which side it falls on matters less than half the tolerance, so it
+stops keeping the answer open. It is never picked (only points shown fast are), so the pick's
+guarantee is the same; what the edge gives up is a limit at best half the tolerance inside it.
 
 How the interval is made
 ------------------------
@@ -84,6 +93,12 @@ _MOST_ROUNDS = 1000
 
 #: Verdicts of a point, as stored in :attr:`Decision.points` ``verdict``.
 FAST, SLOW, UNDECIDED, OVER_BUDGET, NO_RUNS = "fast", "slow", "undecided", "over budget", "no runs"
+EDGE = "at the edge"
+#: The verdicts of points the rule judged (measured enough, inside the budget).
+JUDGED = (FAST, SLOW, EDGE, UNDECIDED)
+#: How close to ``1 - tolerance`` both bounds must be for a point to sit at the edge, as a share of
+#: the tolerance (module docstring).
+EDGE_SHARE = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,11 +130,11 @@ class Decision:
 
     ``points``: one row per grid point, the parameter columns then ``runs`` (successful),
     ``speed`` (the statistic, units/s), ``ratio``, ``ratio_low``, ``ratio_high`` (fitted speed over
-    the best's, with its bounds), ``verdict`` (fast, slow, undecided, over budget, no runs),
+    the best's, with its bounds), ``verdict`` (fast, slow, at the edge, undecided, over budget, no runs),
     ``more_rounds`` (rounds that would likely decide an undecided point; NaN otherwise, inf when it
     sits at the tolerance), ``footprint``. ``choice`` is the index in ``points`` of the recommended
     point (None when no point is shown fast), ``best`` that of the fastest; ``decided`` is True when
-    no point with a smaller cache limit than the choice is undecided. ``violations`` lists pairs of
+    no point with a smaller cache limit than the choice is undecided (slow or at the edge). ``violations`` lists pairs of
     points (smaller limit, larger limit, ratio larger/smaller, its upper bound) where more cache
     was shown slower. ``paired``: the rows were blocks of the paired design, so ``runs`` counts
     blocks and a round is a cycle.
@@ -218,9 +233,11 @@ def decide(
         else:
             top, ratio, low, high, violations = table.bootstrapped(enough.to_numpy(), candidates, confidence)
         best = int(points.index[top])
-        floor = 1 - tolerance
+        floor, margin = 1 - tolerance, tolerance * EDGE_SHARE
         for i in candidates:
             verdict = FAST if low[i] >= floor else SLOW if high[i] < floor else UNDECIDED
+            if verdict == UNDECIDED and floor - margin <= low[i] and high[i] <= floor + margin:
+                verdict = EDGE
             points.iloc[i, points.columns.get_loc("verdict")] = verdict
             if verdict == UNDECIDED:
                 points.iloc[i, points.columns.get_loc("more_rounds")] = _more_rounds(

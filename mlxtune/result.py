@@ -277,7 +277,7 @@ class SweepResult:
 
 def _recommendation(found: Decision, unit: str) -> Recommendation:
     """The decision's chosen point as a Recommendation, with its words."""
-    from mlxtune.decision import FAST, NO_RUNS
+    from mlxtune.decision import FAST, JUDGED, NO_RUNS
 
     points = found.points
     measured = points[points["verdict"] != NO_RUNS]
@@ -288,7 +288,7 @@ def _recommendation(found: Decision, unit: str) -> Recommendation:
                               tolerance=found.tolerance, more_rounds=found.more_rounds)
     chosen = points.loc[found.choice]
     open_points = found.undecided
-    considered = points[points["verdict"].isin([FAST, "slow", "undecided"])]
+    considered = points[points["verdict"].isin(JUDGED)]
     return Recommendation(
         cache_limit=int(chosen["cache_limit"]),
         params={p: _plain(chosen[p]) for p in found.params if p != "cache_limit"},

@@ -141,7 +141,7 @@ def swift_code(cache_limit: int | None, why_not: str = "") -> str:
 
 def reason(decision: Decision, unit: str) -> str:
     """The recommendation in plain sentences: what was chosen, against what, and how sure it is."""
-    from mlxtune.decision import FAST, NO_RUNS, OVER_BUDGET, least_runs
+    from mlxtune.decision import FAST, NO_RUNS, OVER_BUDGET, UNDECIDED, least_runs
 
     points, params, tol = decision.points, decision.params, f"{decision.tolerance:.0%}"
     measured = points[points["verdict"] != NO_RUNS]
@@ -163,7 +163,7 @@ def reason(decision: Decision, unit: str) -> str:
     against = f"{point_text(best, params)} at {_speed(best['speed'], unit)}"
     if decision.choice is None:
         text = (f"Undecided: no point is shown within {tol} of the fastest ({against}) yet. "
-                + _more(decision.points[decision.points["verdict"] == "undecided"], decision))
+                + _more(decision.points[decision.points["verdict"] == UNDECIDED], decision))
         return _notes(text, decision)
     chosen = points.loc[decision.choice]
     what = point_text(chosen, params)
@@ -175,18 +175,41 @@ def reason(decision: Decision, unit: str) -> str:
                 f"change throughput here; the smallest, {what}, is recommended ({figures}).")
     elif decision.choice == decision.best:
         text = f"{what[0].upper()}{what[1:]} is the fastest ({figures})"
-        text += f"; every smaller limit is shown more than {tol} slower." if len(smaller) else (
-            " and the smallest limit measured.")
+        text += _below(smaller, tol) if len(smaller) else " and the smallest limit measured."
     else:
         text = (f"{what[0].upper()}{what[1:]} gives {figures}: shown within {tol} of the fastest ({against}; "
                 f"at least {chosen['ratio_low']:.0%} of it with {decision.confidence:.0%} confidence)")
-        text += f"; every smaller limit is shown more than {tol} slower." if len(smaller) else "."
+        text += _below(smaller, tol) if len(smaller) else "."
     if not decision.decided:
         still = decision.undecided
         text = (f"Undecided below {limit_text(chosen['cache_limit'])}: {what} is shown within {tol} of the "
                 f"fastest and safe to use, but {_limits(still)} cannot be told yet. "
                 + _more(still, decision))
-    return _notes(text, decision)
+    return _notes(text + _edge(smaller, decision), decision)
+
+
+def _below(smaller: pd.DataFrame, tol: str) -> str:
+    """What the limits below a decided choice were shown to be."""
+    from mlxtune.decision import SLOW
+
+    if smaller["verdict"].eq(SLOW).all():
+        return f"; every smaller limit is shown more than {tol} slower."
+    return "; no smaller limit is shown within it."
+
+
+def _edge(smaller: pd.DataFrame, decision: Decision) -> str:
+    """Why points at the edge of the tolerance (below the choice) leave the answer decided."""
+    from mlxtune.decision import EDGE, EDGE_SHARE
+
+    edge = smaller[smaller["verdict"] == EDGE]
+    if edge.empty:
+        return ""
+    figures = ", ".join(f"{limit_text(row['cache_limit'])} at {row['ratio']:.3f}x "
+                        f"[{row['ratio_low']:.3f}, {row['ratio_high']:.3f}]" for _, row in edge.iterrows())
+    they = "it is" if len(edge) == 1 else "they are"
+    return (f" At the edge of the {decision.tolerance:.0%} tolerance: {figures} of the fastest, pinned within "
+            f"{decision.tolerance * EDGE_SHARE:.1%} of it either way. Which side cannot be told in a time worth "
+            f"waiting, so {they} not picked and the answer stands.")
 
 
 def _words(decision: Decision) -> tuple[str, str]:
@@ -255,9 +278,11 @@ def headline(decision: Decision, unit: str) -> str:
             f"{_speed(chosen['speed'], unit)} with a footprint of {format_size(int(chosen['footprint']))}")
     if not decision.decided:
         return text + " (smaller limits are still undecided)."
-    fits = decision.points[decision.points["verdict"].isin(["fast", "slow", "undecided"])]
+    from mlxtune.decision import FAST, JUDGED
+
+    fits = decision.points[decision.points["verdict"].isin(JUDGED)]
     return text + (" (the cache limit made no measurable difference)." if len(fits) > 1
-                   and (fits["verdict"] == "fast").all() else ".")
+                   and (fits["verdict"] == FAST).all() else ".")
 
 
 # -- tables: one display model for HTML, Markdown, the terminal and the notebook -----------------

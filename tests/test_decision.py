@@ -65,6 +65,24 @@ def test_an_undecided_answer_names_the_open_points_and_the_rounds_to_decide_them
     assert "0B" not in rec.reason and "cache limit 0" not in rec.reason  # 0 is shown slow, not open
 
 
+def test_a_point_pinned_at_the_tolerance_sits_at_the_edge_and_leaves_the_answer_decided():
+    """A limit whose speed is the tolerance itself is never shown fast or slow; pinned that close it
+    stops keeping the answer open, and is not picked. Loosely measured, it still keeps it open."""
+    pinned = {0: steady(60, 8), MB: steady(94.5, 8, seed=1), 16 * MB: steady(99, 8, seed=2),
+              UNLIMITED: steady(100, 8, seed=3)}
+    result = result_of(pinned)
+    points = result.decision().points.set_index("cache_limit")
+    assert points.loc[MB, "verdict"] == "at the edge"
+    assert 0.925 <= points.loc[MB, "ratio_low"] < 0.95 < points.loc[MB, "ratio_high"] <= 0.975
+    rec = result.recommend()
+    assert rec.decided and rec.cache_limit == 16 * MB and rec.open_limits == ()
+    assert "At the edge of the 5% tolerance: 1MB at 0.948x [0.945, 0.953] of the fastest" in rec.reason
+    assert "every smaller limit is shown" not in rec.reason and "Undecided" not in rec.reason
+    loose = {**pinned, MB: steady(94.5, 8, spread=0.06, seed=1)}
+    rec = result_of(loose).recommend()
+    assert not rec.decided and rec.open_limits == (MB,)
+
+
 def test_everything_shown_within_the_tolerance_says_the_limit_does_not_matter():
     rec = result_of({0: steady(100), MB: steady(100, seed=1), UNLIMITED: steady(100, seed=2)}).recommend()
     assert rec.decided and rec.within_noise and rec.cache_limit == 0
