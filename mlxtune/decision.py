@@ -241,7 +241,7 @@ def decide(
             points.iloc[i, points.columns.get_loc("verdict")] = verdict
             if verdict == UNDECIDED:
                 points.iloc[i, points.columns.get_loc("more_rounds")] = _more_rounds(
-                    ratio[i], low[i], high[i], floor, int(points["runs"].iloc[i]))
+                    ratio[i], low[i], high[i], floor, margin, int(points["runs"].iloc[i]))
         points.loc[points.index[candidates], "ratio"] = ratio[candidates]
         points.loc[points.index[candidates], "ratio_low"] = low[candidates]
         points.loc[points.index[candidates], "ratio_high"] = high[candidates]
@@ -283,16 +283,20 @@ def sign_bounds(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(data[rank - 1]), float(data[n - rank])
 
 
-def _more_rounds(ratio: float, low: float, high: float, floor: float, rounds: int) -> float:
-    """Rounds to add so the bound on the estimate's side of ``floor`` would likely cross it.
-
-    Interval half-widths shrink as one over the square root of the rounds.
+def _more_rounds(ratio: float, low: float, high: float, floor: float, margin: float, rounds: int) -> float:
+    """Rounds to add so the point would likely be decided: the bound on the estimate's side of
+    ``floor`` crossing it, or, for an estimate within ``margin`` of it, both bounds closing in to the
+    edge (whichever comes first). Interval half-widths shrink as one over the square root of the rounds.
     """
     width, distance = (ratio - low, ratio - floor) if ratio >= floor else (high - ratio, floor - ratio)
-    if distance <= 0 or not math.isfinite(width):
+    if not math.isfinite(width):
         return math.inf
-    needed = math.ceil(rounds * (width / distance) ** 2) - rounds
-    return float(max(needed, 1)) if needed <= _MOST_ROUNDS else math.inf
+    needed = [rounds * (width / distance) ** 2 if distance > 0 else math.inf]
+    room = margin - abs(ratio - floor)
+    if room > 0:
+        needed.append(rounds * (max(ratio - low, high - ratio) / room) ** 2)
+    more = math.ceil(min(needed)) - rounds if math.isfinite(min(needed)) else math.inf
+    return float(max(more, 1)) if more <= _MOST_ROUNDS else math.inf
 
 
 _Pairs = list[tuple[int, int, float, float]]
@@ -374,10 +378,7 @@ class _Table:
         cycle's ratio can be far off; the median and its order-statistic bounds hold whatever the
         ratios' distribution, where a bootstrap of few cycles was seen to call points wrongly.
         """
-        counts = np.sum(~np.isnan(self.matrix), axis=0)
-        anchor = int(np.argmax(counts))  # a reference block runs in every cycle
-        relative = nan_quantile(self.matrix - self.matrix[:, [anchor]], 0.5, axis=0)
-        top = int(candidates[np.nanargmax(relative[candidates])])
+        top = self._paired_best(candidates, confidence)
         width = self.matrix.shape[1]
         ratio, low, high = np.full(width, np.nan), np.full(width, np.nan), np.full(width, np.nan)
         for i in candidates:
@@ -396,6 +397,22 @@ class _Table:
                         found = float(np.exp(nan_quantile(gain, 0.5, axis=0)))
                         violations.append((int(a), int(b), found, upper))
         return top, ratio, low, high, violations
+
+    def _paired_best(self, candidates: np.ndarray, confidence: float) -> int:
+        """The point the others are compared with: the reference (the largest limit, in every cycle),
+        unless a candidate is shown faster than it (its lower sign bound above 1); then the fastest
+        of those. The highest median among a few noisy points is the luckiest, not the fastest:
+        comparing with it would call every point slower than it is, and over only the cycles it ran."""
+        counts = np.sum(~np.isnan(self.matrix), axis=0)
+        limits = self.points["cache_limit"].to_numpy(dtype=float)
+        # the reference runs in every cycle; where others did too, it is the largest limit of them
+        anchor = int(np.lexsort((limits, counts))[-1])
+        gain = self.matrix - self.matrix[:, [anchor]]
+        relative = nan_quantile(gain, 0.5, axis=0)
+        if anchor not in candidates:  # over the budget: the fastest of what fits
+            return int(candidates[np.nanargmax(relative[candidates])])
+        faster = [int(i) for i in candidates if i != anchor and sign_bounds(gain[:, i], confidence)[0] > 0]
+        return max(faster, key=lambda i: relative[i]) if faster else anchor
 
     def fitted(self, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray, _Pairs]:
         """Point estimates and bootstrap samples of the (monotone where allowed) log speed per point.

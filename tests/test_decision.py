@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.optimize import isotonic_regression
-from sweep_data import MB, make_result, result_of
+from sweep_data import MB, make_result, result_of, row
 
 from mlxtune import decision, memory
 from mlxtune.decision import isotonic, nan_quantile
-from mlxtune.measure import RunRecord, Work
+from mlxtune.measure import RunRecord, Work, runs_frame
 from mlxtune.result import Recommendation
 from mlxtune.sweep import PlanError, SweepProgress, sweep
 from mlxtune.units import UNLIMITED
@@ -81,6 +81,45 @@ def test_a_point_pinned_at_the_tolerance_sits_at_the_edge_and_leaves_the_answer_
     loose = {**pinned, MB: steady(94.5, 8, spread=0.06, seed=1)}
     rec = result_of(loose).recommend()
     assert not rec.decided and rec.open_limits == (MB,)
+
+
+def test_a_point_near_the_tolerance_is_given_the_rounds_that_would_put_it_at_the_edge():
+    """Racing gives up on a point only when no likely number of rounds decides it: at 0.948 it
+    cannot cross 0.95, but its interval can narrow to the edge."""
+    more = decision._more_rounds(0.948, 0.915, 0.975, floor=0.95, margin=0.025, rounds=20)
+    assert 10 <= more <= 40
+    assert decision._more_rounds(0.948, 0.915, 0.975, floor=0.95, margin=0.0, rounds=20) == float("inf")
+    assert decision._more_rounds(0.90, 0.85, 0.93, floor=0.95, margin=0.025, rounds=20) == 1  # crossing
+
+
+def paired_decision(speeds: dict[int, list[float]]) -> decision.Decision:
+    """The paired rule on blocks at the given speeds, cycle by cycle (NaN: the point did not run)."""
+    from mlxtune.stats import summarize
+
+    rows = [row(limit, cycle, speed) for limit, values in speeds.items()
+            for cycle, speed in enumerate(values) if not np.isnan(speed)]
+    blocks = runs_frame(rows, ["cache_limit"])
+    return decision.decide(blocks, summarize(blocks, ["cache_limit"]), ["cache_limit"], paired=True)
+
+
+def test_paired_blocks_are_compared_with_the_reference_unless_a_point_is_shown_faster():
+    """The luckiest of a few noisy points is not the fastest: comparing with it would call the
+    reference itself slower. A point faster in every cycle does become the best."""
+    rng = np.random.default_rng(3)
+    state = 100 * np.exp(0.2 * rng.standard_normal(30))  # the run's speed moves every limit together
+    jitter = lambda seed: np.exp(0.04 * np.random.default_rng(seed).standard_normal(30))  # noqa: E731
+    lucky = state * jitter(2)
+    lucky[6:] = np.nan  # raced out after six cycles, with a high median by chance
+    lucky[:6] *= 1.03
+    found = paired_decision({MB: list(state * 0.97 * jitter(1)), 16 * MB: list(lucky),
+                             UNLIMITED: list(state * jitter(4))})
+    points = found.points.set_index("cache_limit")
+    assert points.loc[16 * MB, "ratio"] > 1  # the highest median ...
+    assert found.best == int(np.flatnonzero(found.points["cache_limit"] == UNLIMITED)[0])  # ... not the best
+    assert points.loc[MB, "verdict"] == "fast"
+    faster = paired_decision({MB: list(state * 0.97 * jitter(1)), 16 * MB: list(state * 1.1 * jitter(2)),
+                              UNLIMITED: list(state * jitter(4))})
+    assert faster.best == int(np.flatnonzero(faster.points["cache_limit"] == 16 * MB)[0])
 
 
 def test_everything_shown_within_the_tolerance_says_the_limit_does_not_matter():
