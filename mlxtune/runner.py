@@ -13,7 +13,14 @@ on Metal and CUDA since 0.31.2):
 
 So work that cannot run on the calling thread goes to :func:`worker`: one daemon thread per
 process, started once and never ended, that runs one call at a time. A daemon thread that is
-idle (or still busy) at exit is frozen, not torn down, so exiting never races it.
+idle at exit is frozen, not torn down, so exiting never races it.
+
+One that is busy inside MLX at exit would abort the process too (a run abandoned after its
+timeout): when its evaluation returns after the interpreter began to finalize, Python ends the
+thread (``pthread_exit``) from inside the binding's noexcept GIL guard, and the C++ runtime calls
+``terminate`` (exit code 134, every time with short evaluations in a loop). So at exit the worker
+first waits, saying so, for such a call to end and for the thread to be idle again; Ctrl-C there
+exits at once with 130, and a call that outlasts :data:`EXIT_WAIT` seconds ends the process with 1.
 
 Limits (cache, memory, wired) are process-wide, so two measurements at once would change each
 other's limits and restore each other's old values. :func:`exclusive` lets one measurement (a
@@ -23,9 +30,12 @@ which says who holds it.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import contextlib
+import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -59,6 +69,8 @@ class Late(Exception):
 
 #: The longest timeout a call may be given: waits much longer overflow the platform's timers (inf does).
 MAX_TIMEOUT = 86_400.0
+#: How long exiting waits for a call abandoned after its timeout to end (module docstring).
+EXIT_WAIT = 600.0
 
 _Task = tuple[Callable[[], Any], concurrent.futures.Future]
 
@@ -87,17 +99,36 @@ class Worker:
     def __init__(self) -> None:
         self._tasks: queue.SimpleQueue[_Task] = queue.SimpleQueue()
         self._left: concurrent.futures.Future | None = None
+        self._idle = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="mlxtune-worker", daemon=True)
         self._thread.start()
+        atexit.register(self._finish_at_exit)
 
     def _loop(self) -> None:  # never returns: see the module docstring
         while True:
+            self._idle.set()
             fn, future = self._tasks.get()
+            self._idle.clear()
             try:
                 future.set_result(fn())
             except BaseException as exc:  # handed to the waiting thread, Ctrl-C too
                 future.set_exception(exc)
             del fn, future  # drop the last call's arrays before waiting for the next one
+
+    def _finish_at_exit(self) -> None:
+        """Wait for a call still running at exit to end, so the thread is idle when Python finalizes."""
+        if self._idle.is_set():
+            return
+        print("mlxtune: a run abandoned after its timeout is still running, and MLX cannot stop it midway; "
+              "waiting for it to end before exiting (Ctrl-C exits now)", file=sys.stderr, flush=True)
+        try:
+            ended = self._idle.wait(EXIT_WAIT)
+        except KeyboardInterrupt:
+            _exit_now(130)
+        if not ended:
+            print(f"mlxtune: the abandoned run did not end within {EXIT_WAIT:.0f} s; exiting with code 1",
+                  file=sys.stderr, flush=True)
+            _exit_now(1)
 
     @property
     def abandoned(self) -> bool:
@@ -131,6 +162,14 @@ class Worker:
             if not future.done():
                 self._left = future
             raise
+
+
+def _exit_now(code: int) -> None:
+    """End the process at once, skipping the finalization that would abort under a busy MLX thread."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 _worker: Worker | None = None
