@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import re
+import statistics
 import sys
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -696,6 +697,47 @@ def block_paired(figs: dict[str, bytes]) -> str:
     return "\n".join(lines)
 
 
+#: The H200 sittings of the rule for blocks as it now stands (sign-test bounds), oldest first.
+LIVE_SITTINGS = (
+    ("run6", "sign-test bounds, compared with the highest median"),
+    ("run7", "the same, compared with the reference, with the edge"),
+)
+
+
+def block_paired_live(figs: dict[str, bytes]) -> str:
+    """The adaptive paired sweeps run live under the rule for blocks, against whole runs in the same
+    sitting; the last sitting's blocks pooled; its lm accuracy pairs."""
+    rows = []
+    for folder, what in LIVE_SITTINGS:
+        found = _read_json(GPU / folder / "paired_vs_runs.json")
+        for design, entries in found["sweeps"].items():
+            summary = found["summary"][design]
+            rows.append([f"{design}: {what}" if design == "paired" else "whole runs, same sitting",
+                         f"{summary['decided']} of {len(entries)}",
+                         ", ".join(_answer(e["decided"], e["pick"]) for e in entries),
+                         ", ".join(f"{e['measuring_seconds']:.0f}" for e in entries),
+                         f"{summary['worst_pick_pooled_ratio']:.3f}"])
+    headers = ["design", "decided", "answers", "seconds measuring", "worst pick, pooled"]
+    last = _read_json(GPU / LIVE_SITTINGS[-1][0] / "paired_vs_runs.json")
+    cells = [[limit_text(int(p["cache_limit"])), f"{p['ratio']:.3f} [{p['ratio_low']:.3f}, {p['ratio_high']:.3f}]",
+              p["verdict"]] for p in last["pooled"]]
+    goals = ", ".join(f"{name}: {'met' if ok else 'not met'}" for name, ok in last["goals"].items())
+    accuracy = last["lm_accuracy"]
+    medians = [statistics.median(pair[k] for pair in accuracy["pairs"]) for k in ("lm", "mlx_lm")]
+    env = last["environment"]
+    return "\n".join([
+        table(headers, rows), "",
+        f"The last sitting's paired blocks pooled (speed relative to the best, one-sided 95% bounds); "
+        f"its goals: {goals}.", "",
+        table(["cache limit", "relative speed", "verdict"], cells), "",
+        f"`lm` against mlx-lm's own `stream_generate` timing in the same sitting, {len(accuracy['pairs'])} "
+        f"pairs alternating: {medians[0]:.1f} against {medians[1]:.1f} tokens/s, ratio "
+        f"{accuracy['ratio']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}] (90%).", "",
+        f"Measured on {env['device_name']} ({env['backend']}), mlx {env['mlx']}, mlx-lm {env['mlx_lm']}, "
+        f"{env['date'][:10]}; files in `{_rel(GPU)}/{LIVE_SITTINGS[0][0]}` and `{LIVE_SITTINGS[-1][0]}`.",
+    ])
+
+
 def block_sampler(figs: dict[str, bytes]) -> str:
     return code_block(_read_text(RESULTS / "sampler_cost.txt").rstrip(), "text")
 
@@ -716,6 +758,7 @@ BLOCKS: dict[str, Callable[[dict[str, bytes]], str]] = {
     "h200": block_h200,
     "chat": block_chat,
     "paired": block_paired,
+    "paired-live": block_paired_live,
     "sampler": block_sampler,
 }
 
