@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import functools
 import html
+import math
 import statistics
 import sys
 import warnings
@@ -34,7 +35,7 @@ from mlxtune._argtypes import cache_limits, repeats, size, whole_number
 from mlxtune._mlx import mx
 from mlxtune.history import HISTORY_PARAMS, add_runs, history, next_run
 from mlxtune.measure import RunRecord, Work, describe_error, runs_frame, timelines_frame
-from mlxtune.sweep import SweepError, sweep
+from mlxtune.sweep import INTERRUPTED, SweepError, sweep
 from mlxtune.units import format_size
 
 __all__ = ["CellResult", "CellWorkload", "MlxtuneMagics", "parse_options", "register", "unregister"]
@@ -269,8 +270,8 @@ class CellResult:
 
     @property
     def seconds(self) -> float:
-        """Median wall time of the runs."""
-        return statistics.median(self.times)
+        """Median wall time of the runs (NaN before any run ended, as after an early Ctrl-C)."""
+        return statistics.median(self.times) if self.times else math.nan
 
     @property
     def peak_increase(self) -> int:
@@ -287,8 +288,8 @@ class CellResult:
 
     @property
     def peak(self) -> int:
-        """The largest MLX memory during any run."""
-        return max(r.peak_memory for r in self.records)
+        """The largest MLX memory during any run (0 before any run ended)."""
+        return max((r.peak_memory for r in self.records), default=0)
 
     @property
     def active(self) -> tuple[int, int]:
@@ -470,7 +471,7 @@ class MlxtuneMagics(Magics):
         if options.variable:
             self.shell.user_ns[options.variable] = result
         result.timeline = options.timeline
-        if not options.quiet and not options.output:
+        if not options.quiet and not options.output and result.records:  # none: Ctrl-C before the first
             display(result.mimebundle(), raw=True)
         if result.exception is not None:
             raise result.exception.with_traceback(_user_frames(result.exception.__traceback__))
@@ -500,10 +501,12 @@ class MlxtuneMagics(Magics):
             with warnings.catch_warnings(), _wired_limit(options.wired_limit) as wired:
                 warnings.simplefilter("always")  # a limit's warning shows on every cell that earns it
                 result.wired_limit = wired
-                sweep(cell, cache_limits=options.cache_limit, grid=grid, repeats=options.repeat,
-                      warmup=options.warmup, on_error="raise", clear_cache=options.clear_cache,
-                      progress=False, on_run=keep, stop=lambda: cell.interrupt is not None,
-                      label=options.label or "cell", holder="%%mlxmem")
+                swept = sweep(cell, cache_limits=options.cache_limit, grid=grid, repeats=options.repeat,
+                              warmup=options.warmup, on_error="raise", clear_cache=options.clear_cache,
+                              progress=False, on_run=keep, stop=lambda: cell.interrupt is not None,
+                              label=options.label or "cell", holder="%%mlxmem")
+            if swept.stop_reason.startswith(INTERRUPTED):  # Ctrl-C between runs: the notebook stops too
+                cell.interrupt = cell.interrupt or KeyboardInterrupt()
         except SweepError as exc:  # the run that failed is kept; its exception is the cell's
             result.exception = exc.__cause__
         finally:

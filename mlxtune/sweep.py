@@ -948,6 +948,10 @@ def _isolated(where: Any, shared: remote.Settings, stop: Callable[[], bool], pro
     return job.result
 
 
+#: How a sweep's ``stop_reason`` begins when Ctrl-C stopped it (the magic raises it again).
+INTERRUPTED = "interrupted (KeyboardInterrupt)"
+
+
 def _run(state: _Sweep) -> SweepResult:
     """Run a sweep to its end, turning every way it can end into a result or a SweepError."""
     try:
@@ -956,7 +960,7 @@ def _run(state: _Sweep) -> SweepResult:
         state.stopped(str(stopped))
     except KeyboardInterrupt:
         note = "; a run is still going on in a background thread" if state.runner.abandoned else ""
-        state.stopped(f"interrupted (KeyboardInterrupt) after {len(state.records)} runs{note}")
+        state.stopped(f"{INTERRUPTED} after {len(state.records)} runs{note}")
     except _Raise as failed:
         state.stopped(str(failed))
         raise SweepError(str(failed), state.result()) from failed.__cause__

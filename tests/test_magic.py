@@ -9,6 +9,7 @@ import re
 import threading
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import mlx.core as mx
 import psutil
@@ -182,6 +183,30 @@ def test_ctrl_c_is_raised_after_the_limits_are_restored_and_the_run_recorded(
     assert memory.get_cache_limit() == limits_in_force
     row = mlxtune.history().iloc[-1]
     assert (row["label"], row["error"], row["cache_limit"]) == ("interrupted", "KeyboardInterrupt", 0)
+
+
+@pytest.mark.parametrize("between", [0, 1, 3])
+def test_ctrl_c_between_repeats_stops_the_cell_keeps_the_runs_and_restores_the_limit(
+    shell: InteractiveShell, limits_in_force: int, monkeypatch: pytest.MonkeyPatch, between: int
+) -> None:
+    """Ctrl-C that lands in the engine between two runs (here as the next run's limit is set) must
+    reach the notebook, so "Run All" stops: it was swallowed, the cell went on, or IndexError came."""
+    real, entered = memory.cache_limit, []
+
+    def interrupted_before_run(limit: int) -> Any:
+        entered.append(limit)
+        if len(entered) == between + 1:  # ``between`` runs went first
+            raise KeyboardInterrupt
+        return real(limit)
+
+    monkeypatch.setattr(memory, "cache_limit", interrupted_before_run)
+    mlxtune.clear_history()
+    with pytest.raises(KeyboardInterrupt):
+        shell.run_cell_magic("mlxmem", "-r 5 --warmup 0 --cache-limit 2MB -v partial", "x = 1")
+    assert len(shell.user_ns["partial"].records) == between
+    assert f"runs={between}," in repr(shell.user_ns["partial"])  # shows, with no run too
+    assert list(mlxtune.history()["error"]) == [""] * between
+    assert memory.get_cache_limit() == limits_in_force
 
 
 def test_a_failure_midway_through_repeats_keeps_the_runs_before_it(
