@@ -34,7 +34,7 @@ from mlxtune import memory, runner, view
 from mlxtune._argtypes import cache_limits, repeats, size, whole_number
 from mlxtune._mlx import mx
 from mlxtune.history import HISTORY_PARAMS, add_runs, history, next_run
-from mlxtune.measure import RunRecord, Work, describe_error, runs_frame, timelines_frame
+from mlxtune.measure import RunRecord, Work, describe_error, error_detail, runs_frame, timelines_frame
 from mlxtune.sweep import INTERRUPTED, SweepError, sweep
 from mlxtune.units import format_size
 
@@ -493,7 +493,8 @@ class MlxtuneMagics(Magics):
 
         def keep(record: RunRecord, _progress: Any) -> None:
             if cell.interrupt is not None:
-                record = dataclasses.replace(record, error=describe_error(cell.interrupt), units=0.0)
+                record = dataclasses.replace(record, error=describe_error(cell.interrupt),
+                                             error_detail=error_detail(cell.interrupt), units=0.0)
             result.records.append(dataclasses.replace(record, params=params))
 
         grid = None if options.memory_limit is None else {"memory_limit": [options.memory_limit]}

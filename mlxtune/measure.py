@@ -39,8 +39,9 @@ __all__ = [
 
 #: Version of the saved shape of runs; bump it when a column changes meaning. Version 2 added
 #: ``footprint_peak`` and ``process_peak`` (sampled during each run) and the runs' timelines; version 3
-#: the blocks of the paired design (``blocks``, ``block_columns``) beside the runs.
-SCHEMA_VERSION = 3
+#: the blocks of the paired design (``blocks``, ``block_columns``) beside the runs; version 4 each run's
+#: ``error_detail``.
+SCHEMA_VERSION = 4
 
 #: Columns every run has, after its parameter columns, with what they hold.
 MEASURED_COLUMNS: dict[str, str] = {
@@ -61,7 +62,9 @@ MEASURED_COLUMNS: dict[str, str] = {
                     "counts; elsewhere resident set), bytes (int)",
     "memory_limit": "MLX memory limit in force during the run, bytes (int)",
     "started_at": "when the run started, seconds since the epoch (float)",
-    "error": "'' for a run that finished, else the exception's type and message (str)",
+    "error": "'' for a run that finished, else the exception's type and the first line of its message (str)",
+    "error_detail": "'' for a run that finished, else the whole error: where it was raised and every line "
+                    "of its message, as Python prints it (str)",
 }
 #: Columns a result's CSV puts before the runs' own (which result, which row, run or block): no grid axis
 #: or metric may take these names.
@@ -187,6 +190,7 @@ class RunRecord:
     memory_limit: int
     started_at: float
     error: str = ""
+    error_detail: str = ""
     metrics: Mapping[str, float] = dataclasses.field(default_factory=dict)
     footprint_peak: int = 0
     process_peak: int = 0
@@ -268,6 +272,7 @@ def measure(
         memory_limit=before.memory_limit,
         started_at=started_at,
         error=describe_error(failure) if failure else "",
+        error_detail=error_detail(failure) if failure else "",
         metrics=dict(done.metrics),
         footprint_peak=tracking.footprint_peak,
         process_peak=tracking.process_peak,
@@ -298,6 +303,18 @@ def describe_error(exc: BaseException) -> str:
         text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return text.splitlines()[0] if text else type(exc).__name__
     return f"{type(exc).__name__}: {lines[0]}" + (" ..." if len(lines) > 1 else "")
+
+
+#: The most characters of an error's full text a record keeps (its end: the message and the innermost
+#: frames), so a deep recursion cannot swell a saved result.
+ERROR_DETAIL_CHARS = 8_000
+
+
+def error_detail(exc: BaseException) -> str:
+    """An exception in full, as Python prints it (traceback, type, every line of the message, notes),
+    cut to its last :data:`ERROR_DETAIL_CHARS` characters."""
+    text = "".join(traceback.format_exception(exc)).rstrip()
+    return text if len(text) <= ERROR_DETAIL_CHARS else "...\n" + text[-ERROR_DETAIL_CHARS:]
 
 
 #: Samples kept per run in a result's timelines: enough to see the cache fill and stop at its limit.
@@ -341,7 +358,7 @@ def runs_frame(records: Iterable[RunRecord | Mapping[str, Any]], params: Iterabl
     extra = sorted({k for row in rows for k in row} - set(known))
     columns = [*known, *extra]
     data: dict[str, Any] = {name: [row.get(name) for row in rows] for name in columns}
-    for name in ("error", "unit"):
+    for name in ("error", "error_detail", "unit"):
         data[name] = ["" if v is None else str(v) for v in data[name]]
     if any(_has_gaps(data[name]) for name in SAMPLED_COLUMNS):  # rows built by hand, or saved before
         frame = fill_unsampled(pd.DataFrame(data, columns=columns))

@@ -29,6 +29,7 @@ from mlxtune.view import (
     code_snippets,
     design_text,
     environment_rows,
+    errors_in_full,
     fleet_headline,
     fleet_table,
     headline,
@@ -157,6 +158,7 @@ def render_html(
         figures=items,
         runs=runs_table(result),
         blocks=runs_table(result, blocks=True) if result.design == "paired" else None,
+        errors=errors_in_full(result),
         environment=environment_rows(result),
     )
 

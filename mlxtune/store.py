@@ -297,7 +297,7 @@ _KIND_NAMES = {str: "a string", bool: "true or false", int: "a whole number", li
 _DTYPE_RE = re.compile(r"^(?:u?int(?:8|16|32|64)|float(?:16|32|64)|bool|str|string|object)$")
 
 
-_TEXT = ("unit", "error")
+_TEXT = ("unit", "error", "error_detail")
 
 
 _NUMERIC = tuple(name for name in MEASURED_COLUMNS if name not in _TEXT)
@@ -335,7 +335,8 @@ def _runs_from(columns: list[Any], rows: list[Any], params: list[Any], version: 
             or len(set(params)) != len(params)):
         raise _FileProblem(f"bad params {_short(params)}: expected column names starting with cache_limit")
     sampled = () if version >= 2 else SAMPLED_COLUMNS  # older files: filled in from the snapshots
-    required = [*params, *(name for name in MEASURED_COLUMNS if name not in sampled)]
+    later = () if version >= 4 else ("error_detail",)  # older files: the one line they kept
+    required = [*params, *(name for name in MEASURED_COLUMNS if name not in (*sampled, *later))]
     missing = [name for name in required if name not in names]
     if missing:
         raise _FileProblem(f"the runs have no column {missing[0]!r}")
@@ -346,6 +347,8 @@ def _runs_from(columns: list[Any], rows: list[Any], params: list[Any], version: 
     data = {name: _column(name, dtype, [row.get(name) for row in rows])
             for name, dtype in zip(names, dtypes, strict=True)}
     frame = fill_unsampled(pd.DataFrame(data, columns=names))
+    if "error_detail" not in frame:
+        frame.insert(frame.columns.get_loc("error") + 1, "error_detail", frame["error"])
     for name in ("cache_limit", *_NUMERIC) if len(frame) else ():
         if not pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(frame[name]):
             raise _FileProblem(f"column {name!r} must be numeric, not {frame[name].dtype}")

@@ -90,6 +90,7 @@ from mlxtune.measure import (
     RunRecord,
     Workload,
     describe_error,
+    error_detail,
     measure,
     runs_frame,
 )
@@ -360,9 +361,11 @@ def _params(point: Mapping[str, Any], memory_limit: int | None) -> dict[str, Any
 
 
 def _failed_record(
-    params: dict[str, Any], cache: int, repeat: int, started_at: float, message: str
+    params: dict[str, Any], cache: int, repeat: int, started_at: float, message: str,
+    failure: BaseException | None = None,
 ) -> RunRecord:
-    """A row for a run that produced no measurement of its own (setup failed, run abandoned).
+    """A row for a run that produced no measurement of its own (setup failed, run abandoned);
+    ``failure`` gives its ``error_detail`` (else the message).
 
     Counters are read without ``mx.synchronize()``, so the row does not wait on the pending work of
     a run that may still be going on another thread. (Where reading the cache limit synchronizes
@@ -376,6 +379,7 @@ def _failed_record(
         peak_memory=now.peak, active_before=now.active, active_after=now.active, cache_before=now.cache,
         cache_after=now.cache, process_rss=now.process_rss, cache_limit=cache,
         memory_limit=params.get("memory_limit", now.memory_limit), started_at=started_at, error=message,
+        error_detail=message if failure is None else error_detail(failure),
         footprint_peak=max(now.peak, now.active + now.cache), process_peak=now.process_memory,
     )
 
@@ -615,7 +619,7 @@ class _Sweep:
         started_at = time.time()
         for cache, memory_limit in self.plan.limit_points():
             params = _params(point, memory_limit)
-            record = _failed_record(params, cache, 0, started_at, message)
+            record = _failed_record(params, cache, 0, started_at, message, exc)
             self.add(record, {"cache_limit": cache, **params})
 
     def warm_up(self, instance: Callable[[], Any]) -> None:
@@ -729,7 +733,7 @@ def _limit_point(row: pd.Series) -> _LimitPoint:
 
 def _failed_measure(params: dict[str, Any], limits: _LimitPoint, cycle: int, exc: BaseException) -> Measured:
     """A block whose settling steps raised: recorded as failed, with what the counters say now."""
-    record = _failed_record(params, limits[0], cycle, time.time(), describe_error(exc))
+    record = _failed_record(params, limits[0], cycle, time.time(), describe_error(exc), exc)
     return Measured(record=record, exception=exc)
 
 

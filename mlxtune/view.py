@@ -386,11 +386,24 @@ def ratio_text(ratio: float, low: float, high: float) -> str:
 def runs_table(result: SweepResult, blocks: bool = False) -> Table:
     """Every run (``blocks``: every block of a paired sweep) with every column, exact values: bytes in
     full, limits as words, times as dates."""
-    runs = result.blocks if blocks else result.runs
+    # the whole error is one click away (:func:`errors_in_full`); a traceback does not fit a table cell
+    runs = (result.blocks if blocks else result.runs).drop(columns="error_detail", errors="ignore")
     rows = [Row([cell_text(name, v) for name, v in zip(runs.columns, row, strict=True)],
                 css="failed" if row.error else "")
             for row in runs.itertuples(index=False)]
     return Table([str(c) for c in runs.columns], rows, text_columns=0)
+
+
+def errors_in_full(result: SweepResult) -> list[tuple[str, str]]:
+    """Each failed run, then each failed block: a heading (which, where, the one-line error) and the
+    whole error as Python printed it."""
+    found = []
+    for what, frame in (("run", result.runs), ("block", result.blocks)):
+        for position, row in enumerate(frame.to_dict("records")):
+            if row["error"]:
+                heading = f"{what} {position} ({point_text(row, result.params)}): {row['error']}"
+                found.append((heading, str(row.get("error_detail") or row["error"])))
+    return found
 
 
 def cell_text(column: str, value: Any) -> str:

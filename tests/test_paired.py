@@ -246,5 +246,5 @@ def test_a_file_saved_before_the_paired_design_still_loads_and_reports(tmp_path)
     assert len(saved.runs) == 12 and saved.recommend().reason
     page = Path(saved.to_html(str(tmp_path / "old.html"))).read_text()
     assert "Whole runs: 12 runs in 4 rounds" in page
-    again = mlxtune.load(saved.to_json(str(tmp_path / "again.json")))  # now saved as schema 3
+    again = mlxtune.load(saved.to_json(str(tmp_path / "again.json")))  # now saved in the current schema
     assert again.runs.equals(saved.runs) and again.blocks.empty

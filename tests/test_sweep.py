@@ -9,9 +9,12 @@ import re
 import signal
 import threading
 import time
+from pathlib import Path
 
 import mlx.core as mx
+import pandas as pd
 import pytest
+from bs4 import BeautifulSoup
 
 import mlxtune
 from mlxtune import memory, runner
@@ -522,3 +525,31 @@ def test_a_failed_runs_error_keeps_its_type_and_first_line(limits):
 
     result = sweep(fails, cache_limits=[0], repeats=1, warmup=0, progress=False)
     assert result.runs["error"].iloc[0] == "ValueError: the model folder has no config.json ..."
+
+
+def test_a_failed_runs_whole_error_is_one_column_and_one_click_away(limits, tmp_path):
+    """The one-line error names it; the whole error (every line, where it was raised) is kept in the
+    frame, the CSV and the JSON, and shown in full under the HTML report's runs (Markdown, posted on
+    pull requests, keeps the one line)."""
+    def open_model() -> int:
+        raise ValueError("the model folder has no config.json\n  looked in: /models/x\n  details")
+
+    def fails() -> int:
+        return open_model()
+
+    result = sweep(fails, cache_limits=[0, "1MB"], repeats=1, warmup=0, progress=False)
+    detail = result.runs["error_detail"].iloc[0]
+    assert detail.startswith("Traceback (most recent call last):") and "in open_model" in detail
+    assert detail.endswith("ValueError: the model folder has no config.json\n  looked in: /models/x\n  details")
+    written = pd.read_csv(result.to_csv(str(tmp_path / "runs.csv")), keep_default_na=False)
+    assert written["error_detail"].tolist() == result.runs["error_detail"].tolist()
+    again = mlxtune.load(result.to_json(str(tmp_path / "runs.json")))
+    assert again.runs["error_detail"].tolist() == result.runs["error_detail"].tolist()
+    page = BeautifulSoup(Path(result.to_html(str(tmp_path / "report.html"))).read_text(), "html.parser")
+    shown = page.select_one("details#errors")
+    assert shown.summary.get_text() == "Errors in full (2)"
+    assert [p.get_text() for p in shown.find_all("p")] == [
+        "run 0 (cache limit 0): ValueError: the model folder has no config.json ...",
+        "run 1 (cache limit 1MB): ValueError: the model folder has no config.json ..."]
+    assert [pre.get_text() for pre in shown.find_all("pre")] == result.runs["error_detail"].tolist()
+    assert "Traceback" not in page.select_one("section#runs table").get_text()  # the table keeps one line
