@@ -131,7 +131,7 @@ def lost_hosts(a: Comparable, b: Comparable) -> dict[str, str]:
     if not isinstance(a, FleetResult) or not isinstance(b, FleetResult):
         return {}
     return {host: b.failures.get(host, "not in the new result")
-            for host in a.results if host not in b.results}
+            for host in a.results if host not in b.results or host in b.failures}
 
 
 def _compare_sweeps(a: SweepResult, b: SweepResult, factor: float, confidence: float) -> pd.DataFrame:

@@ -17,12 +17,14 @@ the results come back as one :class:`~mlxtune.fleet_result.FleetResult`, tagged 
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 from collections.abc import Sequence
 from typing import Any
 
 from mlxtune.fleet_result import FleetResult
-from mlxtune.remote import Job, engines_of, require_ipyparallel, run_jobs
+from mlxtune.remote import Job, Settings, engines_of, partial, require_ipyparallel, run_jobs
+from mlxtune.result import SweepResult
 from mlxtune.sweep import PlanError, engine_settings
 
 __all__ = ["ENGINES", "FleetResult", "sweep"]
@@ -41,7 +43,8 @@ def sweep(where: Any, workload: object, *, engines: str = "host", parallel: bool
     (``cache_limits``, ``repeats``, ``budget``, ...), checked here before any engine is asked.
     ``parallel=True`` measures different hosts at the same time; engines that share a host always run
     one after another, since they would share its memory and GPU. One progress bar per host. A host
-    whose engine fails or is lost is kept in ``failures`` with its error, the others' runs are kept;
+    whose engine fails or is lost is kept in ``failures`` with its error, and the runs it streamed back
+    before are kept in ``results`` (incomplete) as the other hosts' are;
     Ctrl-C (or ``stop=``) interrupts every engine and returns what came back, marked incomplete.
     """
     if engines not in ENGINES:
@@ -52,12 +55,20 @@ def sweep(where: Any, workload: object, *, engines: str = "host", parallel: bool
         reason = run_jobs(client, groups, shared, progress=progress, stop=stop)
     jobs = [job for group in groups for job in group]
     return FleetResult(
-        results={job.name: job.result for job in jobs if job.result is not None},
+        results={job.name: _kept(job, shared) for job in jobs if job.result is not None or job.records},
         failures={job.name: job.error for job in jobs if job.result is None},
         label=shared.label,
         complete=not reason,
         stop_reason=f"{reason}; the hosts measured until then are kept" if reason else "",
     )
+
+
+def _kept(job: Job, shared: Settings) -> SweepResult:
+    """A host's result; for an engine lost mid-sweep, the runs it streamed back before (its failure
+    stays in ``failures`` too)."""
+    if job.result is not None:
+        return job.result
+    return dataclasses.replace(partial(job, shared), stop_reason=f"the engine was lost: {job.error}")
 
 
 def _engine_hosts(client: Any) -> dict[int, str]:

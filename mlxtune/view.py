@@ -606,7 +606,7 @@ def _no_answer(decision: Decision | None, failure: str | None) -> str:
     """Why a host gives the fleet nothing to decide on."""
     from mlxtune.decision import NO_RUNS, OVER_BUDGET
 
-    if decision is None:
+    if decision is None or failure:  # a host lost mid-sweep: why, before what its few runs show
         return failure or "no result"
     measured = decision.points[decision.points["verdict"] != NO_RUNS]
     if len(measured) and (measured["verdict"] == OVER_BUDGET).all():
@@ -644,13 +644,14 @@ def fleet_table(fleet: FleetResult, rec: FleetRecommendation) -> Table:
         shown = "–"
         if at_choice is not None and host in verdicts:
             shown = str(verdicts.loc[at_choice, host].iloc[0])
-        failed = result.failed_runs
+        failed, lost = result.failed_runs, fleet.failures.get(host)
+        answer = limit_text(own.cache_limit) if own.found else "undecided"
         rows.append(Row([
             host, str(env.get("device_name", "unknown")), str(env.get("backend", "unknown")),
             format_size(memory) if isinstance(memory, int) else "–",
             f"{len(result.runs)}" + (f" ({failed} failed)" if failed else ""),
-            limit_text(own.cache_limit) if own.found else "undecided",
+            f"{answer}; then failed: {lost}" if lost else answer,
             shown,
-        ]))
+        ], css="failed" if lost else ""))
     return Table(headers, rows, text_columns=4)
 

@@ -255,10 +255,16 @@ def test_an_engine_lost_mid_sweep_is_recorded_and_the_other_hosts_rows_kept(tmp_
     kept = next(name for name in fleet.hosts if name != lost)
     assert "died" in fleet.failures[lost] or "EngineError" in fleet.failures[lost]
     assert len(fleet.results[kept].runs) == 12 and fleet.results[kept].failed_runs == 0
+    streamed = fleet.results[lost]  # the two runs the lost engine sent back before it died are kept
+    assert len(streamed.runs) == 2 and streamed.failed_runs == 0 and not streamed.complete
+    assert streamed.stop_reason == f"the engine was lost: {fleet.failures[lost]}"
     assert fleet.recommend().cache_limit is None  # a limit never measured on a device is not shipped to it
-    assert lost in fleet.recommend().reason
+    assert f"{lost}: {fleet.failures[lost]}" in fleet.recommend().reason
     document = json.loads(Path(fleet.to_json(tmp_path / "partial.json")).read_text())
-    assert document["failures"] == fleet.failures and list(document["hosts"]) == [kept]
+    assert document["failures"] == fleet.failures and set(document["hosts"]) == {kept, lost}
+    assert mlxtune.load(tmp_path / "partial.json") == fleet
+    page = fleet.to_html(tmp_path / "partial.html")
+    assert "then failed: " in Path(page).read_text()  # the table says the host was lost, with its runs
 
 
 def mlxtune_command(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -89,13 +89,15 @@ def test_a_fleet_where_no_host_gave_a_result_still_writes_every_file(tmp_path: P
     assert mlxtune.load(lost.to_json(tmp_path / "lost.json")) == lost
 
 
-def test_a_host_that_died_in_the_new_fleet_fails_every_gate() -> None:
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_host_that_died_in_the_new_fleet_fails_every_gate(streamed: bool) -> None:
     """Not skipped for want of a result to compare: a host the baseline measured and the new fleet lost
-    is a regression."""
+    is a regression, also when the runs it streamed before it died are kept."""
     from mlxtune.compare import check_gates
 
     base = fleet()
-    new = FleetResult(results={"m1-8gb": make_result(LATE, seed=3)},
+    kept = {"m3-max": make_result(LATE, seed=4, repeats=1)} if streamed else {}
+    new = FleetResult(results={"m1-8gb": make_result(LATE, seed=3), **kept},
                       failures={"m3-max": "EngineError: Engine 1 died"}, label="decode", complete=False)
     gates = check_gates(mlxtune.compare(base, new), ["throughput<-5%", "peak>+10%"])
     for gate in gates:
