@@ -719,8 +719,9 @@ def block_paired_live(figs: dict[str, bytes]) -> str:
                          f"{summary['worst_pick_pooled_ratio']:.3f}"])
     headers = ["design", "decided", "answers", "seconds measuring", "worst pick, pooled"]
     last = _read_json(GPU / LIVE_SITTINGS[-1][0] / "paired_vs_runs.json")
-    cells = [[limit_text(int(p["cache_limit"])), f"{p['ratio']:.3f} [{p['ratio_low']:.3f}, {p['ratio_high']:.3f}]",
-              p["verdict"]] for p in last["pooled"]]
+    cells = [[limit_text(int(p["cache_limit"])),
+              f"{p['ratio']:.3f} [{p['ratio_low']:.3f}, {p['ratio_high']:.3f}]", p["verdict"]]
+             for p in last["pooled"]]
     goals = ", ".join(f"{name}: {'met' if ok else 'not met'}" for name, ok in last["goals"].items())
     accuracy = last["lm_accuracy"]
     medians = [statistics.median(pair[k] for pair in accuracy["pairs"]) for k in ("lm", "mlx_lm")]

@@ -134,10 +134,10 @@ class Decision:
     ``more_rounds`` (rounds that would likely decide an undecided point; NaN otherwise, inf when it
     sits at the tolerance), ``footprint``. ``choice`` is the index in ``points`` of the recommended
     point (None when no point is shown fast), ``best`` that of the fastest; ``decided`` is True when
-    no point with a smaller cache limit than the choice is undecided (slow or at the edge). ``violations`` lists pairs of
-    points (smaller limit, larger limit, ratio larger/smaller, its upper bound) where more cache
-    was shown slower. ``paired``: the rows were blocks of the paired design, so ``runs`` counts
-    blocks and a round is a cycle.
+    no point with a smaller cache limit than the choice is undecided (each is slow or at the edge).
+    ``violations`` lists pairs of points (smaller limit, larger limit, ratio larger/smaller, its upper
+    bound) where more cache was shown slower. ``paired``: the rows were blocks of the paired design,
+    so ``runs`` counts blocks and a round is a cycle.
     """
 
     points: pd.DataFrame

@@ -540,7 +540,8 @@ def test_a_failed_runs_whole_error_is_one_column_and_one_click_away(limits, tmp_
     result = sweep(fails, cache_limits=[0, "1MB"], repeats=1, warmup=0, progress=False)
     detail = result.runs["error_detail"].iloc[0]
     assert detail.startswith("Traceback (most recent call last):") and "in open_model" in detail
-    assert detail.endswith("ValueError: the model folder has no config.json\n  looked in: /models/x\n  details")
+    message = "the model folder has no config.json\n  looked in: /models/x\n  details"
+    assert detail.endswith(f"ValueError: {message}")
     written = pd.read_csv(result.to_csv(str(tmp_path / "runs.csv")), keep_default_na=False)
     assert written["error_detail"].tolist() == result.runs["error_detail"].tolist()
     again = mlxtune.load(result.to_json(str(tmp_path / "runs.json")))
