@@ -50,7 +50,14 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (with a pointer to ``--help``) and exits 2."""
+    """argparse that reports a usage error in one line (with a pointer to ``--help``) and exits 2.
+
+    Options are never abbreviated: ``--cache-limit 1MB`` (the magic's spelling) would otherwise be read
+    as ``--cache-limits``, a one-limit sweep that cannot compare anything."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -152,7 +159,7 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
     target.add_argument("--model", metavar="PATH_OR_ID", help="a model folder or id that mlx_lm.load reads")
     target.add_argument("--workload", metavar="MODULE:FUNCTION",
                         help="e.g. mlxtune.workloads:allocator_churn")
-    _add_common_sweep_options(sweep, repeats=3, limits=DEFAULT_LIMITS)
+    _add_common_sweep_options(sweep, repeats="auto", limits=DEFAULT_LIMITS)
     sweep.add_argument("--grid", type=_grid_axis, action="append", default=[], metavar="NAME=V1,V2",
                        help="another axis, repeatable: dtype=float16,q4 (models), memory_limit=1GB,2GB, ...")
     _add_lm_options(sweep, prompt=512, gen=128)

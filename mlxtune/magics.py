@@ -530,8 +530,8 @@ class MlxtuneMagics(Magics):
     @magic_arguments()
     @argument("--cache-limits", type=cache_limits, metavar="SIZES",
               help="comma-separated sizes to sweep, e.g. 0,1MB,16MB,unlimited (default: 0 to unlimited)")
-    @argument("-r", "--repeats", type=repeats, default=3, metavar="N",
-              help="runs per limit (3), or auto: rounds until the answer is decided")
+    @argument("-r", "--repeats", type=repeats, default="auto", metavar="N",
+              help="runs per limit, or auto: rounds until the answer is decided (auto)")
     @argument("-w", "--warmup", type=whole_number(0), default=1, metavar="N", help="unmeasured runs (1)")
     @argument("--units", type=expression_option, metavar="EXPR",
               help="work done per run, evaluated after it (default: 1 run)")

@@ -722,6 +722,13 @@ class _Sweep:
             self.on_run(record, SweepProgress(self.planned, self.records, point, self.result))
 
     def close(self) -> None:
+        """Close the bar; a sweep that ended as planned, an adaptive one early included, shows it full,
+        with why it stopped (a bar left short reads as a failure: red in a notebook)."""
+        if self.complete and self.bar.total != self.bar.n:
+            self.bar.total = self.bar.n
+            if self.adaptive_notes:
+                self.bar.set_postfix_str(self.adaptive_notes[-1].rpartition(": ")[2], refresh=False)
+            self.bar.refresh()
         self.bar.close()
 
 
@@ -744,7 +751,7 @@ class _Raise(Exception):
 def sweep(
     workload: Callable[..., Any],
     cache_limits: Iterable[int | str] | str = ("0", "unlimited"),
-    repeats: int | str = 3,
+    repeats: int | str = "auto",
     warmup: int = 1,
     label: str | None = None,
     grid: Mapping[str, Sequence[Any]] | None = None,
@@ -766,7 +773,8 @@ def sweep(
     blocks: Blocks | None = None,
     **options: Any,
 ) -> SweepResult:
-    """Measure ``workload`` under each cache limit (and grid point), ``repeats`` times, interleaved.
+    """Measure ``workload`` under each cache limit (and grid point), ``repeats`` times, interleaved
+    (by default "auto": until the recommendation is decided).
 
     ``cache_limits``: sizes as ints or strings ("16MB", "unlimited"; a comma-separated string is
     split), or None for the one limit in force. ``grid``: more axes; ``memory_limit`` is applied
@@ -840,7 +848,7 @@ def engine_settings(
     workload: object,
     *,
     cache_limits: Iterable[int | str] | str | None = ("0", "unlimited"),
-    repeats: int | str = 3,
+    repeats: int | str = "auto",
     warmup: int = 1,
     label: str | None = None,
     grid: Mapping[str, Sequence[Any]] | None = None,

@@ -152,12 +152,16 @@ def reason(decision: Decision, unit: str) -> str:
         smallest = measured.loc[measured["footprint"].idxmin()]
         return (f"Nothing fits the budget of {format_size(decision.budget)}: the smallest footprint measured "
                 f"is {format_size(int(smallest['footprint']))} ({point_text(smallest, params)}).")
+    if len(points) == 1:  # nothing to compare: say so, not "the fastest"
+        limit = limit_text(measured["cache_limit"].iloc[0])
+        return _notes(f"Only one cache limit was measured ({limit}), so there is nothing to compare: sweep "
+                      "two or more to get a recommendation.", decision)
     fewest = int(fits["runs"].min())
     if decision.best is None:
         runs, _ = _words(decision)
         least = least_runs(decision.paired, decision.confidence)
         text = (f"Not enough {runs} to decide: each point needs at least {least} successful {runs} "
-                f"(the fewest here is {fewest}); sweep with more repeats, or repeats=\"auto\".")
+                f"(the fewest here is {fewest}); sweep with more repeats, or until decided (repeats auto).")
         return _notes(text, decision)
     best = points.loc[decision.best]
     against = f"{point_text(best, params)} at {_speed(best['speed'], unit)}"
@@ -207,9 +211,9 @@ def _edge(smaller: pd.DataFrame, decision: Decision) -> str:
     figures = ", ".join(f"{limit_text(row['cache_limit'])} at {row['ratio']:.3f}x "
                         f"[{row['ratio_low']:.3f}, {row['ratio_high']:.3f}]" for _, row in edge.iterrows())
     they = "it is" if len(edge) == 1 else "they are"
-    return (f" At the edge of the {decision.tolerance:.0%} tolerance: {figures} of the fastest, pinned within "
-            f"{decision.tolerance * EDGE_SHARE:.1%} of it either way. Which side cannot be told in a time worth "
-            f"waiting, so {they} not picked and the answer stands.")
+    return (f" At the edge of the {decision.tolerance:.0%} tolerance: {figures} of the fastest, pinned "
+            f"within {decision.tolerance * EDGE_SHARE:.1%} of it either way. Which side cannot be told in a "
+            f"time worth waiting, so {they} not picked and the answer stands.")
 
 
 def _words(decision: Decision) -> tuple[str, str]:
@@ -272,6 +276,8 @@ def headline(decision: Decision, unit: str) -> str:
     """The recommendation in one sentence."""
     if decision.choice is None:
         return "No cache limit can be recommended from these runs yet."
+    if len(decision.points) == 1:
+        return "One cache limit was measured: nothing was compared, so none is recommended."
     chosen = decision.points.loc[decision.choice]
     where = "".join(f", {name}={_plain(chosen[name])}" for name in decision.params if name != "cache_limit")
     text = (f"Set the cache limit to {limit_text(chosen['cache_limit'])}{where}: "
@@ -592,7 +598,7 @@ def fleet_reason(choice: FleetChoice, decisions: Mapping[str, Decision], failure
     if choice.point is None:
         own = "; ".join(f"{host}: {_own_answer(d)}" for host, d in decisions.items())
         return (f"No cache limit is shown within {tol} of the fastest on every host{within} yet ({own}). "
-                "Sweep longer (repeats=\"auto\") or accept a larger tolerance.")
+                "Sweep longer (repeats auto: until decided) or accept a larger tolerance.")
     what = point_text(choice.point, list(choice.point))
     text = (f"{what[0].upper()}{what[1:]} is the smallest setting shown within {tol} of the fastest on all "
             f"{hosts} hosts{within}.")

@@ -109,7 +109,7 @@ class SweepPanel:
         workload: Callable[..., Any],
         *,
         cache_limits: Sequence[int | str] | str | None = None,
-        repeats: int | str = 3,
+        repeats: int | str = "auto",
         points: int | None = None,
         label: str | None = None,
         out_dir: str | os.PathLike[str] = "mlxtune-out",
@@ -349,6 +349,8 @@ class SweepPanel:
         if result is None:
             self.progress.bar_style = "danger"
             return
+        if result.complete:  # an adaptive sweep that stopped early is finished: a full bar
+            self.progress.max = self.progress.value
         self.progress.bar_style = "success" if result.complete and not result.failed_runs else "warning"
         self._offer_scrub(result)  # draws the plot and table once, the inspected limit highlighted
         if not result.timelines.empty:  # memory during a typical run at each limit: the cache filling

@@ -13,7 +13,7 @@ import pytest
 from pytest import CaptureFixture
 
 from mlxtune import memory
-from mlxtune.cli import main
+from mlxtune.cli import build_parser, main
 from mlxtune.fleet_result import load
 
 
@@ -180,6 +180,8 @@ def workloads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (["--grid", "label=a,b", "--csv", "out.csv"], "grid axis 'label' clashes with a column"),
         (["--max-seconds", "5"], "--max-runs and --max-seconds bound an adaptive sweep: give --repeats auto"),
         (["--max-runs", "8"], "--max-runs and --max-seconds bound an adaptive sweep: give --repeats auto"),
+        # the magic's spelling is not read as --cache-limits: one limit could compare nothing
+        (["--cache-limit", "1MB"], "unrecognized arguments: --cache-limit 1MB"),
     ],
 )
 def test_unusable_arguments_and_outputs_exit_2_before_anything_runs(
@@ -235,3 +237,21 @@ def test_report_refuses_to_overwrite_its_input_and_checks_folders_first(tmp_path
     assert main(["report", str(saved), "--html", str(tmp_path / "nodir" / "r.html")]) == 2
     assert "no folder" in capsys.readouterr().err
     assert saved.read_bytes() == before
+
+
+def test_sweeps_default_to_until_decided_on_every_surface() -> None:
+    """A default that cannot answer (3 runs, where the rule needs 4) is not a default."""
+    import inspect
+
+    from mlxtune.magics import MlxtuneMagics, parse_options
+    from mlxtune.sweep import sweep
+    from mlxtune.widgets import SweepPanel
+
+    assert build_parser().parse_args(["sweep", "--workload", "m:f"]).repeats == "auto"
+    assert inspect.signature(sweep).parameters["repeats"].default == "auto"
+    assert parse_options(MlxtuneMagics.mlxsweep, "").repeats == "auto"
+    panel = SweepPanel(lambda: None)
+    try:
+        assert panel.adaptive.value
+    finally:
+        panel.close()

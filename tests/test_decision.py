@@ -15,7 +15,7 @@ import pytest
 from scipy.optimize import isotonic_regression
 from sweep_data import MB, make_result, result_of, row
 
-from mlxtune import decision, memory
+from mlxtune import decision, memory, view
 from mlxtune.decision import isotonic, nan_quantile
 from mlxtune.measure import RunRecord, Work, runs_frame
 from mlxtune.result import Recommendation
@@ -120,6 +120,14 @@ def test_paired_blocks_are_compared_with_the_reference_unless_a_point_is_shown_f
     faster = paired_decision({MB: list(state * 0.97 * jitter(1)), 16 * MB: list(state * 1.1 * jitter(2)),
                               UNLIMITED: list(state * jitter(4))})
     assert faster.best == int(np.flatnonzero(faster.points["cache_limit"] == 16 * MB)[0])
+
+
+def test_one_limit_measured_recommends_nothing_and_says_why():
+    result = result_of({MB: steady(100)})
+    rec = result.recommend()
+    assert not rec.found and rec.reason.startswith("Only one cache limit was measured (1MB), so there is "
+                                                   "nothing to compare")
+    assert view.headline(result.decision(), "tokens").startswith("One cache limit was measured")
 
 
 def test_everything_shown_within_the_tolerance_says_the_limit_does_not_matter():
@@ -237,13 +245,16 @@ def flat_but_noisy() -> int:
     return 1
 
 
-def test_an_adaptive_sweep_stops_once_decided_and_says_so():
-    result = sweep(tiered, cache_limits=[0, "1MB", "unlimited"], repeats="auto", warmup=0, progress=False)
+def test_an_adaptive_sweep_stops_once_decided_and_says_so(capsys: pytest.CaptureFixture[str]):
+    result = sweep(tiered, cache_limits=[0, "1MB", "unlimited"], repeats="auto", warmup=0)
     rec = result.recommend()
     assert result.complete and rec.decided and rec.cache_limit == MB
     rounds = decision.MIN_ROUNDS
     assert result.stop_reason == f"stopped after {rounds} rounds ({3 * rounds} runs): decided"
     assert result.options["repeats"] == "auto" and result.planned_runs == 3 * 10
+    # the bar ends full, with why, not stopped at 40% as though the sweep had failed
+    last = capsys.readouterr().err.rstrip().split("\r")[-1]
+    assert "100%|" in last and f" {3 * rounds}/{3 * rounds} " in last and last.rstrip().endswith("decided]")
 
 
 def test_one_flaky_failure_costs_a_round_not_the_answer():

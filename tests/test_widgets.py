@@ -336,6 +336,9 @@ def test_mlxsweep_repeats_auto_runs_until_decided_within_its_rounds(shell: Any) 
         assert result.complete and result.options["repeats"] == "auto"
         assert 2 * 4 <= len(result.runs) <= 2 * 10 and result.stop_reason.startswith("stopped after")
         assert "runs (stopped after" in panel.status.value
+        # finished early, as planned: a full green bar, not one stopped part way as though it failed
+        assert panel.progress.value == panel.progress.max == len(result.runs)
+        assert panel.progress.bar_style == "success"
     finally:
         panel.close()
 
