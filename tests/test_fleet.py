@@ -255,8 +255,10 @@ def test_an_engine_lost_mid_sweep_is_recorded_and_the_other_hosts_rows_kept(tmp_
     kept = next(name for name in fleet.hosts if name != lost)
     assert "died" in fleet.failures[lost] or "EngineError" in fleet.failures[lost]
     assert len(fleet.results[kept].runs) == 12 and fleet.results[kept].failed_runs == 0
-    streamed = fleet.results[lost]  # the two runs the lost engine sent back before it died are kept
-    assert len(streamed.runs) == 2 and streamed.failed_runs == 0 and not streamed.complete
+    # the runs the lost engine sent back before it died are kept: its two measured runs, or the first
+    # alone when the kill outran the second's message on a busy machine
+    streamed = fleet.results[lost]
+    assert len(streamed.runs) in (1, 2) and streamed.failed_runs == 0 and not streamed.complete
     assert streamed.stop_reason == f"the engine was lost: {fleet.failures[lost]}"
     assert fleet.recommend().cache_limit is None  # a limit never measured on a device is not shipped to it
     assert f"{lost}: {fleet.failures[lost]}" in fleet.recommend().reason
