@@ -459,7 +459,7 @@ class MlxtuneMagics(Magics):
         evaluated inside the measurement, unless --no-eval. The limits given apply to this cell
         only and are restored afterwards, also when the cell raises or is interrupted. Every run
         is kept in ``mlxtune.history()``. Like ``%%time``, the cell's value is the magic's value
-        (``Out[]``); ``-o`` returns the measurement instead.
+        (``Out[]``; a trailing ``;`` keeps it out, as in any cell); ``-o`` returns the measurement instead.
         """
         __tracebackhide__ = True
         options = parse_options(MlxtuneMagics.mlxmem, line)
@@ -475,7 +475,10 @@ class MlxtuneMagics(Magics):
             display(result.mimebundle(), raw=True)
         if result.exception is not None:
             raise result.exception.with_traceback(_user_frames(result.exception.__traceback__))
-        return result if options.output else result.value
+        if options.output:
+            return result
+        # as in any cell, a trailing ";" keeps the value out of Out[] (it was still evaluated, inside)
+        return None if cell.rstrip().endswith(";") else result.value
 
     def _measure(self, cell: CellWorkload, options: argparse.Namespace, cell_line: str) -> CellResult:
         """Run the cell's warm-ups and measured runs through the sweep engine (one limit point, the

@@ -74,6 +74,16 @@ def test_no_eval_leaves_the_graph_lazy_and_says_so(shell: InteractiveShell,
     shell.user_ns.pop("lazy")
 
 
+def test_a_trailing_semicolon_keeps_the_value_out_of_out_but_still_evaluates_it(
+        shell: InteractiveShell) -> None:
+    with capture_output() as captured:
+        outcome = shell.run_cell("%%mlxmem -v measured\nbig = mx.ones((1024, 1024)) * 3\nbig;")
+    assert outcome.result is None and "array(" not in captured.stdout
+    assert shell.user_ns["measured"].evaluated == 1  # the value was evaluated inside the measurement
+    assert shell.run_cell("%%mlxmem -q\nmx.ones((4,)) * 3").result.tolist() == [3, 3, 3, 3]
+    shell.user_ns.pop("big")
+
+
 def test_a_slow_cell_that_moved_no_memory_is_not_called_lazy(shell: InteractiveShell) -> None:
     result = mlxmem(shell, "--no-eval", "import time\ntime.sleep(0.05)\nlazy = mx.ones((1024,))\nlazy")
     assert result.evaluated == 0 and not result.note
