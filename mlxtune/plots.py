@@ -26,10 +26,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.text import Text
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, Locator, LogLocator, MaxNLocator, NullFormatter
 
 from mlxtune.stats import run_footprints
-from mlxtune.units import UNLIMITED, format_size, parse_size
+from mlxtune.units import BINARY_UNITS, UNLIMITED, format_size, parse_size
 from mlxtune.view import PROCESS_MEMORY, limit_text, param_text, recommended_rows, throughput_unit
 
 if TYPE_CHECKING:
@@ -535,13 +535,39 @@ def _highlight(ax: Axes, measured: pd.DataFrame, limit: int | str, x: Callable[[
 
 
 def _size_axis(axis: Any, values: pd.Series, log_if_wide: bool) -> None:
-    """Readable sizes on an axis of bytes; log-scaled when the values span more than 20x."""
+    """Sizes on an axis of bytes in one binary unit (that of the largest value), at round numbers of
+    it, so the labels are distinct and in order ("1MiB 1.5MiB 2MiB", never "1.05MB 1MiB 1.01MiB");
+    log-scaled, at powers of two, when the values span more than 20x."""
     finite = pd.to_numeric(values, errors="coerce").dropna()
     positive = finite[finite > 0]
+    unit, scale = next(((name, size) for name, size in reversed(_UNITS) if len(positive)
+                        and positive.max() >= size), _UNITS[0])
     if log_if_wide and len(positive) and positive.max() / positive.min() > 20:
         axis.axes.set_xscale("log") if axis.axis_name == "x" else axis.axes.set_yscale("log")
+        axis.set_major_locator(LogLocator(base=2, subs=(1.0,), numticks=8))
         axis.set_minor_formatter(NullFormatter())
-    axis.set_major_formatter(FuncFormatter(lambda value, _pos: format_size(value) if value >= 0 else ""))
+    else:
+        axis.set_major_locator(_UnitLocator(scale))
+    axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value / scale:.4g}{unit}" if value >= 0
+                                           else ""))
+
+
+#: The units a size axis is labelled in: bytes, then the binary units (:func:`_size_axis`).
+_UNITS = (("B", 1), *BINARY_UNITS)
+
+
+class _UnitLocator(Locator):
+    """Round ticks in a unit of ``scale`` bytes: matplotlib's own choice of round numbers, in that unit."""
+
+    def __init__(self, scale: int) -> None:
+        self.scale, self.inner = scale, MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10])
+
+    def __call__(self) -> Sequence[float]:
+        low, high = self.axis.get_view_interval()
+        return self.tick_values(low, high)
+
+    def tick_values(self, vmin: float, vmax: float) -> Sequence[float]:
+        return self.inner.tick_values(vmin / self.scale, vmax / self.scale) * self.scale
 
 
 class _LimitAxis:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 
-__all__ = ["ACCEPTED_FORMS", "UNLIMITED", "format_size", "parse_size", "parse_sizes"]
+__all__ = ["ACCEPTED_FORMS", "BINARY_UNITS", "UNLIMITED", "format_size", "parse_size", "parse_sizes"]
 
 #: "No limit": the largest value MLX's limit setters accept, so MLX never trims for it.
 UNLIMITED: int = 2**63 - 1
@@ -119,7 +119,8 @@ def _size_error(value: object) -> ValueError:
 
 
 _DECIMAL = (("KB", 1000), ("MB", 1000**2), ("GB", 1000**3), ("TB", 1000**4))
-_BINARY = (("KiB", 1024), ("MiB", 1024**2), ("GiB", 1024**3), ("TiB", 1024**4))
+#: The binary units, smallest first: what measured sizes and the figures' size axes are written in.
+BINARY_UNITS = (("KiB", 1024), ("MiB", 1024**2), ("GiB", 1024**3), ("TiB", 1024**4))
 
 
 def format_size(n: int | float | None) -> str:
@@ -140,13 +141,13 @@ def format_size(n: int | float | None) -> str:
     magnitude = abs(n)
     if magnitude < 1000:
         return f"{sign}{int(magnitude)}B"
-    for suffix, scale in (*reversed(_DECIMAL), *reversed(_BINARY)):  # as typed: exact in few digits
+    for suffix, scale in (*reversed(_DECIMAL), *reversed(BINARY_UNITS)):  # as typed: exact in few digits
         text = _three_digits(magnitude / scale)
         if 1 <= float(text) < 1000 and parse_size(text + suffix) == magnitude:
             return f"{sign}{text}{suffix}"
-    for index, (suffix, scale) in enumerate(_BINARY):
+    for index, (suffix, scale) in enumerate(BINARY_UNITS):
         text = _three_digits(magnitude / scale)
-        if float(text) < 1000 or index == len(_BINARY) - 1:
+        if float(text) < 1000 or index == len(BINARY_UNITS) - 1:
             return f"{sign}{text}{suffix}"
     raise AssertionError("unreachable")
 

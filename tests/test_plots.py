@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import math
+import re
 
 import numpy as np
 import pytest
@@ -61,6 +62,28 @@ def test_tradeoff_shows_one_labelled_point_per_limit_the_front_and_the_recommend
     assert figure.axes[0].get_xlabel().startswith("peak footprint above the run's start")
     (note,) = artists(figure, "spread-note")
     assert note.get_text() == "error bars: quartiles of the runs"
+
+
+@pytest.mark.parametrize(("spread", "log"), [(1.03, False), (400, True)])
+def test_size_axis_labels_are_distinct_ordered_and_in_one_unit(spread: float, log: bool) -> None:
+    """Footprints close together (1MB to 1.03MB) once read "1.05MB 1MiB 1.01MiB 1.01MiB": ticks at
+    round numbers of one binary unit now, powers of two when the axis is logarithmic."""
+    limits = (0, MB, 16 * MB, UNLIMITED)
+    cache = dict(zip(limits, np.geomspace(MB, MB * spread, len(limits)).astype(int), strict=True))
+    rows = [row(limit, repeat, 100.0 + i, cache=cache[limit], peak=0)
+            for i, limit in enumerate(limits) for repeat in range(4)]
+    figure = SweepResult(runs=runs_frame(rows), params=["cache_limit"], unit="tokens").plot("tradeoff")
+    figure.canvas.draw()
+    ax = figure.axes[0]
+    low, high = ax.get_xlim()
+    texts = [label.get_text() for tick, label in zip(ax.get_xticks(), ax.get_xticklabels(), strict=True)
+             if label.get_text() and low <= tick <= high]
+    assert len(texts) >= 2 and len(set(texts)) == len(texts), texts
+    units = {re.sub(r"^[\d.]+", "", text) for text in texts}
+    assert len(units) == 1 and units <= {"KiB", "MiB"}, texts
+    values = [float(re.match(r"[\d.]+", text).group()) for text in texts]
+    assert values == sorted(values)
+    assert (ax.get_xscale() == "log") == log
 
 
 def test_points_on_the_same_spot_share_one_label():
@@ -135,7 +158,7 @@ def test_memory_figure_draws_each_memory_measure_at_its_largest():
         (line,) = artists(figure, f"memory:{column}")
         np.testing.assert_array_equal(line.get_ydata(), summary[column].to_numpy(dtype=float))
     assert "footprint (peak + cache)" in legend_texts(figure)
-    assert figure.axes[0].yaxis.get_major_formatter()(50 * MB, 0) == "50MB"
+    assert figure.axes[0].yaxis.get_major_formatter()(50 * 2**20, 0) == "50MiB"  # one binary unit
 
 
 def test_process_rss_far_above_mlx_memory_gets_its_own_axis():
