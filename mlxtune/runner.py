@@ -119,9 +119,10 @@ class Worker:
         """Wait for a call still running at exit to end, so the thread is idle when Python finalizes."""
         if self._idle.is_set():
             return
-        print("mlxtune: a run abandoned after its timeout is still running, and MLX cannot stop it midway; "
-              "waiting for it to end before exiting (Ctrl-C exits now)", file=sys.stderr, flush=True)
-        try:
+        try:  # said inside: a Ctrl-C that follows the words must find the handler in place
+            print("mlxtune: a run abandoned after its timeout is still running, and MLX cannot stop it "
+                  "midway; waiting for it to end before exiting (Ctrl-C exits now)",
+                  file=sys.stderr, flush=True)
             ended = self._idle.wait(EXIT_WAIT)
         except KeyboardInterrupt:
             _exit_now(130)
