@@ -155,6 +155,11 @@ class Decision:
     paired: bool = False
 
     @property
+    def compared(self) -> bool:
+        """Whether there was anything to compare: a sweep of one point can recommend nothing."""
+        return len(self.points) > 1
+
+    @property
     def undecided(self) -> pd.DataFrame:
         """The points that keep the answer open: undecided, and (with a choice) below its cache limit."""
         rows = self.points[self.points["verdict"] == UNDECIDED]

@@ -534,6 +534,10 @@ def _highlight(ax: Axes, measured: pd.DataFrame, limit: int | str, x: Callable[[
         ax.plot(x(rows), rows["throughput_median"], **_HIGHLIGHT_STYLE)
 
 
+#: The units a size axis is labelled in: bytes, then the binary units (:func:`_size_axis`).
+_UNITS = (("B", 1), *BINARY_UNITS)
+
+
 def _size_axis(axis: Any, values: pd.Series, log_if_wide: bool) -> None:
     """Sizes on an axis of bytes in one binary unit (that of the largest value), at round numbers of
     it, so the labels are distinct and in order ("1MiB 1.5MiB 2MiB", never "1.05MB 1MiB 1.01MiB");
@@ -550,10 +554,6 @@ def _size_axis(axis: Any, values: pd.Series, log_if_wide: bool) -> None:
         axis.set_major_locator(_UnitLocator(scale))
     axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value / scale:.4g}{unit}" if value >= 0
                                            else ""))
-
-
-#: The units a size axis is labelled in: bytes, then the binary units (:func:`_size_axis`).
-_UNITS = (("B", 1), *BINARY_UNITS)
 
 
 class _UnitLocator(Locator):

@@ -282,7 +282,7 @@ def _recommendation(found: Decision, unit: str) -> Recommendation:
     points = found.points
     measured = points[points["verdict"] != NO_RUNS]
     words = view.reason(found, unit)
-    if found.choice is None or len(points) == 1:  # one point measured: nothing was compared
+    if found.choice is None or not found.compared:
         smallest = int(measured["footprint"].min()) if len(measured) else None
         return Recommendation(None, {}, math.nan, smallest, words, unit=unit, budget=found.budget,
                               tolerance=found.tolerance, more_rounds=found.more_rounds)

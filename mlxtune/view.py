@@ -152,7 +152,7 @@ def reason(decision: Decision, unit: str) -> str:
         smallest = measured.loc[measured["footprint"].idxmin()]
         return (f"Nothing fits the budget of {format_size(decision.budget)}: the smallest footprint measured "
                 f"is {format_size(int(smallest['footprint']))} ({point_text(smallest, params)}).")
-    if len(points) == 1:  # nothing to compare: say so, not "the fastest"
+    if not decision.compared:  # say so, not "the fastest"
         limit = limit_text(measured["cache_limit"].iloc[0])
         return _notes(f"Only one cache limit was measured ({limit}), so there is nothing to compare: sweep "
                       "two or more to get a recommendation.", decision)
@@ -274,9 +274,11 @@ def noise_text(noise: Noise, paired: bool = False) -> str:
 
 def headline(decision: Decision, unit: str) -> str:
     """The recommendation in one sentence."""
+    from mlxtune.decision import FAST, JUDGED
+
     if decision.choice is None:
         return "No cache limit can be recommended from these runs yet."
-    if len(decision.points) == 1:
+    if not decision.compared:
         return "One cache limit was measured: nothing was compared, so none is recommended."
     chosen = decision.points.loc[decision.choice]
     where = "".join(f", {name}={_plain(chosen[name])}" for name in decision.params if name != "cache_limit")
@@ -284,8 +286,6 @@ def headline(decision: Decision, unit: str) -> str:
             f"{_speed(chosen['speed'], unit)} with a footprint of {format_size(int(chosen['footprint']))}")
     if not decision.decided:
         return text + " (smaller limits are still undecided)."
-    from mlxtune.decision import FAST, JUDGED
-
     fits = decision.points[decision.points["verdict"].isin(JUDGED)]
     return text + (" (the cache limit made no measurable difference)." if len(fits) > 1
                    and (fits["verdict"] == FAST).all() else ".")
