@@ -26,10 +26,10 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 from mlxtune import sweep
 from mlxtune.environment import environment
+from mlxtune.present import summary_table, text_table
 from mlxtune.result import SweepResult
 from mlxtune.stats import ratio_ci
 from mlxtune.units import format_size, parse_size
-from mlxtune.view import summary_table, text_table
 from mlxtune.workloads import allocator_churn, lm, tiny_model
 
 CACHE_LIMITS = "0,1MB,4MB,16MB,64MB,256MB,1GB,4GB,unlimited"
@@ -81,7 +81,7 @@ class _Log:
 
 
 def _point_figures(result: SweepResult) -> list[dict[str, Any]]:
-    summary = result.summary()
+    summary = result.summary_frame()
     keep = ["cache_limit", "throughput_median", "throughput_ci_low", "throughput_ci_high", "throughput_iqr",
             "footprint", "peak_memory_max", "cache_after_max", "failed", "runs"]
     extra = [c for c in ("prompt_tps_median", "generation_tps_median") if c in summary]

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import RESULTS, publish
 
 from mlxtune import decision
-from mlxtune.measure import runs_frame
+from mlxtune.record import runs_frame
 from mlxtune.result import SweepResult, load
 from mlxtune.stats import ratio_ci, summarize
 

@@ -34,7 +34,7 @@ def compare_with_seen(name: str, result: SweepResult, log: Callable[[str], None]
     """After the float16 sweep: our medians beside the earlier H100 figures, limit by limit."""
     if name != "lm":
         return
-    summary = result.summary().set_index("cache_limit")
+    summary = result.summary_frame().set_index("cache_limit")
     log("Beside the earlier H100 measurement (tokens/s):")
     log(f"{'cache limit':>11}  {'before':>6}  {'now (median, 95% CI)':>26}  now/before")
     for text, before in SEEN_BEFORE.items():

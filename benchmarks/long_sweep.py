@@ -20,7 +20,7 @@ import psutil
 from _common import LONG_SWEEP_LIMITS, LONG_SWEEP_REPEATS, publish, short_run
 
 from mlxtune import sweep
-from mlxtune.measure import RunRecord
+from mlxtune.record import RunRecord
 from mlxtune.sweep import SweepProgress
 
 RUNS_PER_LIMIT = LONG_SWEEP_REPEATS
@@ -55,9 +55,9 @@ def timing_pass() -> list[str]:
     first, last = costs.iloc[:100].median(), costs.iloc[-100:].median()
     blocks = " ".join(f"{costs.iloc[i : i + 100].median():.3f}" for i in range(0, len(costs), 100))
     slope = np.polyfit(np.arange(len(costs)), costs.to_numpy(), 1)[0] * 1000
-    result.summary()  # the first call imports scipy
+    result.summary_frame()  # the first call imports scipy
     start = time.perf_counter()
-    result.summary()
+    result.summary_frame()
     summary_ms = (time.perf_counter() - start) * 1000
     return [
         f"{len(runs)} runs in {total:.2f}s; median run {runs['wall_seconds'].median() * 1000:.2f}ms",

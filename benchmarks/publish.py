@@ -29,10 +29,11 @@ import mlxtune
 from mlxtune import plots
 from mlxtune.files import write_atomic
 from mlxtune.plots import figure_bytes
+from mlxtune.present import summary_table
 from mlxtune.report import code_block, markdown_table
 from mlxtune.stats import ratio_ci
 from mlxtune.units import UNLIMITED, format_size
-from mlxtune.view import limit_text, summary_table
+from mlxtune.view import limit_text
 from mlxtune.workloads.models import MODEL_SIZES
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ class Sweep:
 
     @cached_property
     def summary(self) -> pd.DataFrame:
-        return self.result.summary().set_index("cache_limit", drop=False)
+        return self.result.summary_frame().set_index("cache_limit", drop=False)
 
     @property
     def limits(self) -> list[int]:

@@ -1,5 +1,6 @@
 """mlxtune: measure how MLX's cache and memory limits trade speed for footprint."""
 
+from mlxtune.advice import Recommendation
 from mlxtune.compare import compare
 from mlxtune.fleet_result import FleetResult, load
 from mlxtune.history import clear_history, history
@@ -12,7 +13,7 @@ from mlxtune.memory import (
     wired_limit,
 )
 from mlxtune.paired import Blocks
-from mlxtune.result import Recommendation, SweepResult
+from mlxtune.result import SweepResult
 from mlxtune.sweep import SweepError, Workload, sweep
 from mlxtune.units import UNLIMITED, format_size, parse_size
 from mlxtune.workloads import allocator_churn, lm, lm_factory, tiny_model

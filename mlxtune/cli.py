@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from mlxtune._argtypes import cache_limits, fraction, seconds, size, whole_number
 from mlxtune._argtypes import repeats as repeats_type
+from mlxtune.decision import TOLERANCE
 from mlxtune.paired import DESIGNS, Blocks
 from mlxtune.remote import RemoteError
 from mlxtune.sweep import PlanError, SweepError
@@ -110,7 +111,7 @@ def _add_common_sweep_options(parser: argparse.ArgumentParser, *, repeats: int |
                         "(default: 10 rounds)")
     parser.add_argument("--max-seconds", type=seconds, default=None, metavar="SECONDS",
                         help="with --repeats auto: stop starting rounds after this long")
-    parser.add_argument("--tolerance", type=fraction, default=0.05, metavar="FRACTION",
+    parser.add_argument("--tolerance", type=fraction, default=TOLERANCE, metavar="FRACTION",
                         help="how much slower than the best a recommended limit may be, e.g. 0.05 or 5%% "
                         "(default 5%%)")
     parser.add_argument("--warmup", type=whole_number(0), default=1, help="unmeasured runs first (default 1)")
@@ -527,38 +528,15 @@ def _exit_code(result: SweepResult, command: str) -> int:
 
 
 def _print_result(result: SweepResult, budget: int | None, tolerance: float) -> None:
-    from mlxtune.view import design_text, summary_table, text_table
+    from mlxtune.present import text_report
 
-    recommendation = result.recommend(budget=budget, tolerance=tolerance)
-    _say("")
-    _say(text_table(summary_table(result, recommendation)))
-    if not result.complete:
-        _say(f"\nIncomplete: {result.stop_reason or 'the sweep stopped early'}")
-    elif result.stop_reason:  # an adaptive sweep says where it stopped and why
-        _say(f"\nAdaptive sweep: {result.stop_reason}")
-    _say(f"\n{design_text(result)}")
-    _say(f"\nRecommendation: {recommendation.reason}")
-    if recommendation.found:
-        if not recommendation.decided:
-            _say("  (safe to use now; a smaller limit may do once the open points are decided)")
-        _say(f"  Python: {recommendation.python_code}")
-        _say(f"  Swift:  {recommendation.swift_code}")
+    _say("\n" + text_report(result, budget, tolerance))
 
 
 def _print_fleet(fleet: FleetResult, budget: int | None, tolerance: float) -> None:
-    from mlxtune.view import fleet_table, text_table
+    from mlxtune.present import fleet_text_report
 
-    rec = fleet.recommend(budget=budget, tolerance=tolerance)
-    for host, result in fleet.results.items():
-        _say(f"\n{host}:")
-        _print_result(result, budget, tolerance)
-    _say("\n" + text_table(fleet_table(fleet, rec)))
-    if not fleet.complete:
-        _say(f"\nIncomplete: {fleet.stop_reason}")
-    _say(f"\nFleet recommendation: {rec.reason}")
-    if rec.found:
-        _say(f"  Python: {rec.python_code}")
-        _say(f"  Swift:  {rec.swift_code}")
+    _say(fleet_text_report(fleet, budget, tolerance))
 
 
 def _fleet_exit_code(fleet: FleetResult, command: str) -> int:
@@ -601,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except Exception as exc:  # one line instead of a traceback, by design
-        from mlxtune.measure import describe_error
+        from mlxtune.record import describe_error
 
         _say(f"{command}: error: {describe_error(exc)}", sys.stderr)
         return 1

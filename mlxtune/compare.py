@@ -30,11 +30,12 @@ import pandas as pd
 from mlxtune.files import write_atomic, write_together
 from mlxtune.fleet_result import HOST_COLUMN, FleetResult, load
 from mlxtune.plots import check_format, data_uri, figure_bytes
+from mlxtune.present import Row, Table, environment_rows, text_table
 from mlxtune.report import figure_files, markdown_image, markdown_table, markdown_text, render_template
 from mlxtune.result import SweepResult
 from mlxtune.stats import ratio_ci, run_footprints
 from mlxtune.units import format_size
-from mlxtune.view import Row, Table, environment_rows, number, param_text, point_text, text_table
+from mlxtune.view import number, param_text, point_text
 
 __all__ = [
     "METRICS",
@@ -142,7 +143,7 @@ def _compare_sweeps(a: SweepResult, b: SweepResult, factor: float, confidence: f
         raise ValueError(f"the results count different things ({a.unit}/s and {b.unit}/s), so their speeds "
                          "cannot be compared: compare sweeps of the same workload")
     params = list(a.params)
-    summary_a, summary_b = a.summary(), b.summary()
+    summary_a, summary_b = a.summary_frame(), b.summary_frame()
     shared = summary_a.merge(summary_b, on=params, suffixes=("_a", "_b"), how="inner")
     rows = []
     for _, point in shared.iterrows():
@@ -432,7 +433,7 @@ def _environment_table(a: Comparable, b: Comparable) -> Table:
 
 def _only_text(a: Comparable, b: Comparable, frame: pd.DataFrame) -> str:
     shared = pairs(a, b)
-    counts = [sum(len(pair[side].summary()) for pair in shared) - len(frame) for side in (1, 2)]
+    counts = [sum(len(pair[side].summary_frame()) for pair in shared) - len(frame) for side in (1, 2)]
     parts = [f"{n} grid point{'s' if n != 1 else ''} only in {side}"
              for n, side in zip(counts, "AB", strict=True) if n]
     if isinstance(a, FleetResult) and isinstance(b, FleetResult):

@@ -92,6 +92,9 @@ _SEED = 20261202
 _MOST_ROUNDS = 1000
 
 #: Verdicts of a point, as stored in :attr:`Decision.points` ``verdict``.
+#: How much slower than the fastest a recommended limit may be, unless a caller says otherwise.
+TOLERANCE = 0.05
+
 FAST, SLOW, UNDECIDED, OVER_BUDGET, NO_RUNS = "fast", "slow", "undecided", "over budget", "no runs"
 EDGE = "at the edge"
 #: The verdicts of points the rule judged (measured enough, inside the budget).
@@ -118,10 +121,19 @@ class Noise:
     runs: int
 
     @property
+    def spread_wide(self) -> bool:
+        """Whether runs at one limit differ by more than a steady machine's noise."""
+        return self.spread > 1.25
+
+    @property
+    def drifted(self) -> bool:
+        """Whether speed moved from the first run to the last by more than 5%, beyond doubt (p < 0.01)."""
+        return self.drift_p < 0.01 and abs(self.drift) > 0.05
+
+    @property
     def busy(self) -> bool:
         """Whether the runs vary enough that the machine was most likely busy (or the workload varies)."""
-        drifted = self.drift_p < 0.01 and abs(self.drift) > 0.05
-        return self.spread > 1.25 or self.states is not None or drifted
+        return self.spread_wide or self.states is not None or self.drifted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +170,12 @@ class Decision:
     def compared(self) -> bool:
         """Whether there was anything to compare: a sweep of one point can recommend nothing."""
         return len(self.points) > 1
+
+    @property
+    def nothing_fits(self) -> bool:
+        """Whether every measured point is over the budget: no limit can be recommended within it."""
+        measured = self.points[self.points["verdict"] != NO_RUNS]
+        return bool(len(measured)) and bool((measured["verdict"] == OVER_BUDGET).all())
 
     @property
     def undecided(self) -> pd.DataFrame:
@@ -204,7 +222,7 @@ def decide(
     summary: pd.DataFrame,
     params: Sequence[str],
     *,
-    tolerance: float = 0.05,
+    tolerance: float = TOLERANCE,
     budget: int | None = None,
     confidence: float = CONFIDENCE,
     statistic: float | str = 0.5,

@@ -17,15 +17,22 @@ Every refusal is a :class:`WriteError` naming the path and the reason in one lin
 from __future__ import annotations
 
 import contextlib
+import datetime
 import errno
 import os
 import stat
 import tempfile
 from collections.abc import Mapping
 
-__all__ = ["WriteError", "check_writable", "write_atomic", "write_together"]
+__all__ = ["WriteError", "check_writable", "iso_time", "write_atomic", "write_together"]
 
 PathLike = str | os.PathLike[str]
+
+
+def iso_time(epoch: float) -> str:
+    """A moment as ISO 8601 in UTC to the millisecond (``2026-12-02T09:25:31.120Z``), as files say it."""
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class WriteError(OSError):

@@ -15,33 +15,22 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from mlxtune import view
-from mlxtune.decision import FleetChoice, fleet_choice
-from mlxtune.result import DEFAULT_TOLERANCE, LimitAdvice, Recommendation, SweepResult
+from mlxtune import store
+from mlxtune.decision import TOLERANCE
+from mlxtune.result import SweepResult
 from mlxtune.units import parse_size
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["HOST_COLUMN", "FleetRecommendation", "FleetResult"]
+    from mlxtune.advice import FleetRecommendation
+
+__all__ = ["HOST_COLUMN", "FleetResult"]
 
 #: The column that says which host measured a run, first in :attr:`FleetResult.runs`.
 HOST_COLUMN = "host"
 
 Budgets = int | str | Mapping[str, int | str | None] | None
-
-
-@dataclasses.dataclass(frozen=True)
-class FleetRecommendation(LimitAdvice):
-    """One cache limit for every host (``cache_limit`` None when none is shown fast on all), and each
-    host's own recommendation in ``hosts``. ``reason`` says why in sentences."""
-
-    cache_limit: int | None
-    params: dict[str, Any]
-    decided: bool
-    hosts: dict[str, Recommendation]
-    reason: str
-    choice: FleetChoice
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -86,7 +75,7 @@ class FleetResult:
 
     @property
     def runs(self) -> pd.DataFrame:
-        """Every host's runs in one frame, ``host`` first (see :func:`mlxtune.measure.runs_frame`)."""
+        """Every host's runs in one frame, ``host`` first (see :func:`mlxtune.record.runs_frame`)."""
         def build() -> pd.DataFrame:
             frames = [r.runs.assign(**{HOST_COLUMN: host}) for host, r in self.results.items()]
             if not frames:
@@ -112,47 +101,28 @@ class FleetResult:
         return {host: None if budget.get(host) is None else parse_size(budget[host])  # type: ignore[arg-type]
                 for host in self.results}
 
-    def recommend(self, budget: Budgets = None, tolerance: float = DEFAULT_TOLERANCE) -> FleetRecommendation:
+    def recommend(self, budget: Budgets = None, tolerance: float = TOLERANCE) -> FleetRecommendation:
         """The smallest cache limit shown fast on every host within its budget, and each host's own."""
-        budgets = self.budgets(budget)
+        from mlxtune.advice import fleet_recommendation
 
-        def build() -> FleetRecommendation:
-            decisions = {h: r.decision(budgets[h], tolerance) for h, r in self.results.items()}
-            choice = fleet_choice({**decisions, **{h: None for h in self.failures if h not in decisions}})
-            point = choice.point or {}
-            return FleetRecommendation(
-                cache_limit=point.get("cache_limit"),
-                params={k: v for k, v in point.items() if k != "cache_limit"},
-                decided=choice.decided,
-                hosts={h: r.recommend(budgets[h], tolerance) for h, r in self.results.items()},
-                reason=view.fleet_reason(choice, decisions, self.failures, tolerance),
-                choice=choice,
-            )
-        return self._remember(("recommend", tuple(sorted(budgets.items())), tolerance), build)
+        return self._remember(("recommend", repr(budget), tolerance),
+                              lambda: fleet_recommendation(self, self.budgets(budget), tolerance))
 
     # -- display and files --------------------------------------------------------------------
     def plot(self, kind: str = "tradeoff", **options: Any) -> Figure:
         """One curve per host ("tradeoff": speed against footprint, or "throughput" against limit)."""
-        from mlxtune.plots import comparison
+        from mlxtune.plots import fleet_plot
 
-        named = [dataclasses.replace(r, label=host) for host, r in self.results.items()]
-        if not named:
-            raise ValueError("no host gave a result, so there is nothing to plot")
-        return comparison(named, kind=kind, title=options.pop("title", f"{self.label}: one curve per host"),
-                          **options)
+        return fleet_plot(self, kind, **options)
 
     def to_json(self, path: str | os.PathLike[str]) -> str:
         """Save every host's runs, environment and the failures; :meth:`load` reads it back equal."""
-        from mlxtune.store import write_fleet_json
-
-        return write_fleet_json(self, path)
+        return store.write_fleet_json(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FleetResult:
         """The fleet result saved at ``path`` by :meth:`to_json` (a ValueError names a bad file)."""
-        from mlxtune.store import read_fleet
-
-        return cls._from_fields(read_fleet(path))
+        return cls._from_fields(store.read_fleet(path))
 
     @classmethod
     def _from_fields(cls, fields: dict[str, Any]) -> FleetResult:
@@ -161,9 +131,7 @@ class FleetResult:
 
     def to_csv(self, path: str | os.PathLike[str]) -> str:
         """Every host's raw runs, ``host`` first (cells that would be formulas are quoted)."""
-        from mlxtune.store import write_fleet_csv
-
-        return write_fleet_csv(self, path)
+        return store.write_fleet_csv(self, path)
 
     def to_html(self, path: str | os.PathLike[str], **options: Any) -> str:
         """A self-contained HTML report: the fleet's answer, a table of hosts, one curve per host."""
@@ -192,9 +160,7 @@ def load(path: str | os.PathLike[str]) -> SweepResult | FleetResult:
     """``mlxtune.load``: the result saved at ``path``: a :class:`~mlxtune.result.SweepResult`, or a
     :class:`FleetResult` when the file holds one sweep per host. Only JSON is parsed, never code; a
     bad file raises one ValueError naming it (see :meth:`SweepResult.load`)."""
-    from mlxtune.store import fleet_from_document, from_document, is_fleet_document, read_document
-
-    document = read_document(path)
-    if is_fleet_document(document):
-        return FleetResult._from_fields(fleet_from_document(document, os.fspath(path)))
-    return SweepResult(**from_document(document, os.fspath(path)))
+    document = store.read_document(path)
+    if store.is_fleet_document(document):
+        return FleetResult._from_fields(store.fleet_from_document(document, os.fspath(path)))
+    return SweepResult(**store.from_document(document, os.fspath(path)))

@@ -1,6 +1,6 @@
 """The runs of ``%%mlxmem`` in this session, as the one runs frame every other part reads.
 
-Each measured run is a :class:`~mlxtune.measure.RunRecord` whose parameters are ``run`` (which
+Each measured run is a :class:`~mlxtune.record.RunRecord` whose parameters are ``run`` (which
 ``%%mlxmem`` invocation it came from), ``label`` and ``cell`` (the first line of the cell), so
 ``history()`` feeds stats, plots and reports like a sweep's runs.
 """
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from mlxtune.measure import RunRecord, runs_frame
+from mlxtune.record import RunRecord, runs_frame
 
 __all__ = ["HISTORY_PARAMS", "add_runs", "clear_history", "history", "next_run"]
 
@@ -40,7 +40,7 @@ def add_runs(records: Iterable[RunRecord]) -> None:
 
 def history() -> pd.DataFrame:
     """One row per ``%%mlxmem`` run in this session (label, first line of the cell, limits, times,
-    memory before/after/peak, process memory, error); columns as in :func:`mlxtune.measure.runs_frame`.
+    memory before/after/peak, process memory, error); columns as in :func:`mlxtune.record.runs_frame`.
     """
     with _lock:
         records = list(_records)

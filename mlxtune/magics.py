@@ -30,11 +30,11 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from mlxtune import memory, runner, view
+from mlxtune import memory, present, runner, view
 from mlxtune._argtypes import cache_limits, repeats, size, whole_number
 from mlxtune._mlx import mx
 from mlxtune.history import HISTORY_PARAMS, add_runs, history, next_run
-from mlxtune.measure import RunRecord, Work, describe_error, error_detail, runs_frame, timelines_frame
+from mlxtune.record import RunRecord, Work, describe_error, error_detail, runs_frame, timelines_frame
 from mlxtune.sweep import INTERRUPTED, SweepError, sweep
 from mlxtune.units import format_size
 
@@ -528,7 +528,7 @@ class MlxtuneMagics(Magics):
     def mlxmem_line(self, line: str) -> Any:
         """Show MLX's memory now (active, cache, peak, limits, process memory), or --history."""
         options = parse_options(MlxtuneMagics.mlxmem_line, line)
-        return view.formatted(history()) if options.history else memory.snapshot()
+        return present.formatted(history()) if options.history else memory.snapshot()
 
     @magic_arguments()
     @argument("--cache-limits", type=cache_limits, metavar="SIZES",

@@ -19,15 +19,13 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import psutil
 
 from mlxtune._mlx import mx
+from mlxtune.record import Samples
 from mlxtune.units import UNLIMITED, format_size, parse_size
-
-if TYPE_CHECKING:
-    from mlxtune.sampler import Sampler, Samples
 
 __all__ = [
     "LIMIT_READ_SYNCS",
@@ -37,7 +35,6 @@ __all__ = [
     "Tracking",
     "backend",
     "cache_limit",
-    "clear_cache",
     "counters",
     "device_info",
     "get_cache_limit",
@@ -82,11 +79,6 @@ def device_info() -> dict[str, Any]:
     info["backend"] = backend()
     info["system_memory"] = psutil.virtual_memory().total
     return info
-
-
-def clear_cache() -> None:
-    """Return MLX's cached buffers to the system."""
-    mx.clear_cache()
 
 
 # -- limits -------------------------------------------------------------------------------------
@@ -475,8 +467,16 @@ class Tracking:
         return max(sampled, self.after.process_memory)
 
 
+class Sampling(Protocol):
+    """What :func:`track` needs of a sampler (:class:`mlxtune.sampler.Sampler`, which reads this module)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> Samples: ...
+
+
 @contextlib.contextmanager
-def track(*, clear: bool = False, sampler: Sampler | None = None) -> Iterator[Tracking]:
+def track(*, clear: bool = False, sampler: Sampling | None = None) -> Iterator[Tracking]:
     """Measure a block: reset the peak, snapshot before and after, time it after synchronizing.
 
     ``clear=True`` empties MLX's cache first, so the block starts without reusable buffers. A

@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from mlxtune.measure import Work, Workload
+from mlxtune.record import Work, Workload
 
 __all__ = ["DESIGNS", "Blocks", "Generations", "WholeRun", "step_source", "whole_run"]
 

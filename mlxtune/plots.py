@@ -15,6 +15,7 @@ placed at log10 of their size, with 0 one decade left of the smallest positive l
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import math
 import textwrap
@@ -28,12 +29,16 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, FuncFormatter, Locator, LogLocator, MaxNLocator, NullFormatter
 
+from mlxtune.decision import TOLERANCE
+from mlxtune.present import recommended_rows, throughput_unit
 from mlxtune.stats import run_footprints
 from mlxtune.units import BINARY_UNITS, UNLIMITED, format_size, parse_size
-from mlxtune.view import PROCESS_MEMORY, limit_text, param_text, recommended_rows, throughput_unit
+from mlxtune.view import PROCESS_MEMORY, limit_text, param_text
 
 if TYPE_CHECKING:
-    from mlxtune.result import Recommendation, SweepResult
+    from mlxtune.advice import Recommendation
+    from mlxtune.fleet_result import FleetResult
+    from mlxtune.result import SweepResult
 
 __all__ = [
     "KINDS",
@@ -43,6 +48,7 @@ __all__ = [
     "comparison",
     "data_uri",
     "figure_bytes",
+    "fleet_plot",
     "memory",
     "pareto_front",
     "plot",
@@ -114,7 +120,7 @@ def tradeoff(
     ax: Axes | None = None,
     highlight: int | str | None = None,
     budget: int | str | None = None,
-    tolerance: float = 0.05,
+    tolerance: float = TOLERANCE,
     spread: str = "iqr",
     recommendation: bool = True,
     title: str | None = None,
@@ -128,7 +134,7 @@ def tradeoff(
     smaller and faster) is drawn, the recommended point is starred once decided, and ``budget``
     (bytes or a size, against the whole footprint) is drawn where it falls on this scale.
     """
-    summary = result.summary()
+    summary = result.summary_frame()
     held = float((summary["footprint"] - summary["footprint_above_start"]).median()) if len(summary) else 0.0
     summary["footprint"] = summary["footprint_above_start"]  # what a limit changes, on the x axis below
     ax = _axes(ax)
@@ -187,7 +193,7 @@ def throughput(
     title: str | None = None,
 ) -> Figure:
     """Median throughput against cache limit, with ``spread`` as error bars; one line per series."""
-    summary = result.summary()
+    summary = result.summary_frame()
     ax = _axes(ax)
     positions = _LimitAxis(summary["cache_limit"])
     for index, (name, points) in enumerate(_series(summary, result.params)):
@@ -222,7 +228,7 @@ def memory(
     runs = measured.assign(footprint=run_footprints(measured))
     raw_columns = [column.removesuffix("_max") for column, _ in _MEMORY_SERIES]
     lowest = runs.groupby(params, sort=False, dropna=False)[raw_columns].min()
-    summary = result.summary().merge(lowest.add_suffix("_min").reset_index(), on=params, how="left")
+    summary = result.summary_frame().merge(lowest.add_suffix("_min").reset_index(), on=params, how="left")
     ax = _axes(ax)
     positions = _LimitAxis(summary["cache_limit"])
     series = _series(summary, params)
@@ -322,7 +328,7 @@ def run_order(result: SweepResult, *, title: str | None = None) -> Figure:
                 label=limit_text(limit), gid=f"order:{limit}")
     ax.set_xlabel("block, in the order run (paired within runs)" if result.design == "paired"
                   else "run, in the order run")
-    ax.set_ylabel(f"throughput ({throughput_unit(result, result.summary())}/s)")
+    ax.set_ylabel(f"throughput ({throughput_unit(result, result.summary_frame())}/s)")
     _set_title(ax, title if title is not None else f"{result.label}: every run in order")
     if len(ok):
         ax.legend(title="cache limit", fontsize=7, title_fontsize=7, loc="best", ncols=2)
@@ -376,7 +382,7 @@ def comparison(
         raise ValueError("comparison() needs at least one result")
     ax = _axes(ax)
     labels = plot_labels(results)
-    summaries = [r.summary() for r in results]
+    summaries = [r.summary_frame() for r in results]
     positions = _LimitAxis(pd.concat([s["cache_limit"] for s in summaries]))
     index = 0
     for label, result, summary in zip(labels, results, summaries, strict=True):
@@ -406,6 +412,15 @@ _HIGHLIGHT_STYLE: dict[str, Any] = {
     "markeredgewidth": 2, "linestyle": "none", "zorder": 5, "gid": "highlight",
 }
 _HIGHLIGHT_LINE: dict[str, Any] = {"color": "black", "linewidth": 1.5, "alpha": 0.6, "gid": "highlight"}
+def fleet_plot(fleet: FleetResult, kind: str = "tradeoff", **options: Any) -> Figure:
+    """:meth:`FleetResult.plot`: one curve per host, named by its host."""
+    named = [dataclasses.replace(r, label=host) for host, r in fleet.results.items()]
+    if not named:
+        raise ValueError("no host gave a result, so there is nothing to plot")
+    return comparison(named, kind=kind, title=options.pop("title", f"{fleet.label}: one curve per host"),
+                      **options)
+
+
 _LINESTYLES = ("-", "--", ":", "-.")
 #: Process RSS moves to its own axis when it exceeds MLX's footprint by this factor.
 _OWN_AXIS = 5

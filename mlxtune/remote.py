@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
-from mlxtune.measure import RunRecord, describe_error
 from mlxtune.paired import step_source
+from mlxtune.record import RunRecord, describe_error
 from mlxtune.result import SweepResult
 
 __all__ = [

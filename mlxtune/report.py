@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
+from mlxtune.decision import TOLERANCE
 from mlxtune.files import write_atomic, write_together
 from mlxtune.plots import check_format, data_uri, figure_bytes
-from mlxtune.view import (
+from mlxtune.present import (
     Row,
     Table,
     code_snippets,
@@ -32,12 +33,12 @@ from mlxtune.view import (
     errors_in_full,
     fleet_headline,
     fleet_table,
-    headline,
     reproduce_text,
     runs_table,
     status_text,
     summary_table,
 )
+from mlxtune.view import headline
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -94,7 +95,7 @@ _TEMPLATES = jinja2.Environment(
 
 def _figures(result: SweepResult, kinds: Iterable[str], budget: int | str | None,
              tolerance: float) -> list[tuple[str, Figure]]:
-    if not len(result.speed_rows) or result.summary()["throughput_median"].notna().sum() == 0:
+    if not len(result.speed_rows) or result.summary_frame()["throughput_median"].notna().sum() == 0:
         return []
     figures = []
     for kind in kinds:
@@ -139,7 +140,7 @@ def render_html(
     *,
     title: str | None = None,
     budget: int | str | None = None,
-    tolerance: float = 0.05,
+    tolerance: float = TOLERANCE,
     figures: Sequence[str] = FIGURE_KINDS,
     image_format: str = "svg",
 ) -> str:
@@ -178,7 +179,7 @@ def result_html_fragment(result: SweepResult) -> str:
     """A small HTML block for notebooks: label, status, the recommendation, the summary table."""
     if not len(result.speed_rows):
         return f"<div class='mlxtune-result'><strong>{html.escape(result.label)}</strong>: no runs yet</div>"
-    context = _template_context(result, None, 0.05)
+    context = _template_context(result, None, TOLERANCE)
     return render_template("fragment.html.j2", **context)
 
 
@@ -237,7 +238,7 @@ def render_markdown(
     *,
     title: str | None = None,
     budget: int | str | None = None,
-    tolerance: float = 0.05,
+    tolerance: float = TOLERANCE,
 ) -> str:
     """The report as Markdown; ``figure_names`` maps figure kinds to the images it links (file names
     beside it, or ``data:`` URIs)."""
@@ -279,7 +280,7 @@ def write_markdown(
     figures: Sequence[str] = FIGURE_KINDS,
     title: str | None = None,
     budget: int | str | None = None,
-    tolerance: float = 0.05,
+    tolerance: float = TOLERANCE,
     inline: bool = False,
 ) -> str:
     """Write the Markdown report and its figures as PNG files beside it; returns the Markdown path.
@@ -327,7 +328,7 @@ def _fleet_figures(fleet: FleetResult) -> dict[str, Figure]:
 
 
 def render_fleet_html(fleet: FleetResult, *, title: str | None = None, budget: Any = None,
-                      tolerance: float = 0.05, image_format: str = "svg") -> str:
+                      tolerance: float = TOLERANCE, image_format: str = "svg") -> str:
     """A fleet's report as one HTML page: the answer for every host, the hosts, a curve per host, and
     each host's own summary and environment."""
     check_format(image_format)
@@ -347,7 +348,7 @@ def write_fleet_html(fleet: FleetResult, path: str | os.PathLike[str], **options
 
 
 def write_fleet_markdown(fleet: FleetResult, path: str | os.PathLike[str], *, title: str | None = None,
-                         budget: Any = None, tolerance: float = 0.05) -> str:
+                         budget: Any = None, tolerance: float = TOLERANCE) -> str:
     """The fleet's report as Markdown, its figures as PNG files beside it (written together)."""
     context = _fleet_context(fleet, budget, tolerance)
     rec = context["recommendation"]
@@ -376,5 +377,5 @@ def write_fleet_markdown(fleet: FleetResult, path: str | os.PathLike[str], *, ti
 
 def fleet_html_fragment(fleet: FleetResult) -> str:
     """A small HTML block for notebooks: the fleet's answer and its table of hosts."""
-    return render_template("fleet_fragment.html.j2", **_fleet_context(fleet, None, 0.05))
+    return render_template("fleet_fragment.html.j2", **_fleet_context(fleet, None, TOLERANCE))
 

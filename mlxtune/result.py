@@ -11,89 +11,29 @@ nothing here touches MLX.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from mlxtune import view
-from mlxtune.measure import SCHEMA_VERSION, RunRecord, runs_frame, timelines_frame
+from mlxtune import stats, store
+from mlxtune.decision import TOLERANCE, Decision, Noise, decide
+from mlxtune.record import SCHEMA_VERSION, RunRecord, runs_frame, timelines_frame
 from mlxtune.units import parse_size
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from mlxtune.decision import Decision, Noise
+    from mlxtune.advice import Recommendation
+    from mlxtune.present import Summary
 
-__all__ = ["Recommendation", "SweepResult"]
-
-DEFAULT_TOLERANCE = 0.05
-
-
-class LimitAdvice:
-    """What every recommendation offers from its ``cache_limit`` (None: none) and ``reason``."""
-
-    cache_limit: int | None
-    reason: str
-
-    @property
-    def found(self) -> bool:
-        return self.cache_limit is not None
-
-    @property
-    def python_code(self) -> str:
-        """The line that applies this limit in Python."""
-        return view.python_code(self.cache_limit, self.reason)
-
-    @property
-    def swift_code(self) -> str:
-        """The line that applies this limit in an app using MLX Swift."""
-        return view.swift_code(self.cache_limit, self.reason)
-
-    def __str__(self) -> str:
-        return self.reason
-
-
-@dataclasses.dataclass(frozen=True)
-class Recommendation(LimitAdvice):
-    """Which cache limit to ship, how sure the data is, and why in words.
-
-    ``cache_limit`` is None when no point is shown fast yet, or nothing can be recommended (no
-    successful run, nothing in budget); ``reason`` then says why. ``decided`` is True when every
-    smaller limit is shown slower than the tolerance allows, so the answer will not change with
-    more runs; when False, ``cache_limit`` (if any) is safe, and ``open_limits`` lists the smaller
-    limits still undecided, which ``more_rounds`` more rounds would likely settle. ``ratio``,
-    ``ratio_low`` and ``ratio_high`` are the chosen point's speed over the best's with its bounds.
-    ``within_noise`` is True when every point is shown as fast as the best: the limit does not
-    matter here.
-    """
-
-    cache_limit: int | None
-    params: dict[str, Any]
-    throughput: float
-    footprint: int | None
-    reason: str
-    decided: bool = False
-    ratio: float = math.nan
-    ratio_low: float = math.nan
-    ratio_high: float = math.nan
-    open_limits: tuple[int, ...] = ()
-    more_rounds: float = 0.0
-    within_noise: bool = False
-    unit: str = "runs"
-    budget: int | None = None
-    tolerance: float = DEFAULT_TOLERANCE
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values, as saved in a results file."""
-        return dataclasses.asdict(self)
+__all__ = ["SweepResult"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class SweepResult:
-    """The runs of a sweep, one row each (see ``mlxtune.measure.runs_frame``), and their context.
+    """The runs of a sweep, one row each (see ``mlxtune.record.runs_frame``), and their context.
 
     ``params`` names the grid axes (always starting with ``cache_limit``); ``complete`` is False
     when the sweep was stopped early (Ctrl-C, Stop, ``on_error="raise"``, a run abandoned after its
@@ -101,7 +41,7 @@ class SweepResult:
     sweep that ended by itself is complete, and ``stop_reason`` says why it stopped where it did.
     ``workload`` describes what was measured; ``environment`` is
     ``mlxtune.environment.environment()`` at the start; ``timelines`` holds each run's memory over
-    time (``mlxtune.measure.timelines_frame``; ``run`` is the row in ``runs``). Two results are equal
+    time (``mlxtune.record.timelines_frame``; ``run`` is the row in ``runs``). Two results are equal
     when every field, every run and every sample is.
     """
 
@@ -159,9 +99,9 @@ class SweepResult:
             memo[key] = compute()
         return memo[key]
 
-    # -- analysis (stats, decision, view) --------------------------------------------------------
-    def summary(self) -> pd.DataFrame:
-        """One row per grid point: median throughput with IQR and 95% CI, footprint, failures.
+    # -- analysis (stats, decision) ------------------------------------------------------------
+    def summary_frame(self) -> pd.DataFrame:
+        """One row per grid point, in numbers: median throughput with IQR and 95% CI, footprint, failures.
 
         The column names are a contract, listed in the docstring of ``mlxtune.stats``. Computed
         once; a copy is returned, so changing it changes nothing here. In a paired sweep the speed
@@ -170,16 +110,16 @@ class SweepResult:
         """
         return self._summary().copy()
 
-    def best(self) -> pd.Series:
-        """The summary row with the highest median throughput."""
-        from mlxtune.stats import best
+    def summary(self) -> Summary:
+        """The summary for people, one row per grid point, as the reports show it: median speed, speed
+        relative to the best with its bounds and verdict, spread, memory as sizes, limits as words.
+        ``.raw`` holds the numbers (:meth:`summary_frame`)."""
+        from mlxtune.present import summary
 
-        return best(self.summary())
+        return summary(self)
 
-    def decision(self, budget: int | str | None = None, tolerance: float = DEFAULT_TOLERANCE) -> Decision:
+    def decision(self, budget: int | str | None = None, tolerance: float = TOLERANCE) -> Decision:
         """The rule's verdict on every point (``mlxtune.decision.decide``), computed once per budget."""
-        from mlxtune.decision import decide
-
         limit = None if budget is None else parse_size(budget)
         key = ("decision", limit, tolerance)
         return self._remember(key, lambda: decide(self.speed_rows, self._summary(), self.params,
@@ -191,22 +131,22 @@ class SweepResult:
         return self.decision().noise
 
     def recommend(self, budget: int | str | None = None,
-                  tolerance: float = DEFAULT_TOLERANCE) -> Recommendation:
+                  tolerance: float = TOLERANCE) -> Recommendation:
         """The smallest cache limit shown as fast as the best (within ``tolerance``) and in ``budget``.
 
         See ``mlxtune.decision`` for the rule: a point counts only when the data shows it close to
         the best; otherwise the answer says it is undecided, and how many more rounds would decide.
         """
-        found = self.decision(budget, tolerance)
-        key = ("recommend", found.budget, tolerance)
-        return self._remember(key, lambda: _recommendation(found, self.unit))
+        from mlxtune.advice import recommendation
+
+        return self._remember(("recommend", budget, tolerance),
+                              lambda: recommendation(self.decision(budget, tolerance), self.unit))
 
     def _summary(self) -> pd.DataFrame:
-        from mlxtune.stats import summarize, summarize_paired
-
         if self.design == "paired":
-            return self._remember("summary", lambda: summarize_paired(self.blocks, self.runs, self.params))
-        return self._remember("summary", lambda: summarize(self.runs, self.params))
+            paired = stats.summarize_paired
+            return self._remember("summary", lambda: paired(self.blocks, self.runs, self.params))
+        return self._remember("summary", lambda: stats.summarize(self.runs, self.params))
 
     # -- figures and files (mlxtune.plots, mlxtune.report) --------------------------------------
     def plot(self, kind: str = "tradeoff", **options: Any) -> Figure:
@@ -229,15 +169,11 @@ class SweepResult:
 
     def to_csv(self, path: str | os.PathLike[str]) -> str:
         """The runs frame as CSV (``mlxtune.store.write_csv``); returns the path."""
-        from mlxtune.store import write_csv
-
-        return write_csv(self, path)
+        return store.write_csv(self, path)
 
     def to_json(self, path: str | os.PathLike[str]) -> str:
         """Everything, reloadable with ``mlxtune.load`` (``mlxtune.store.write_json``); returns the path."""
-        from mlxtune.store import write_json
-
-        return write_json(self, path)
+        return store.write_json(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SweepResult:
@@ -247,9 +183,7 @@ class SweepResult:
         file, from a newer mlxtune, or inconsistent inside raises one ValueError naming the file
         and the problem (``mlxtune.store.read``). A missing file raises FileNotFoundError.
         """
-        from mlxtune.store import read
-
-        return cls(**read(path))
+        return cls(**store.read(path))
 
     # -- display --------------------------------------------------------------------------------
     @property
@@ -269,44 +203,13 @@ class SweepResult:
             f"failed={self.failed_runs}, {state})"
         )
 
+    def __str__(self) -> str:
+        """The result as the command line prints it: table, design, recommendation and its code."""
+        from mlxtune.present import text_report
+
+        return text_report(self)
+
     def _repr_html_(self) -> str:
         from mlxtune.report import result_html_fragment
 
         return result_html_fragment(self)
-
-
-def _recommendation(found: Decision, unit: str) -> Recommendation:
-    """The decision's chosen point as a Recommendation, with its words."""
-    from mlxtune.decision import FAST, JUDGED, NO_RUNS
-
-    points = found.points
-    measured = points[points["verdict"] != NO_RUNS]
-    words = view.reason(found, unit)
-    if found.choice is None or not found.compared:
-        smallest = int(measured["footprint"].min()) if len(measured) else None
-        return Recommendation(None, {}, math.nan, smallest, words, unit=unit, budget=found.budget,
-                              tolerance=found.tolerance, more_rounds=found.more_rounds)
-    chosen = points.loc[found.choice]
-    open_points = found.undecided
-    considered = points[points["verdict"].isin(JUDGED)]
-    return Recommendation(
-        cache_limit=int(chosen["cache_limit"]),
-        params={p: _plain(chosen[p]) for p in found.params if p != "cache_limit"},
-        throughput=float(chosen["speed"]),
-        footprint=int(chosen["footprint"]),
-        reason=words,
-        decided=found.decided,
-        ratio=float(chosen["ratio"]),
-        ratio_low=float(chosen["ratio_low"]),
-        ratio_high=float(chosen["ratio_high"]),
-        open_limits=tuple(int(v) for v in open_points["cache_limit"]),
-        more_rounds=found.more_rounds,
-        within_noise=bool(found.decided and len(considered) > 1 and (considered["verdict"] == FAST).all()),
-        unit=unit,
-        budget=found.budget,
-        tolerance=found.tolerance,
-    )
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value

@@ -20,50 +20,16 @@ import time
 from types import TracebackType
 
 import numpy as np
-import pandas as pd
 
 from mlxtune import memory
+from mlxtune.record import SAMPLE_COLUMNS, Samples
 
-__all__ = ["DEFAULT_INTERVAL", "SAMPLE_COLUMNS", "Sampler", "Samples"]
+__all__ = ["DEFAULT_INTERVAL", "Sampler"]
 
 #: Seconds between samples unless told otherwise.
 DEFAULT_INTERVAL = 0.002
-#: The columns of a timeline frame: seconds since the run started, and bytes.
-SAMPLE_COLUMNS = ("seconds", "active", "cache", "process")
 _MAX_SAMPLES = 2048
 _SLEEP_UP_TO = 0.02
-
-
-class Samples:
-    """The samples of one run, as arrays (see :data:`SAMPLE_COLUMNS`); :meth:`frame` gives a frame."""
-
-    def __init__(self, values: np.ndarray) -> None:
-        self.values = values
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    @property
-    def footprint_peak(self) -> int:
-        """The largest active + cache seen, bytes (0 with no samples)."""
-        return int((self.values[:, 1] + self.values[:, 2]).max()) if len(self) else 0
-
-    @property
-    def process_peak(self) -> int:
-        """The largest process memory seen, bytes (0 with no samples)."""
-        return int(self.values[:, 3].max()) if len(self) else 0
-
-    def thinned(self, most: int) -> Samples:
-        """At most ``most`` samples, evenly spaced, always keeping the first, the last and the peak."""
-        if len(self) <= most:
-            return self
-        keep = set(np.linspace(0, len(self) - 1, most - 1).round().astype(int))
-        keep.add(int((self.values[:, 1] + self.values[:, 2]).argmax()))
-        return Samples(self.values[sorted(keep)])
-
-    def frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame(self.values, columns=list(SAMPLE_COLUMNS))
-        return frame.astype({name: "int64" for name in SAMPLE_COLUMNS[1:]})
 
 
 class Sampler:

@@ -51,11 +51,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlxtune.measure import MEASURED_COLUMNS
+from mlxtune.record import MEASURED_COLUMNS
 
 __all__ = [
     "SUMMARY_COLUMNS",
-    "best",
     "is_significant",
     "median_ci",
     "ratio_ci",
@@ -274,11 +273,3 @@ def summarize_paired(blocks: pd.DataFrame, runs: pd.DataFrame, params: Sequence[
         summary[name] = measured.astype(np.int64)
     summary.loc[has, "memory_from"] = "runs"
     return summary
-
-
-def best(summary: pd.DataFrame) -> pd.Series:
-    """The summary row with the highest median throughput; ValueError when no run succeeded."""
-    medians = summary["throughput_median"] if "throughput_median" in summary else pd.Series(dtype=float)
-    if medians.notna().sum() == 0:
-        raise ValueError("no successful runs to choose from: every run failed or none was measured")
-    return summary.loc[medians.idxmax()]

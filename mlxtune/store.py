@@ -10,20 +10,19 @@ such document per host.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import math
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from mlxtune.files import write_atomic
-from mlxtune.measure import (
+from mlxtune.files import iso_time, write_atomic
+from mlxtune.record import (
     MEASURED_COLUMNS,
     SAMPLED_COLUMNS,
     SCHEMA_VERSION,
@@ -33,21 +32,43 @@ from mlxtune.measure import (
     timelines_frame,
 )
 
-if TYPE_CHECKING:
-    from mlxtune.fleet_result import FleetResult
-    from mlxtune.result import SweepResult
+
+class Saved(Protocol):
+    """What this module reads of a result it writes: a :class:`~mlxtune.result.SweepResult` (results
+    import this module, not the other way round)."""
+
+    runs: pd.DataFrame
+    blocks: pd.DataFrame
+    timelines: pd.DataFrame
+    params: list[str]
+    label: str
+    workload: str
+    unit: str
+    complete: bool
+    planned_runs: int
+    stop_reason: str
+    options: dict[str, Any]
+    environment: dict[str, Any]
+
+    def summary_frame(self) -> pd.DataFrame: ...
+
+    def recommend(self) -> Any: ...
+
+
+class SavedFleet(Protocol):
+    """What this module reads of a :class:`~mlxtune.fleet_result.FleetResult` it writes."""
+
+    results: Mapping[str, Saved]
+    failures: Mapping[str, str]
+    label: str
+    complete: bool
+    stop_reason: str
 
 __all__ = [
     "FILE_FORMAT", "FLEET_FORMAT", "fields_from_document", "fleet_from_document", "from_document",
-    "is_fleet_document", "iso_time", "read", "read_document", "read_fleet", "to_document", "write_csv",
+    "is_fleet_document", "read", "read_document", "read_fleet", "to_document", "write_csv",
     "write_fleet_csv", "write_fleet_json", "write_json",
 ]
-
-
-def iso_time(epoch: float) -> str:
-    """A moment as ISO 8601 in UTC to the millisecond (``2026-12-02T09:25:31.120Z``), as files say it."""
-    moment = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 #: The marker every results file carries, beside its ``schema_version``.
@@ -56,7 +77,7 @@ FILE_FORMAT = "mlxtune.sweep"
 FLEET_FORMAT = "mlxtune.fleet"
 
 
-def to_document(result: SweepResult, derived: bool = True) -> dict[str, Any]:
+def to_document(result: Saved, derived: bool = True) -> dict[str, Any]:
     """The JSON-ready form of a result: metadata, column dtypes, raw runs and the summary.
 
     Options, environment and run values that JSON cannot hold are saved as their ``repr``, so
@@ -68,7 +89,7 @@ def to_document(result: SweepResult, derived: bool = True) -> dict[str, Any]:
     summary: list[dict[str, Any]] | None = None
     if derived:
         with contextlib.suppress(Exception):  # the raw runs matter more than a derived table
-            summary = _records(result.summary())
+            summary = _records(result.summary_frame())
     return {
         "format": FILE_FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -96,7 +117,7 @@ def _columns(frame: pd.DataFrame) -> list[list[str]]:
     return [[str(name), _saved_dtype(frame[name])] for name in frame.columns]
 
 
-def _recommendation_document(result: SweepResult) -> dict[str, Any] | None:
+def _recommendation_document(result: Saved) -> dict[str, Any] | None:
     """The recommendation at the default tolerance and no budget, with its interval and state (derived:
     ``load`` does not read it back); null when it cannot be computed."""
     try:
@@ -105,7 +126,7 @@ def _recommendation_document(result: SweepResult) -> dict[str, Any] | None:
         return None
 
 
-def write_json(result: SweepResult, path: str | os.PathLike[str]) -> str:
+def write_json(result: Saved, path: str | os.PathLike[str]) -> str:
     """Save raw runs, summary, environment and options with a schema version; :func:`load` reads it."""
     return _write_document(to_document(result), path)
 
@@ -152,7 +173,7 @@ def is_fleet_document(document: Any) -> bool:
     return isinstance(document, dict) and document.get("format") == FLEET_FORMAT
 
 
-def write_fleet_json(fleet: FleetResult, path: str | os.PathLike[str]) -> str:
+def write_fleet_json(fleet: SavedFleet, path: str | os.PathLike[str]) -> str:
     """Save a fleet result: each host's document (:func:`to_document`), the failures, the metadata."""
     document = {
         "format": FLEET_FORMAT,
@@ -441,7 +462,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{c: _cell(v) for c, v in zip(columns, row, strict=True)} for row in frame.itertuples(index=False)]
 
 
-def write_csv(result: SweepResult, path: str | os.PathLike[str]) -> str:
+def write_csv(result: Saved, path: str | os.PathLike[str]) -> str:
     """The tidy runs, one row per run, each swept parameter its own column; first the sweep's
     ``label`` and the ``run``'s number (its row in the timelines), and ``started_at`` as an ISO time.
 
@@ -451,14 +472,14 @@ def write_csv(result: SweepResult, path: str | os.PathLike[str]) -> str:
     return _write_rows(_csv_rows(result), path)
 
 
-def write_fleet_csv(fleet: FleetResult, path: str | os.PathLike[str]) -> str:
+def write_fleet_csv(fleet: SavedFleet, path: str | os.PathLike[str]) -> str:
     """Every host's rows of :func:`write_csv` in one file, ``host`` first."""
     frames = [_csv_rows(result).assign(host=host) for host, result in fleet.results.items()]
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["host", "label", "run"])
     return _write_rows(rows[["host", *(c for c in rows.columns if c != "host")]], path)
 
 
-def _csv_rows(result: SweepResult) -> pd.DataFrame:
+def _csv_rows(result: Saved) -> pd.DataFrame:
     """The runs, then a paired sweep's blocks (``measured_as`` says which; a block's ``repeat`` is its
     cycle)."""
     runs = result.runs.copy()

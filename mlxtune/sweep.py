@@ -19,7 +19,7 @@ How a sweep runs
 
 Workloads
 ---------
-A workload is a callable returning how much work it did (see :func:`mlxtune.measure.as_work`). It
+A workload is a callable returning how much work it did (see :func:`mlxtune.record.as_work`). It
 may also have ``setup()`` and ``teardown()``, called outside the timed part, and ``describe()``,
 a one-line description stored in ``SweepResult.workload``. :class:`Workload` is a base class for
 that shape; any object with those methods works.
@@ -27,7 +27,7 @@ that shape; any object with those methods works.
 Hooks for front ends
 --------------------
 ``on_run(record, progress)`` is called after every measured run (failed ones too) with the
-:class:`~mlxtune.measure.RunRecord` and a :class:`SweepProgress` (counts, current point, and
+:class:`~mlxtune.record.RunRecord` and a :class:`SweepProgress` (counts, current point, and
 ``progress.result()`` to build the partial SweepResult on demand). ``stop`` (a ``threading.Event``
 or a callable returning True to stop) is checked before every run; a stopped sweep returns its runs
 marked ``complete=False``. These are the only ways a front end gets progress or stops a sweep.
@@ -81,24 +81,23 @@ from typing import Any
 import pandas as pd
 
 from mlxtune import memory, remote, runner
-from mlxtune.decision import MIN_ROUNDS, PAIRED_PATIENCE, Decision, decide, next_round
+from mlxtune.decision import MIN_ROUNDS, PAIRED_PATIENCE, TOLERANCE, Decision, decide, next_round
 from mlxtune.environment import environment
-from mlxtune.measure import (
+from mlxtune.measure import Measured, measure
+from mlxtune.paired import DESIGNS, Blocks, Generations, step_source, whole_run
+from mlxtune.record import (
     FILE_COLUMNS,
     MEASURED_COLUMNS,
-    Measured,
     RunRecord,
     Workload,
     describe_error,
     error_detail,
-    measure,
     runs_frame,
 )
-from mlxtune.paired import DESIGNS, Blocks, Generations, step_source, whole_run
 from mlxtune.result import SweepResult
 from mlxtune.sampler import DEFAULT_INTERVAL, Sampler
 from mlxtune.stats import summarize
-from mlxtune.units import format_size, parse_size, parse_sizes
+from mlxtune.units import limit_text, parse_size, parse_sizes
 
 __all__ = ["ON_ERROR", "PlanError", "SweepError", "SweepProgress", "Workload", "sweep"]
 
@@ -146,7 +145,7 @@ class _Plan:
     stop: Callable[[], bool]
     adaptive: bool = False
     max_seconds: float | None = None
-    tolerance: float = 0.05
+    tolerance: float = TOLERANCE
     budget: int | None = None
     sample_interval: float | None = DEFAULT_INTERVAL
     design: str = "auto"
@@ -351,7 +350,7 @@ def _describe(instance: object) -> str:
 
 def _point_text(point: Mapping[str, Any]) -> str:
     return ", ".join(
-        f"{name}={format_size(value) if name in _LIMIT_AXES else value}" for name, value in point.items()
+        f"{name}={limit_text(value) if name in _LIMIT_AXES else value}" for name, value in point.items()
     )
 
 
@@ -764,7 +763,7 @@ def sweep(
     stop: threading.Event | Callable[[], bool] | None = None,
     max_runs: int | None = None,
     max_seconds: float | None = None,
-    tolerance: float = 0.05,
+    tolerance: float = TOLERANCE,
     budget: int | str | None = None,
     sample_interval: float | None = DEFAULT_INTERVAL,
     holder: str | None = None,
@@ -859,7 +858,7 @@ def engine_settings(
     stop: threading.Event | Callable[[], bool] | None = None,
     max_runs: int | None = None,
     max_seconds: float | None = None,
-    tolerance: float = 0.05,
+    tolerance: float = TOLERANCE,
     budget: int | str | None = None,
     sample_interval: float | None = DEFAULT_INTERVAL,
     design: str = "auto",

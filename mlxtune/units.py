@@ -11,7 +11,9 @@ import re
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 
-__all__ = ["ACCEPTED_FORMS", "BINARY_UNITS", "UNLIMITED", "format_size", "parse_size", "parse_sizes"]
+__all__ = [
+    "ACCEPTED_FORMS", "BINARY_UNITS", "UNLIMITED", "format_size", "limit_text", "parse_size", "parse_sizes",
+]
 
 #: "No limit": the largest value MLX's limit setters accept, so MLX never trims for it.
 UNLIMITED: int = 2**63 - 1
@@ -157,3 +159,8 @@ def _three_digits(x: float) -> str:
     decimals = 2 if x < 10 else 1 if x < 100 else 0
     text = f"{x:.{decimals}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def limit_text(value: int | float) -> str:
+    """A limit as people read it everywhere (tables, plots, the progress bar): "0", "16MB", "unlimited"."""
+    return "0" if value == 0 else format_size(value)

@@ -42,16 +42,16 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from mlxtune import runner, view
+from mlxtune import present, runner, view
 from mlxtune.plots import data_uri, figure_bytes
+from mlxtune.present import status_text
 from mlxtune.report import summary_html
 from mlxtune.units import format_size, parse_size, parse_sizes
-from mlxtune.view import status_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from mlxtune.measure import RunRecord
+    from mlxtune.record import RunRecord
     from mlxtune.result import SweepResult
     from mlxtune.sweep import SweepProgress
 
@@ -359,10 +359,10 @@ class SweepPanel:
         self._leave_snapshot(result)
 
     def _outcome(self, result: SweepResult) -> str:
-        parts = [view.status_text(result)]
+        parts = [present.status_text(result)]
         if result.complete and result.stop_reason:  # an adaptive sweep: where it stopped and why
             parts[0] += f" ({result.stop_reason})"
-        parts.append(view.design_text(result))
+        parts.append(present.design_text(result))
         if result.failed_runs:
             first = result.first_error
             parts.append(f"{result.failed_runs} failed: {first}")

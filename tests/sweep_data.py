@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from mlxtune.measure import runs_frame
+from mlxtune.record import runs_frame
 from mlxtune.result import SweepResult
 from mlxtune.units import UNLIMITED
 

@@ -21,7 +21,7 @@ from mlxtune.compare import (
     write_comparison_html,
     write_comparison_markdown,
 )
-from mlxtune.measure import runs_frame
+from mlxtune.record import runs_frame
 from mlxtune.result import SweepResult
 
 SLOWER = {limit: speed * 0.8 for limit, speed in SPEEDS.items()}

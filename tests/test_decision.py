@@ -16,9 +16,9 @@ from scipy.optimize import isotonic_regression
 from sweep_data import MB, make_result, result_of, row
 
 from mlxtune import decision, memory, view
+from mlxtune.advice import Recommendation
 from mlxtune.decision import isotonic, nan_quantile
-from mlxtune.measure import RunRecord, Work, runs_frame
-from mlxtune.result import Recommendation
+from mlxtune.record import RunRecord, Work, runs_frame
 from mlxtune.sweep import PlanError, SweepProgress, sweep
 from mlxtune.units import UNLIMITED
 
@@ -206,7 +206,7 @@ def test_the_same_runs_give_the_same_answer():
 def test_the_answer_is_computed_once_per_result():
     result = make_result()
     assert result.decision() is result.decision() and result.recommend() is result.recommend()
-    assert result.summary() is not result.summary()  # a copy each time: changing it changes nothing
+    assert result.summary_frame() is not result.summary_frame()  # a copy each time
     assert result.recommend(budget="1GB") is not result.recommend()
 
 

@@ -15,9 +15,9 @@ import pytest
 import mlxtune
 from mlxtune import memory
 from mlxtune.paired import Blocks, Generations, step_source
+from mlxtune.present import design_text
 from mlxtune.sweep import PlanError, sweep
 from mlxtune.units import UNLIMITED
-from mlxtune.view import design_text
 
 MB = 1_000_000
 DATA = Path(__file__).parent / "data"
@@ -129,7 +129,7 @@ def test_a_step_workload_that_depends_on_the_limit_is_decided_correctly_in_few_c
     assert "decided" in result.stop_reason
     # the memory shown for the answer and for the reference comes from whole runs at those limits
     assert sorted(result.runs["cache_limit"]) == [16 * MB, UNLIMITED]
-    summary = result.summary().set_index("cache_limit")
+    summary = result.summary_frame().set_index("cache_limit")
     assert summary.loc[16 * MB, "memory_from"] == "runs" and summary.loc[0, "memory_from"] == "blocks"
     assert memory.get_cache_limit() == limit
 

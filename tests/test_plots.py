@@ -15,7 +15,7 @@ from matplotlib.text import Text
 from sweep_data import LIMITS, MB, SPEEDS, make_result, row
 
 from mlxtune import plots
-from mlxtune.measure import runs_frame
+from mlxtune.record import runs_frame
 from mlxtune.result import SweepResult
 from mlxtune.units import UNLIMITED
 from mlxtune.view import limit_text
@@ -37,7 +37,7 @@ def legend_texts(figure: Figure) -> list[str]:
 
 def test_tradeoff_shows_one_labelled_point_per_limit_the_front_and_the_recommendation():
     result = make_result()
-    summary = result.summary()
+    summary = result.summary_frame()
     rec = result.recommend(budget="100MB")
     figure = result.plot(kind="tradeoff", budget="100MB")
 
@@ -95,14 +95,14 @@ def test_points_on_the_same_spot_share_one_label():
 
 def test_pareto_front_keeps_only_points_nothing_else_beats():
     result = make_result({0: 100.0, 1 * MB: 90.0, 16 * MB: 160.0}, noise=0.0)
-    front = plots.pareto_front(result.summary())
+    front = plots.pareto_front(result.summary_frame())
     # 1MB is bigger than 0 and slower: dominated.
     assert list(front["cache_limit"]) == [0, 16 * MB]
 
 
 def test_highlight_marks_the_scrubbed_limit_in_each_kind():
     result = make_result()
-    footprint = result.summary().set_index("cache_limit").loc[16 * MB, "footprint_above_start"]
+    footprint = result.summary_frame().set_index("cache_limit").loc[16 * MB, "footprint_above_start"]
     (ring,) = artists(result.plot("tradeoff", highlight="16MB"), "highlight")
     assert ring.get_xdata()[0] == footprint
     assert len(artists(result.plot("throughput", highlight=16 * MB), "highlight")) == 1
@@ -139,7 +139,7 @@ def test_throughput_against_limit_places_zero_and_unlimited_at_the_ends_with_iqr
     x = line.get_xdata()
     assert list(x) == sorted(x) and len(set(x)) == len(LIMITS)
     assert x[1] == pytest.approx(math.log10(1 * MB))
-    summary = result.summary()
+    summary = result.summary_frame()
     bars = ax.containers[0].lines[2][0].get_segments()
     for segment, (_, point) in zip(bars, summary.iterrows(), strict=True):
         low, high = sorted(segment[:, 1])
@@ -153,7 +153,7 @@ def test_throughput_against_limit_places_zero_and_unlimited_at_the_ends_with_iqr
 def test_memory_figure_draws_each_memory_measure_at_its_largest():
     result = make_result()
     figure = result.plot("memory")
-    summary = result.summary()
+    summary = result.summary_frame()
     for column in ("footprint", "peak_memory_max", "cache_after_max", "process_rss_max"):
         (line,) = artists(figure, f"memory:{column}")
         np.testing.assert_array_equal(line.get_ydata(), summary[column].to_numpy(dtype=float))

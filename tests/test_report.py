@@ -25,7 +25,7 @@ from sweep_data import LIMITS, SPEEDS, make_result, row
 
 import mlxtune
 from mlxtune import files, report
-from mlxtune.measure import SCHEMA_VERSION, runs_frame
+from mlxtune.record import SCHEMA_VERSION, runs_frame
 from mlxtune.result import SweepResult
 from mlxtune.sweep import PlanError
 from mlxtune.units import format_size
@@ -212,7 +212,7 @@ def test_json_round_trip_gives_an_equal_result(tmp_path, kind):
     assert_same_result(loaded, result)
     document = json.loads(Path(path).read_text(encoding="utf-8"))
     assert document["format"] == "mlxtune.sweep" and document["schema_version"] == SCHEMA_VERSION
-    assert len(document["summary"]) == len(result.summary())
+    assert len(document["summary"]) == len(result.summary_frame())
     saved_fields = {f.name for f in dataclasses.fields(SweepResult)} - {"runs"}
     assert saved_fields <= set(document)
 
@@ -239,7 +239,7 @@ def test_whatever_was_measured_can_be_saved_even_values_json_cannot_hold(tmp_pat
     assert set(loaded.runs["when"]) == {"Timestamp('2026-01-01 00:00:00')"}
     same = ["model", "shape", "when"]
     pd.testing.assert_frame_equal(loaded.runs.drop(columns=same), result.runs.drop(columns=same))
-    assert len(loaded.summary()) == 2 * len(LIMITS)  # one point per limit and shape
+    assert len(loaded.summary_frame()) == 2 * len(LIMITS)  # one point per limit and shape
 
 
 def test_many_reports_leave_no_file_handles_or_temporaries_behind(tmp_path):
@@ -385,7 +385,7 @@ def test_a_mutated_file_loads_cleanly_or_is_one_value_error(tmp_path, good_json,
     except ValueError as exc:
         assert str(exc).startswith(f"{path}: ")
         return
-    loaded.summary()
+    loaded.summary_frame()
     loaded.recommend()
 
 

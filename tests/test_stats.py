@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from mlxtune.measure import runs_frame
+from mlxtune.record import runs_frame
 from mlxtune.stats import (
     SUMMARY_COLUMNS,
-    best,
     is_significant,
     median_ci,
     ratio_ci,
@@ -127,7 +126,6 @@ def test_summarize_on_known_runs():
     assert slow["prompt_tps_median"] == 6.5  # metrics of successful runs only
     assert fast["throughput_median"] == 11.0 and fast["footprint"] == 900_040
     assert fast["cache_after_max"] == 900_000 and fast["process_rss_max"] == 100 * MB
-    assert best(summary)["cache_limit"] == MB
 
 
 def test_summarize_groups_by_every_axis_and_keeps_all_failed_points():
@@ -141,9 +139,3 @@ def test_summarize_groups_by_every_axis_and_keeps_all_failed_points():
     assert summarize(runs_frame([]), ["cache_limit"]).empty
     with pytest.raises(ValueError, match="no column 'dtype'"):
         summarize(runs_frame(rows, ["batch"]), ["cache_limit", "dtype"])
-
-
-def test_best_needs_a_successful_run():
-    summary = summarize(runs_frame([row(0, 0.0, error="RuntimeError: x")]), ["cache_limit"])
-    with pytest.raises(ValueError, match="no successful runs"):
-        best(summary)

@@ -12,9 +12,9 @@ import pytest
 from bs4 import BeautifulSoup
 from sweep_data import make_result
 
-from mlxtune import memory, stats, view
+from mlxtune import memory, present, stats
 from mlxtune.cli import main
-from mlxtune.measure import Work
+from mlxtune.record import Work
 from mlxtune.sweep import sweep
 from mlxtune.widgets import SweepPanel
 
@@ -33,7 +33,7 @@ def test_a_binary_limit_reads_as_typed_everywhere(tmp_path: Path, shell: Any,
     result = sweep(work, cache_limits=[0, MIB4, "unlimited"], repeats=4, warmup=0, progress=False)
     html_text = BeautifulSoup(Path(result.to_html(tmp_path / "r.html")).read_text(), "html.parser").get_text()
     markdown = Path(result.to_markdown(tmp_path / "r.md")).read_text()
-    styled = view.formatted(result.summary()).to_html()
+    styled = present.formatted(result.summary_frame()).to_html()
     panel = SweepPanel(work, cache_limits=[0, MIB4, "unlimited"], out_dir=tmp_path)
     main(["sweep", "--workload", "mlxtune.workloads:allocator_churn", "--cache-limits", f"0,{MIB4},unlimited",
           "--repeats", "4", "--warmup", "0"])
@@ -87,4 +87,4 @@ def test_the_unit_is_the_one_measured_when_the_first_points_runs_all_failed() ->
 
     result = sweep(tokens_unless_uncached, cache_limits=["0", "1MB"], repeats=2, progress=False)
     assert result.failed_runs == 2 and result.unit == "tokens"
-    assert "median tokens/s" in view.summary_table(result).headers
+    assert "median tokens/s" in present.summary_table(result).headers

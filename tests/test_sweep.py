@@ -18,7 +18,7 @@ from bs4 import BeautifulSoup
 
 import mlxtune
 from mlxtune import memory, runner
-from mlxtune.measure import MEASURED_COLUMNS, RunRecord, Work
+from mlxtune.record import MEASURED_COLUMNS, RunRecord, Work
 from mlxtune.stats import SUMMARY_COLUMNS
 from mlxtune.sweep import PlanError, SweepError, SweepProgress, Workload, sweep
 from mlxtune.units import UNLIMITED
@@ -71,7 +71,7 @@ def test_frame_columns_rows_and_summary(limits):
     assert sorted(set(result.runs["cache_limit"])) == [0, MB, UNLIMITED]
     assert (result.runs["error"] == "").all() and (result.runs["units"] == 8).all()
     assert (result.runs["peak_memory"] > 0).all()
-    summary = result.summary()
+    summary = result.summary_frame()
     assert list(summary.columns) == ["cache_limit", *SUMMARY_COLUMNS]
     assert list(summary["cache_limit"]) == [0, MB, UNLIMITED] and list(summary["runs"]) == [2, 2, 2]
     assert result.label == "churn" and result.params == ["cache_limit"]
@@ -110,7 +110,7 @@ def test_an_error_run_is_recorded_and_the_sweep_goes_on(limits):
     failed = result.runs[result.runs["error"] != ""]
     assert failed["error"].iloc[0] == "RuntimeError: boom on call 3"
     assert failed["throughput"].isna().all()
-    assert result.summary()["failed"].sum() == 1
+    assert result.summary_frame()["failed"].sum() == 1
     assert_restored(limits)
 
 
@@ -182,7 +182,7 @@ def test_a_grid_with_a_factory_and_a_memory_limit_axis(limits):
     assert list(result.runs.columns[:3]) == result.params and len(result.runs) == 2 * 2 * 2 * 2
     assert (result.runs["units"] == result.runs["n"]).all()
     assert set(result.runs["memory_limit"]) == {1_000_000_000, 2_000_000_000}
-    summary = result.summary()
+    summary = result.summary_frame()
     assert len(summary) == 8 and list(summary.columns[:3]) == result.params
     assert_restored(limits)
 
@@ -398,7 +398,7 @@ def test_work_objects_give_the_unit_and_metric_columns():
 
     result = sweep(decode, cache_limits=[0, "1MB"], repeats=2, progress=False)
     assert result.unit == "tokens" and (result.runs["throughput"] == 128.0).all()
-    summary = result.summary()
+    summary = result.summary_frame()
     assert (summary["unit"] == "tokens").all() and (summary["prompt_tps_median"] == 1000.0).all()
 
 
@@ -497,7 +497,7 @@ def test_a_failure_at_a_random_run_keeps_every_other_row(limits, seed, tmp_path)
     result = sweep(work, cache_limits=[0, "1MB", "unlimited"], repeats=3, progress=False, seed=seed)
     assert result.complete and len(result.runs) == planned and result.failed_runs == 1
     assert result.runs["error"].iloc[bad - 2] == f"RuntimeError: boom on call {bad}"
-    assert int(result.summary()["failed"].sum()) == 1
+    assert int(result.summary_frame()["failed"].sum()) == 1
     assert_restored(limits)
     assert_saved_intact(result, tmp_path)
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from mlxtune import memory
-from mlxtune.measure import Work
+from mlxtune.record import Work
 from mlxtune.workloads.lm import LM, decode_steps, mlx_lm_cache_clearing, step_statistics
 
 __all__ = ["Chat", "chat"]

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlxtune._mlx import mx
-from mlxtune.measure import Work, Workload
+from mlxtune.record import Work, Workload
 
 __all__ = ["DTYPES", "LM", "STEP_METRICS", "apply_dtype", "decode_steps", "lm", "lm_factory",
            "mlx_lm_cache_clearing",
@@ -110,7 +110,7 @@ class LM(Workload):
     """Prompt processing plus generation of one model: a sweep workload (see :func:`lm`).
 
     ``setup()`` loads the model (once) and draws the prompt; calling the object runs one timed
-    generation and returns a :class:`~mlxtune.measure.Work` of generated tokens; ``teardown()``
+    generation and returns a :class:`~mlxtune.record.Work` of generated tokens; ``teardown()``
     drops a model it loaded so the next grid point does not hold two.
     """
 

@@ -13,7 +13,7 @@ import random
 from collections import deque
 
 from mlxtune._mlx import mx
-from mlxtune.measure import Work, Workload
+from mlxtune.record import Work, Workload
 from mlxtune.units import format_size, parse_size
 
 __all__ = ["AllocatorChurn", "allocator_churn"]
