@@ -66,6 +66,7 @@ class Row:
     css: str = ""
     cell_css: list[str] = dataclasses.field(default_factory=list)
 
+
 @dataclasses.dataclass
 class Table:
     """Headers and rows; the first ``text_columns`` columns are labels (left-aligned), the rest numbers."""
@@ -74,12 +75,14 @@ class Table:
     rows: list[Row]
     text_columns: int = 0
 
+
 def recommended_rows(summary: pd.DataFrame, rec: Recommendation) -> pd.Series:
     """Which summary rows are the recommended point: its cache limit and its value on every other axis."""
     match = summary["cache_limit"] == rec.cache_limit
     for name, value in rec.params.items():
         match &= summary[name] == value if name in summary else False
     return match
+
 
 def summary_table(result: SweepResult, rec: Recommendation | None = None) -> Table:
     """The summary as display text, the recommended row marked: each point's median speed, its speed
@@ -118,6 +121,7 @@ def summary_table(result: SweepResult, rec: Recommendation | None = None) -> Tab
         rows.append(Row(cells, css="recommended" if recommended else ""))
     return Table(headers, rows, text_columns=len(params))
 
+
 def runs_table(result: SweepResult, blocks: bool = False) -> Table:
     """Every run (``blocks``: every block of a paired sweep) with every column, exact values: bytes in
     full, limits as words, times as dates."""
@@ -127,6 +131,7 @@ def runs_table(result: SweepResult, blocks: bool = False) -> Table:
                 css="failed" if row.error else "")
             for row in runs.itertuples(index=False)]
     return Table([str(c) for c in runs.columns], rows, text_columns=0)
+
 
 def errors_in_full(result: SweepResult) -> list[tuple[str, str]]:
     """Each failed run, then each failed block: a heading (which, where, the one-line error) and the
@@ -139,12 +144,14 @@ def errors_in_full(result: SweepResult) -> list[tuple[str, str]]:
                 found.append((heading, str(row.get("error_detail") or row["error"])))
     return found
 
+
 #: Summary and runs columns that hold bytes, shown as sizes in :func:`formatted` frames.
 _BYTE_COLUMNS = frozenset({
     "peak_memory", "active_before", "active_after", "cache_before", "cache_after", "process_rss",
     "footprint_peak", "process_peak", "peak_memory_max", "cache_after_max", "footprint", "process_rss_max",
     "process_peak_max", "footprint_above_start",
 })
+
 
 def formatted(frame: pd.DataFrame) -> Any:
     """A runs, summary or history frame for people (a pandas Styler): limits as words ("0",
@@ -164,6 +171,7 @@ def formatted(frame: pd.DataFrame) -> Any:
     numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
     return (frame.style.format(formats, na_rep="–").hide(axis="index")
             .set_properties(subset=numeric, **{"text-align": "right"}))
+
 
 def environment_rows(result: SweepResult) -> list[tuple[str, str]]:
     """Where and how it was measured, in reading order; unknown environment keys follow."""
@@ -185,6 +193,7 @@ def environment_rows(result: SweepResult) -> list[tuple[str, str]]:
     rows += [(f"option {k}", _option_text(k, v)) for k, v in result.options.items()]
     return rows
 
+
 def _option_text(name: str, value: Any) -> str:
     """An option as it reads: limits as words wherever they appear (a list, a grid axis)."""
     if name == "cache_limits" and isinstance(value, list):
@@ -196,6 +205,7 @@ def _option_text(name: str, value: Any) -> str:
     if name == "budget" and isinstance(value, int):
         return format_size(value)
     return _plain_text(value)
+
 
 def reproduce_text(result: SweepResult) -> str:
     """How to run the sweep again: the command line it came from, or the ``sweep()`` call its
@@ -213,24 +223,28 @@ def reproduce_text(result: SweepResult) -> str:
     commit = env.get("commit")
     return f"{text}\n# at commit {commit}" if commit else text
 
+
 def _plain_text(value: Any) -> str:
     """A saved option or environment value as it reads: text as it is, nothing as "none", else JSON."""
     if value is None:
         return "none"
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
+
 def status_text(result: SweepResult) -> str:
     """Whether the sweep finished, in a few words: "complete: 15 runs" or "incomplete: 9 of 15 ...";
     a paired sweep counts its blocks and whole runs together ("complete: 73 blocks and 2 runs")."""
     failed = f", {result.failed_runs} failed" if result.failed_runs else ""
     runs = len(result.runs)
-    measured = f"{len(result.blocks)} blocks and {runs} runs" if result.design == "paired" else f"{runs} runs"
+    whole = f"{runs} run{'' if runs == 1 else 's'}"
+    measured = f"{len(result.blocks)} blocks and {whole}" if result.design == "paired" else whole
     if result.complete:
         return f"complete: {measured}{failed}"
     reason = f" ({result.stop_reason.rstrip('.')})" if result.stop_reason else ""
     if result.design == "paired":
         return f"incomplete: {measured} of {result.planned_runs} planned{failed}{reason}"
     return f"incomplete: {runs} of {result.planned_runs} planned runs{failed}{reason}"
+
 
 def design_text(result: SweepResult) -> str:
     """What was compared, and where each number comes from: for a paired sweep its cycles, limits,
@@ -256,13 +270,16 @@ def design_text(result: SweepResult) -> str:
                  "what their blocks held and sampled, beside the run's live state.")
     return text
 
+
 def recommended_mark(rec: Recommendation) -> str:
     """How a table marks the recommended row: a star once decided, else that it is only safe so far."""
     return "★ recommended" if rec.decided else "(safe; smaller limits undecided)"
 
+
 def code_snippets(rec: Recommendation) -> tuple[str, str]:
     """Python and Swift to paste, each with the import it needs."""
     return f"import mlx.core as mx\n\n{rec.python_code}", f"import MLX\n\n{rec.swift_code}"
+
 
 def throughput_unit(result: SweepResult, summary: pd.DataFrame) -> str:
     """What throughput counts ("tokens"): the first unit of a point that measured a speed in
@@ -270,6 +287,7 @@ def throughput_unit(result: SweepResult, summary: pd.DataFrame) -> str:
     measured = summary[summary["throughput_median"].notna()] if "throughput_median" in summary else summary
     units = [u for u in measured.get("unit", pd.Series(dtype=str)).dropna() if u]
     return str(units[0]) if units else result.unit
+
 
 def text_table(table: Table) -> str:
     """A report table (headers, rows of cells) as aligned terminal text: labels left, numbers right."""
@@ -282,6 +300,7 @@ def text_table(table: Table) -> str:
 
     return "\n".join([line(rows[0]), "  ".join("-" * w for w in widths), *map(line, rows[1:])])
 
+
 def fleet_headline(rec: FleetRecommendation) -> str:
     """The fleet's answer in one sentence."""
     if rec.cache_limit is None:
@@ -290,6 +309,7 @@ def fleet_headline(rec: FleetRecommendation) -> str:
         return (f"Undecided: cache limit {limit_text(rec.cache_limit)} is safe on every host so far; smaller "
                 "limits are not yet shown fast or slow on some host.")
     return f"Set the cache limit to {limit_text(rec.cache_limit)} on every host."
+
 
 def fleet_table(fleet: FleetResult, rec: FleetRecommendation) -> Table:
     """One row per host: where it measured, its own recommendation, and the fleet's limit on it."""

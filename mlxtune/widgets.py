@@ -166,10 +166,10 @@ class SweepPanel:
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="Runs", layout=wide,
                                             style=labels)
         self.status = widgets.HTML(layout=wide)
-        self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", width="640px"))
+        self.plot = _figure_image()
         self.plot.add_class("mlxtune-tradeoff")  # a name for the page: the timeline is an image too
         self.table = widgets.HTML(layout=widgets.Layout(max_width="100%", overflow="auto"))
-        self.timeline = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", width="640px"))
+        self.timeline = _figure_image()
         self.timeline.add_class("mlxtune-timeline")
         self.scrub = widgets.SelectionSlider(
             options=[("—", -1)], description="Inspect", disabled=True, continuous_update=False,
@@ -271,7 +271,11 @@ class SweepPanel:
         self._stem = f"{_slug(self._label)}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
         self._scrub_ready = False
         self.errors.value = self.links.value = self.details.value = ""
-        self.timeline.value = b""
+        self.timeline.value = b""  # hidden while empty (_figure_image), as is the plot before a first run
+        if self._snapshot is not None:  # the last sweep's snapshot goes; this sweep leaves its own
+            from IPython.display import HTML
+
+            self._snapshot.update(HTML(""))
         self.progress.value, self.progress.max = 0, self.planned_runs
         self.progress.bar_style = ""
         self._busy = True
@@ -485,7 +489,7 @@ class SweepPanel:
         from IPython.display import HTML
 
         self._snapshot.update(HTML(
-            "<details open class='mlxtune-snapshot'><summary>Snapshot of the last sweep (kept in the saved "
+            "<details class='mlxtune-snapshot'><summary>Snapshot of the last sweep (kept in the saved "
             f"notebook): {html.escape(status_text(result))}</summary>"
             f"<img alt='trade-off figure' style='max-width:100%' src='{data_uri(self.figure, 'png')}'>"
             f"{summary_html(result)}</details>"
@@ -522,6 +526,18 @@ def _details_html(result: SweepResult, limit: int) -> str:
     body = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     title = f"<b>cache limit {html.escape(view.limit_text(limit))}</b>"
     return f"{title}<table class='mlxtune-details'>{body}</table>"
+
+
+def _figure_image() -> widgets.Image:
+    """A figure's place in the panel, hidden while it holds no image (an empty image shows as broken)."""
+    layout = widgets.Layout(max_width="100%", width="640px", display="none")
+    image = widgets.Image(format="png", layout=layout)
+
+    def shown(change: dict[str, Any]) -> None:
+        image.layout.display = None if change["new"] else "none"
+
+    image.observe(shown, names="value")
+    return image
 
 
 def _error_box(message: str, detail: str = "") -> str:

@@ -162,9 +162,14 @@ def test_slider_notebook_renders_widgets_and_runs(lab: tuple[str, Path]) -> None
             after = plan.inner_text()
             assert after != before and "unlimited" not in after and "256KB" in after
 
+            assert _broken_images(page) == 0
+            panel_cell = page.locator(".jp-CodeCell").filter(has=panel).first  # %%mlxsweep has one too
+            expect(panel_cell.locator(".mlxtune-snapshot")).to_have_count(1)  # the notebook's own sweep's
             run = panel.locator(".widget-button", has_text=re.compile(r"^\s*Run\s*$"))
             run.click()
             expect(run).to_be_disabled(timeout=10_000)
+            # a second sweep replaces the first one's snapshot: never two views of two sweeps at once
+            expect(panel_cell.locator(".mlxtune-snapshot")).to_have_count(0, timeout=10_000)
             # what a person waits for: Run is back, the status says how many blocks ended (lm runs in
             # steps, so the panel compares limits within runs), the table has them
             expect(run).to_be_enabled(timeout=60_000)
@@ -176,6 +181,8 @@ def test_slider_notebook_renders_widgets_and_runs(lab: tuple[str, Path]) -> None
             first_cells = [c.split(" ")[0] for c in table.locator("td:nth-child(1)").all_inner_texts()]
             assert first_cells == ["0", "256KB", "1MB", "4MB", "16MB"]
             expect(table.locator(f"td:nth-child({blocks_column})")).to_have_text(["4"] * 5)  # 4 cycles
+            expect(panel_cell.locator(".mlxtune-snapshot")).to_have_count(1, timeout=10_000)
+            assert _broken_images(page) == 0
 
             panel.locator(".widget-button", has_text="Export HTML").click()
             link = panel.locator("a[href$='.html']")
@@ -204,11 +211,18 @@ def test_slider_notebook_renders_widgets_and_runs(lab: tuple[str, Path]) -> None
             page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
             snapshot = page.locator(".mlxtune-snapshot").first  # the panel above; %%mlxsweep leaves one too
             snapshot.scroll_into_view_if_needed()
+            snapshot.locator("summary").first.click()  # folded below the live panel: one click away
             expect(snapshot.locator("img")).to_be_visible(timeout=30_000)
             expect(snapshot.locator("table.summary tbody tr")).to_have_count(5)
         finally:
             page.screenshot(path=str(ARTIFACTS / "browser-02-cache-limit-slider.png"), full_page=True)
             browser.close()
+
+
+def _broken_images(page: Any) -> int:
+    """How many images on the page are shown without a picture (the browser's broken-image icon)."""
+    return page.evaluate("[...document.querySelectorAll('img')].filter(i => i.offsetParent !== null "
+                         "&& i.complete && i.naturalWidth === 0).length")
 
 
 def _assert_inside(inner: Any, outer: Any, width: int) -> None:

@@ -16,6 +16,8 @@ from mlxtune import memory, present, stats
 from mlxtune.cli import main
 from mlxtune.record import Work
 from mlxtune.sweep import sweep
+from mlxtune.units import limit_text
+from mlxtune.view import ratio_text
 from mlxtune.widgets import SweepPanel
 
 MIB4 = 4 * 1024**2  # as users write it: 4 * 1024 * 1024
@@ -88,3 +90,60 @@ def test_the_unit_is_the_one_measured_when_the_first_points_runs_all_failed() ->
     result = sweep(tokens_unless_uncached, cache_limits=["0", "1MB"], repeats=2, progress=False)
     assert result.failed_runs == 2 and result.unit == "tokens"
     assert "median tokens/s" in present.summary_table(result).headers
+
+
+def _rows_with(texts: list[list[str]], limit: str) -> list[list[str]]:
+    """The table rows (lists of cell texts) whose first cell names ``limit``."""
+    return [cells for cells in texts
+            if cells and re.sub(r" (★ recommended|\(safe.*)$", "", cells[0]) == limit]
+
+
+def test_a_limit_its_ratio_and_its_verdict_read_the_same_on_every_surface(
+        tmp_path: Path, shell: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """One sweep, from %%mlxsweep: its panel, summary(), the HTML and Markdown reports and the terminal text
+    (``print(result)``, what ``mlxtune sweep`` prints) show each point's limit, ratio and verdict alike."""
+    shell.user_ns.pop("swept", None)
+    shell.run_cell_magic("mlxsweep", f"--cache-limits 0,{MIB4},unlimited -r 4 -w 0 --wait -v swept",
+                         "x = mx.ones((256, 256))\nx @ x")
+    panel = shell.user_ns["swept"]
+    result = panel.result
+    try:
+        points = result.decision().points
+        expected = {limit_text(int(p["cache_limit"])): (ratio_text(p["ratio"], p["ratio_low"],
+                                                                                     p["ratio_high"]),
+                                                                  str(p["verdict"]))
+                    for _, p in points.iterrows()}
+        html_rows = [[c.get_text(" ", strip=True) for c in tr.find_all(["th", "td"])] for tr in
+                     BeautifulSoup(Path(result.to_html(tmp_path / "r.html")).read_text(), "html.parser")
+                     .select("table.summary tr")]
+        panel_rows = [[c.get_text(" ", strip=True) for c in tr.find_all(["th", "td"])]
+                      for tr in BeautifulSoup(panel.table.value, "html.parser").select("tr")]
+        markdown = Path(result.to_markdown(tmp_path / "r.md")).read_text()
+        summary_section = markdown.split("## Summary", 1)[1].split("\n## ", 1)[0]
+        markdown_rows = [[c.strip().replace("\\", "") for c in line.strip("|").split("|")]
+                         for line in summary_section.splitlines() if line.startswith("|")]
+        print(result)
+        text_rows = [re.split(r"\s{2,}", line.strip()) for line in capsys.readouterr().out.splitlines()]
+        words = result.summary()
+        summary_rows = [[str(index), *map(str, row)]
+                        for index, row in zip(words.index, words.values, strict=True)]
+        assert words.raw.equals(result.summary_frame())
+        for surface, rows in [("html", html_rows), ("panel", panel_rows), ("markdown", markdown_rows),
+                              ("terminal", text_rows), ("summary()", summary_rows)]:
+            for limit, (ratio, verdict) in expected.items():
+                found = _rows_with(rows, limit)
+                assert len(found) == 1, (surface, limit, rows)
+                assert ratio in found[0] and verdict in found[0], (surface, limit, found[0])
+    finally:
+        panel.close()
+
+
+def test_summary_reads_as_words_and_keeps_the_numbers_one_attribute_away() -> None:
+    result = make_result()
+    words = result.summary()
+    limits = [limit_text(v) for v in result.summary_frame()["cache_limit"]]
+    assert [re.sub(r" (★ recommended|\(safe.*)$", "", label) for label in words.index] == limits
+    text = words.to_string() + words.to_html()
+    assert SENTINEL not in text and "unlimited" in text and "nan" not in text.lower()
+    assert not re.search(r"\d\.\d{5,}", text), "a raw float reached the readable summary"
+    assert words.raw.equals(result.summary_frame()) and words.raw is not result.summary().raw
