@@ -702,6 +702,7 @@ def block_paired(figs: dict[str, bytes]) -> str:
 LIVE_SITTINGS = (
     ("run6", "sign-test bounds, compared with the highest median"),
     ("run7", "the same, compared with the reference, with the edge"),
+    ("run9", "the same, blocks not sampled during their steps"),
 )
 
 
@@ -736,8 +737,16 @@ def block_paired_live(figs: dict[str, bytes]) -> str:
         f"pairs alternating: {medians[0]:.1f} against {medians[1]:.1f} tokens/s, ratio "
         f"{accuracy['ratio']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}] (90%).", "",
         f"Measured on {env['device_name']} ({env['backend']}), mlx {env['mlx']}, mlx-lm {env['mlx_lm']}, "
-        f"{env['date'][:10]}; files in `{_rel(GPU)}/{LIVE_SITTINGS[0][0]}` and `{LIVE_SITTINGS[-1][0]}`.",
+        f"{env['date'][:10]}; files in `{_rel(GPU)}/` " + ", ".join(f"`{f}`" for f, _ in LIVE_SITTINGS) + ".",
     ])
+
+
+def block_paired_noise(figs: dict[str, bytes]) -> str:
+    """How noisy one block is, sampled or not, 12 or 24 steps (benchmarks/paired_noise.py), and the
+    longer lm accuracy check of the same sitting."""
+    noise = _read_text(GPU / "run8" / "paired_noise.txt").rstrip()
+    accuracy = _read_text(GPU / "run9" / "lm_vs_mlx_lm.txt").rstrip()
+    return code_block(noise, "text") + "\n\n" + code_block(accuracy, "text")
 
 
 def block_sampler(figs: dict[str, bytes]) -> str:
@@ -761,6 +770,7 @@ BLOCKS: dict[str, Callable[[dict[str, bytes]], str]] = {
     "chat": block_chat,
     "paired": block_paired,
     "paired-live": block_paired_live,
+    "paired-noise": block_paired_noise,
     "sampler": block_sampler,
 }
 

@@ -13,10 +13,10 @@ How
 A *step workload* (:func:`step_source`) hands the engine one step at a time. A *cycle* runs every
 limit point once, in an order shuffled per cycle; each visit is a *block*: the limit is set,
 ``settle`` steps run untimed (the cache adapts to the new limit), then ``block`` steps are timed
-and recorded (cycle, limit, steps, seconds, units, cache held at the end, memory sampled during
-it). Each limit's speed is then compared with the fastest limit's within the cycles both ran
-(:mod:`mlxtune.decision`); the largest limit of each curve and the fastest so far run in every
-cycle.
+and recorded (cycle, limit, steps, seconds, units, cache held at the end, memory at its start and
+end: a sampling thread beside the steps doubled a block's noise on an H200). Each limit's speed is
+then compared with the fastest limit's within the cycles both ran (:mod:`mlxtune.decision`); the
+largest limit of each curve and the fastest so far run in every cycle.
 
 A *generation* is one iterator from ``steps()``: for :func:`mlxtune.workloads.lm`, the same work
 as one whole run (a fresh prompt, then ``gen_tokens`` decoded tokens). A generation that ends is

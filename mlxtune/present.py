@@ -267,7 +267,7 @@ def design_text(result: SweepResult) -> str:
     whole = sorted({int(v) for v in result.runs["cache_limit"]}) if len(result.runs) else []
     if whole:
         text += (f" Memory: whole runs at {', '.join(limit_text(v) for v in whole)}; for the other limits, "
-                 "what their blocks held and sampled, beside the run's live state.")
+                 "what their blocks held at their start and end, beside the run's live state.")
     return text
 
 

@@ -667,8 +667,11 @@ class _Sweep:
                 except BaseException as exc:  # recorded as the block's failure, like a failing step
                     generations.close()
                     return _failed_measure(params, limits, cycle, exc)
+                # sampled at its start and end only: a sampling thread beside 12 decode steps doubled the
+                # spread of a block's speed on an H200 (benchmarks/paired_noise.py); the confirming
+                # whole runs are sampled in full
                 measured = measure(generations.block, params=params, repeat=cycle, clear=False,
-                                   sample_interval=self.sample_interval)
+                                   sample_interval=None)
                 if measured.exception is not None:
                     generations.close()
                 if measured.exception is not None or measured.record.metrics["steps"]:

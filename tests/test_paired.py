@@ -248,3 +248,22 @@ def test_a_file_saved_before_the_paired_design_still_loads_and_reports(tmp_path)
     assert "Whole runs: 12 runs in 4 rounds" in page
     again = mlxtune.load(saved.to_json(str(tmp_path / "again.json")))  # now saved in the current schema
     assert again.runs.equals(saved.runs) and again.blocks.empty
+
+
+def test_blocks_are_not_sampled_during_their_steps_and_the_whole_runs_are(limit):
+    """A sampling thread beside a block's few steps doubled its noise on a GPU: a block keeps memory at its
+    start and end only, while the confirming whole runs are sampled through."""
+    class Slow(Recorder):
+        def steps(self) -> Iterator[int]:
+            for step in super().steps():
+                matmuls(6, 160)  # long enough steps that a 1 ms sampler would land many samples in a block
+                yield step
+
+    kept: list[tuple[bool, int]] = []
+    sweep(Slow(), cache_limits=["0", "unlimited"], repeats=4, warmup=0, progress=False,
+          blocks=Blocks(block=6, settle=1), sample_interval=0.001,
+          on_run=lambda record, _: kept.append((record.block, len(record.samples or ()))))
+    blocks = [n for block, n in kept if block]
+    runs = [n for block, n in kept if not block]
+    assert len(blocks) == 8 and all(n <= 2 for n in blocks)
+    assert runs and max(runs) > 2
