@@ -554,21 +554,24 @@ _UNITS = (("B", 1), *BINARY_UNITS)
 
 
 def _size_axis(axis: Any, values: pd.Series, log_if_wide: bool) -> None:
-    """Sizes on an axis of bytes in one binary unit (that of the largest value), at round numbers of
-    it, so the labels are distinct and in order ("1MiB 1.5MiB 2MiB", never "1.05MB 1MiB 1.01MiB");
-    log-scaled, at powers of two, when the values span more than 20x."""
+    """Sizes on an axis of bytes in one binary unit, at round numbers of it, so the labels are distinct
+    and in order ("1MiB 1.5MiB 2MiB", never "1.05MB 1MiB 1.01MiB"); log-scaled, at powers of two, when
+    the values span more than 20x ("16KiB 32KiB ... 1024KiB")."""
     finite = pd.to_numeric(values, errors="coerce").dropna()
     positive = finite[finite > 0]
-    unit, scale = next(((name, size) for name, size in reversed(_UNITS) if len(positive)
-                        and positive.max() >= size), _UNITS[0])
-    if log_if_wide and len(positive) and positive.max() / positive.min() > 20:
+    logarithmic = bool(log_if_wide and len(positive) and positive.max() / positive.min() > 20)
+    # linear: the unit of the largest value; logarithmic: one the smallest value is at least 1/16 of,
+    # so no power-of-two tick reads "0.01562MiB"
+    reach = (positive.min() * 16 if logarithmic else positive.max()) if len(positive) else 0
+    unit, scale = next(((name, size) for name, size in reversed(_UNITS) if reach >= size), _UNITS[0])
+    if logarithmic:
         axis.axes.set_xscale("log") if axis.axis_name == "x" else axis.axes.set_yscale("log")
         axis.set_major_locator(LogLocator(base=2, subs=(1.0,), numticks=8))
         axis.set_minor_formatter(NullFormatter())
     else:
         axis.set_major_locator(_UnitLocator(scale))
-    axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value / scale:.4g}{unit}" if value >= 0
-                                           else ""))
+    axis.set_major_formatter(FuncFormatter(lambda value, _pos: "" if value < 0 else (
+        f"{value / scale:.4g}{unit}" if value / scale < 10_000 else f"{value / scale:,.0f}{unit}")))
 
 
 class _UnitLocator(Locator):

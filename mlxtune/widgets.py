@@ -194,6 +194,10 @@ class SweepPanel:
         self._show_plan()
 
         wrap = widgets.Layout(flex_flow="row wrap", align_items="center", width="100%")
+        # one screen: the controls, the answer, the trade-off beside its table; the rest folded below
+        self.more = widgets.Accordion(children=[widgets.VBox([self.timeline, self.scrub, self.details])],
+                                      titles=("Details: memory over time, one limit at a time",),
+                                      selected_index=None, layout=widgets.Layout(width="100%"))
         self.widget = widgets.VBox([
             self.span,
             widgets.HBox([self.points, self.repeats, self.adaptive, self.isolate, self.run_button,
@@ -202,11 +206,9 @@ class SweepPanel:
             self.progress,
             self.status,
             self.errors,
-            self.plot,
-            self.table,
-            self.timeline,
-            self.scrub,
-            self.details,
+            widgets.HBox([self.plot, self.table], layout=widgets.Layout(
+                flex_flow="row wrap", align_items="flex-start", width="100%", grid_gap="8px")),
+            self.more,
             widgets.HBox(list(self.export_buttons.values()), layout=wrap),
             self.links,
         ], layout=widgets.Layout(width="100%"))
@@ -257,7 +259,7 @@ class SweepPanel:
     # -- running ------------------------------------------------------------------------------------
     def run(self, *, wait: bool = False, timeout: float | None = None) -> SweepPanel:
         """Start a sweep of :attr:`cache_limits` in a worker thread; ``wait=True`` blocks until it ends."""
-        if self.running:
+        if self.running or (self._thread is not None and self._thread.is_alive()):
             raise RuntimeError("a sweep is already running in this panel: Stop it or wait for it")
         limits, rounds = self.cache_limits, self.repeats.value
         adaptive = ({"repeats": "auto", "max_runs": self.planned_runs} if self.adaptive.value
@@ -280,7 +282,11 @@ class SweepPanel:
         self.progress.bar_style = ""
         self._busy = True
         self._set_running(True)
-        self.status.value = f"starting: {len(limits)} limits, {self.planned.value.split(' in ', 1)[-1]}"
+        self.plot.value, self.table.value = b"", ""  # the last sweep's view goes: nothing stale shows
+        plan = f"{len(limits)} limits, {self.planned.value.split(' in ', 1)[-1]}"
+        self.status.value = (f"starting a clean Python process (an ipyparallel engine) and loading the "
+                             f"workload there, which takes some seconds; then {plan}" if self.isolate.value
+                             else f"starting: {plan}")
         self._thread = threading.Thread(
             target=self._sweep, args=(limits, adaptive), name="mlxtune-sweep", daemon=True
         )
@@ -300,7 +306,7 @@ class SweepPanel:
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
-        return not self.running
+        return thread is None or not thread.is_alive()
 
     def close(self) -> None:
         """Stop any sweep, wait for it, and close every widget of the panel."""
@@ -325,12 +331,12 @@ class SweepPanel:
             self._result = getattr(exc, "result", None)  # SweepError carries the runs so far
             self._show_error(exc)
         finally:
+            self._busy = False  # measuring is over: what is drawn now is the final answer
             try:
                 self._finish()
             except Exception as exc:  # e.g. a figure that cannot be drawn: the panel stays usable
                 self._show_error(exc)
             finally:  # the outcome is drawn; only now do the controls come back
-                self._busy = False
                 self._set_running(False)
 
     def _on_run(self, record: RunRecord, progress: SweepProgress) -> None:
@@ -338,14 +344,14 @@ class SweepPanel:
         self._progress = progress
         self.progress.max = progress.planned
         self.progress.value = progress.done
-        state = f"failed: {html.escape(record.error)}" if record.error else f"{record.wall_seconds:.3g} s"
-        what = f"block of cycle {record.repeat + 1}" if record.block else "run"
-        self.status.value = (
-            f"{progress.done} of {progress.planned} measured · last: {what} at cache limit "
-            f"<b>{view.limit_text(record.cache_limit)}</b>, {state}"
-        )
-        if time.monotonic() >= self._next_draw:
+        if time.monotonic() >= self._next_draw:  # the line and the table change together, never apart
+            state = f"failed: {html.escape(record.error)}" if record.error else f"{record.wall_seconds:.3g} s"
+            what = f"block of cycle {record.repeat + 1}" if record.block else "run"
             self._draw()
+            self.status.value = (
+                f"{progress.done} of {progress.planned} measured · last: {what} at cache limit "
+                f"<b>{view.limit_text(record.cache_limit)}</b>, {state}"
+            )
 
     def _finish(self) -> None:
         """Draw the outcome: plot and table (the recommended limit highlighted), status, scrubber."""
@@ -363,6 +369,8 @@ class SweepPanel:
         self._leave_snapshot(result)
 
     def _outcome(self, result: SweepResult) -> str:
+        """The answer first (the headline in bold, then why), then how the sweep ended and what it
+        compared, folded."""
         parts = [present.status_text(result)]
         if result.complete and result.stop_reason:  # an adaptive sweep: where it stopped and why
             parts[0] += f" ({result.stop_reason})"
@@ -374,10 +382,13 @@ class SweepPanel:
                 parts.append(_THREAD_HINT)
             self.errors.value += _error_box(" · ".join(parts[1:]))
         try:
-            parts.append(f"recommendation: {result.recommend()}")
+            answer = f"<b>{html.escape(view.headline(result.decision(), result.unit))}</b>"
+            parts.insert(0, result.recommend().reason)
         except Exception as exc:  # e.g. every run failed: nothing to recommend
-            parts.append(f"no recommendation ({type(exc).__name__}: {exc})")
-        return "<br>".join(html.escape(p) for p in parts)
+            answer = f"<b>No recommendation</b> ({html.escape(type(exc).__name__)}: {html.escape(str(exc))})"
+        how = "<br>".join(html.escape(p) for p in parts)
+        return (f"<div class='mlxtune-answer'>{answer}</div><details class='mlxtune-how'><summary>why, and "
+                f"how it was measured: {html.escape(present.status_text(result))}</summary>{how}</details>")
 
     def _set_running(self, running: bool) -> None:
         self.run_button.disabled = running
@@ -530,7 +541,7 @@ def _details_html(result: SweepResult, limit: int) -> str:
 
 def _figure_image() -> widgets.Image:
     """A figure's place in the panel, hidden while it holds no image (an empty image shows as broken)."""
-    layout = widgets.Layout(max_width="100%", width="640px", display="none")
+    layout = widgets.Layout(max_width="100%", width="520px", display="none")
     image = widgets.Image(format="png", layout=layout)
 
     def shown(change: dict[str, Any]) -> None:
@@ -553,11 +564,9 @@ def _link_html(path: Path) -> str:
         shown = os.path.relpath(path)
     except ValueError:  # another drive on Windows
         shown = str(path)
-    href = urllib.parse.quote(shown.replace(os.sep, "/"))
-    return (
-        f"<div>wrote <a href='{html.escape(href)}' target='_blank'>{html.escape(shown)}</a>"
-        f" <code>{html.escape(str(path.resolve()))}</code></div>"
-    )
+    href = html.escape(urllib.parse.quote(shown.replace(os.sep, "/")))
+    full = html.escape(str(path.resolve()))  # shown on hover: the link itself stays one line
+    return f"<div>wrote <a href='{href}' target='_blank' title='{full}'>{html.escape(shown)}</a></div>"
 
 
 def _slug(text: str) -> str:

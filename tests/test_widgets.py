@@ -449,3 +449,25 @@ def test_a_measured_cell_during_a_panel_sweep_is_refused_and_leaves_the_limits(
 def test_cache_limits_given_as_one_string_are_read_as_sizes(make_panel: Callable[..., SweepPanel]) -> None:
     panel = make_panel(small_work, cache_limits="0,1MB, unlimited")
     assert [value for _, value in panel.span.options] == [0, parse_size("1MB"), UNLIMITED]
+
+
+# -- views that do not mislead --------------------------------------------------------------------
+
+
+def test_the_live_line_and_table_agree_and_the_finished_panel_does_not_say_it_may_change(
+        make_panel: Callable[..., SweepPanel]) -> None:
+    panel = make_panel(small_work, cache_limits=["0", "1MB", "unlimited"], repeats=3, refresh=0.0)
+    assert panel.plot.layout.display == "none" and panel.timeline.layout.display == "none"  # no broken image
+    seen: list[tuple[str, str]] = []
+    panel.status.observe(lambda change: seen.append((change["new"], panel.table.value)), names="value")
+    run_and_wait(panel)
+    live = [(line, table) for line, table in seen if "measured" in line and "may still change" in table]
+    assert live, "nothing was drawn while the sweep ran"
+    for line, table in live:  # each progress line comes with a table of as many runs
+        done = int(line.split(" of ", 1)[0])
+        assert f"after {done} runs" in table
+    assert "may still change" not in panel.table.value and panel.plot.layout.display is None
+    assert panel.status.value.startswith("<div class='mlxtune-answer'><b>")  # the answer comes first
+    panel.run()  # a second sweep: the first one's plot and table go at once
+    assert panel.plot.value == b"" and panel.table.value == ""
+    assert panel.wait(60)
