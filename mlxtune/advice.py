@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mlxtune import view
-from mlxtune.decision import FAST, JUDGED, NO_RUNS, TOLERANCE, Decision, FleetChoice, fleet_choice
+from mlxtune.decision import NO_RUNS, TOLERANCE, Decision, FleetChoice, fleet_choice
 
 if TYPE_CHECKING:
     from mlxtune.fleet_result import FleetResult
@@ -92,7 +92,6 @@ def recommendation(found: Decision, unit: str) -> Recommendation:
                               tolerance=found.tolerance, more_rounds=found.more_rounds)
     chosen = points.loc[found.choice]
     open_points = found.undecided
-    considered = points[points["verdict"].isin(JUDGED)]
     return Recommendation(
         cache_limit=int(chosen["cache_limit"]),
         params={p: _plain(chosen[p]) for p in found.params if p != "cache_limit"},
@@ -105,7 +104,7 @@ def recommendation(found: Decision, unit: str) -> Recommendation:
         ratio_high=float(chosen["ratio_high"]),
         open_limits=tuple(int(v) for v in open_points["cache_limit"]),
         more_rounds=found.more_rounds,
-        within_noise=bool(found.decided and len(considered) > 1 and (considered["verdict"] == FAST).all()),
+        within_noise=found.all_fast,
         unit=unit,
         budget=found.budget,
         tolerance=found.tolerance,

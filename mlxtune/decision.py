@@ -172,6 +172,13 @@ class Decision:
         return len(self.points) > 1
 
     @property
+    def all_fast(self) -> bool:
+        """Whether the answer is decided with every judged point (two or more) shown fast: the limit does
+        not measurably matter here."""
+        judged = self.points[self.points["verdict"].isin(JUDGED)]
+        return self.decided and len(judged) > 1 and bool((judged["verdict"] == FAST).all())
+
+    @property
     def nothing_fits(self) -> bool:
         """Whether every measured point is over the budget: no limit can be recommended within it."""
         measured = self.points[self.points["verdict"] != NO_RUNS]

@@ -15,7 +15,6 @@ import ast
 import contextlib
 import dataclasses
 import functools
-import html
 import math
 import statistics
 import sys
@@ -30,13 +29,12 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from mlxtune import memory, present, runner, view
+from mlxtune import memory, present, runner
 from mlxtune._argtypes import cache_limits, repeats, size, whole_number
 from mlxtune._mlx import mx
 from mlxtune.history import HISTORY_PARAMS, add_runs, history, next_run
 from mlxtune.record import RunRecord, Work, describe_error, error_detail, runs_frame, timelines_frame
 from mlxtune.sweep import INTERRUPTED, SweepError, sweep
-from mlxtune.units import format_size
 
 __all__ = ["CellResult", "CellWorkload", "MlxtuneMagics", "parse_options", "register", "unregister"]
 
@@ -239,10 +237,6 @@ def _cell_here(cell: str, units: str | None, evaluate: bool, paired: bool = Fals
 # -- the result ---------------------------------------------------------------------------------
 
 
-def _signed(n: int) -> str:
-    return ("+" if n > 0 else "") + format_size(n)
-
-
 @dataclasses.dataclass
 class CellResult:
     """What ``%%mlxmem`` measured: the runs of the cell (one record each), their context (``cell``
@@ -317,43 +311,6 @@ class CellResult:
         """The runs as rows of the runs frame, like :func:`mlxtune.history`."""
         return runs_frame(self.records, params=HISTORY_PARAMS)
 
-    def _rows(self) -> list[tuple[str, str]]:
-        record = self.records[-1]
-        times = self.times
-        time_text = view.seconds_text(self.seconds)
-        if len(times) > 1:
-            low, high = view.seconds_text(min(times)), view.seconds_text(max(times))
-            time_text += f" (median of {len(times)}; min {low}, max {high})"
-        process_peak = max(r.process_peak for r in self.records)
-        rows = [
-            ("Peak increase", f"{_signed(self.peak_increase)} (active + cache, sampled; peak active "
-                              f"{format_size(self.peak)})"),
-            ("Process peak", f"{format_size(process_peak)} ({view.PROCESS_MEMORY}), "
-                             f"{format_size(record.process_rss)} resident after"),
-            ("Wall time", time_text),
-            ("Limits", f"cache {view.limit_text(record.cache_limit)}, memory "
-                       f"{view.limit_text(record.memory_limit)}, wired {view.limit_text(self.wired_limit)}"),
-        ]
-        if self.error:
-            rows.append(("Error", self.error))
-        if self.note:
-            rows.append(("Note", self.note))
-        return rows
-
-    def _title(self) -> str:
-        runs = f"{len(self.records)} run" + ("s" if len(self.records) != 1 else "")
-        if self.warmup:
-            runs += f" after {self.warmup} warm-up"
-        return f"%%mlxmem {self.label or 'cell'} ({runs})"
-
-    def _table(self) -> _Table:
-        """Everything shown, as text: title, memory rows (name, before, after, delta), other rows."""
-        memory_rows = [
-            (name, format_size(before), format_size(after), _signed(after - before))
-            for name, (before, after) in (("Active", self.active), ("Cache", self.cache))
-        ]
-        return self._title(), memory_rows, self._rows()
-
     def __repr__(self) -> str:
         return (
             f"CellResult(label={self.label!r}, runs={len(self.records)}, seconds={self.seconds:.6f}, "
@@ -361,57 +318,26 @@ class CellResult:
         )
 
     def __str__(self) -> str:
-        return _text(self._table())
+        return present.cell_display(self).text()
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(str(self))
 
     def _repr_html_(self) -> str:
-        return _html(self._table())
+        return present.cell_display(self).html()
 
     def mimebundle(self) -> dict[str, str]:
         """Plain text and HTML at once, for ``display(..., raw=True)``: the magic's own display
         skips IPython's search through a dozen formatters, a good part of its overhead. With
         ``timeline`` the memory-over-time figure comes too (PNG)."""
-        table = self._table()
-        bundle = {"text/plain": _text(table), "text/html": _html(table)}
+        shown = present.cell_display(self)
+        bundle = {"text/plain": shown.text(), "text/html": shown.html()}
         if self.timeline:
             from mlxtune.plots import cell_timeline, data_uri
 
             uri = data_uri(cell_timeline(self), "png")
             bundle["text/html"] += f"<img alt='memory over time' style='max-width:100%' src='{uri}'>"
         return bundle
-
-
-_Table = tuple[str, list[tuple[str, str, str, str]], list[tuple[str, str]]]
-
-
-def _text(table: _Table) -> str:
-    title, memory_rows, rows = table
-    lines = [title, f"{'':<19}{'before':>10}{'after':>10}{'delta':>10}"]
-    lines += [f"{name:<19}{before:>10}{after:>10}{delta:>10}" for name, before, after, delta in memory_rows]
-    lines += [f"{name + ':':<19}{value}" for name, value in rows]
-    return "\n".join(lines)
-
-
-def _html(table: _Table) -> str:
-    """The table as HTML; every text in it is escaped (labels and cell lines are the user's)."""
-    title, memory_rows, rows = table
-    esc = html.escape
-    head = "<tr><th></th><th>before</th><th>after</th><th>delta</th></tr>"
-    body = "".join(
-        f"<tr><th style='text-align:left'>{esc(name)}</th><td>{esc(before)}</td><td>{esc(after)}</td>"
-        f"<td>{esc(delta)}</td></tr>"
-        for name, before, after, delta in memory_rows
-    )
-    body += "".join(
-        f"<tr><th style='text-align:left'>{esc(name)}</th><td colspan='3'>{esc(value)}</td></tr>"
-        for name, value in rows
-    )
-    return (
-        f"<table class='mlxtune-mlxmem'><caption style='text-align:left'>{esc(title)}</caption>"
-        f"{head}{body}</table>"
-    )
 
 
 def first_line(cell: str, width: int = 120) -> str:
@@ -487,10 +413,7 @@ class MlxtuneMagics(Magics):
         ``cell_line`` (the cell's first line) names the cell in the history.
         """
         __tracebackhide__ = True
-        busy = runner.holder()
-        if busy is not None:  # refuse before any limit is read or set (the engine refuses it too)
-            raise runner.BusyError(f"%%mlxmem cannot start: {busy} is measuring in this process; wait for "
-                                   "it to end or stop it (mlxtune measures one sweep or cell at a time)")
+        runner.check_free("%%mlxmem")  # refuse before any limit is read or set (the engine refuses it too)
         params = {"run": next_run(), "label": options.label, "cell": cell_line}
         result = CellResult(records=[], label=options.label, cell=cell_line, warmup=options.warmup)
 

@@ -25,7 +25,7 @@ import psutil
 
 from mlxtune._mlx import mx
 from mlxtune.record import Samples
-from mlxtune.units import UNLIMITED, format_size, parse_size
+from mlxtune.units import UNLIMITED, format_size, limit_text, parse_size
 
 __all__ = [
     "LIMIT_READ_SYNCS",
@@ -288,8 +288,8 @@ class Snapshot(_Described):
 
     def _text(self) -> str:
         limits = (
-            f"Limits: cache {format_size(self.cache_limit)}, memory {format_size(self.memory_limit)}, "
-            f"wired {format_size(self.wired_limit)}"
+            f"Limits: cache {limit_text(self.cache_limit)}, memory {limit_text(self.memory_limit)}, "
+            f"wired {limit_text(self.wired_limit)}"
         )
         rss = f"Process RSS: {format_size(self.process_rss)} ({self.process_rss})"
         return f"{self.description}\n{rss}\n{limits}"
@@ -300,9 +300,9 @@ class Snapshot(_Described):
             ("Active", format_size(self.active)),
             ("Cache", format_size(self.cache)),
             ("Process RSS", format_size(self.process_rss)),
-            ("Cache limit", format_size(self.cache_limit)),
-            ("Memory limit", format_size(self.memory_limit)),
-            ("Wired limit", format_size(self.wired_limit)),
+            ("Cache limit", limit_text(self.cache_limit)),
+            ("Memory limit", limit_text(self.memory_limit)),
+            ("Wired limit", limit_text(self.wired_limit)),
         ]
         return _html_table(rows)
 

@@ -10,6 +10,7 @@ shown; renderers (:mod:`mlxtune.report`, :mod:`mlxtune.plots`) and front ends pl
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -19,12 +20,14 @@ from mlxtune.decision import TOLERANCE
 from mlxtune.units import format_size
 from mlxtune.view import (
     LIMIT_AXES,
+    PROCESS_MEMORY,
     cell_text,
     limit_text,
     number,
     param_text,
     point_text,
     ratio_text,
+    seconds_text,
     time_text,
 )
 
@@ -34,9 +37,11 @@ if TYPE_CHECKING:
     from mlxtune.result import SweepResult
 
 __all__ = [
+    "CellDisplay",
     "Row",
     "Summary",
     "Table",
+    "cell_display",
     "code_snippets",
     "design_text",
     "environment_rows",
@@ -389,3 +394,70 @@ def fleet_text_report(fleet: FleetResult, budget: int | None = None, tolerance: 
     if rec.found:
         lines += [f"  Python: {rec.python_code}", f"  Swift:  {rec.swift_code}"]
     return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class CellDisplay:
+    """What ``%%mlxmem`` shows of a cell: a title, MLX memory before and after (name, before, after,
+    delta), then named lines; as text for a terminal or as an HTML table, with the same words."""
+
+    title: str
+    memory_rows: list[tuple[str, str, str, str]]
+    rows: list[tuple[str, str]]
+
+    def text(self) -> str:
+        lines = [self.title, f"{'':<19}{'before':>10}{'after':>10}{'delta':>10}"]
+        lines += [f"{name:<19}{before:>10}{after:>10}{delta:>10}"
+                  for name, before, after, delta in self.memory_rows]
+        lines += [f"{name + ':':<19}{value}" for name, value in self.rows]
+        return "\n".join(lines)
+
+    def html(self) -> str:
+        """The table as HTML; every text in it is escaped (labels and cell lines are the user's)."""
+        esc = html.escape
+        head = "<tr><th></th><th>before</th><th>after</th><th>delta</th></tr>"
+        body = "".join(
+            f"<tr><th style='text-align:left'>{esc(name)}</th><td>{esc(before)}</td><td>{esc(after)}</td>"
+            f"<td>{esc(delta)}</td></tr>"
+            for name, before, after, delta in self.memory_rows
+        )
+        body += "".join(
+            f"<tr><th style='text-align:left'>{esc(name)}</th><td colspan='3'>{esc(value)}</td></tr>"
+            for name, value in self.rows
+        )
+        return (f"<table class='mlxtune-mlxmem'><caption style='text-align:left'>{esc(self.title)}</caption>"
+                f"{head}{body}</table>")
+
+
+def _signed(n: int) -> str:
+    return ("+" if n > 0 else "") + format_size(n)
+
+
+def cell_display(cell: Any) -> CellDisplay:
+    """The display of a :class:`mlxtune.magics.CellResult` (runs of one cell): memory before and after,
+    the peak increase, the process peak, the wall time (a median with its range when repeated), the
+    limits in force, and the error and the lazy-graph note when there are."""
+    record, times = cell.records[-1], cell.times
+    wall = seconds_text(cell.seconds)
+    if len(times) > 1:
+        wall += f" (median of {len(times)}; min {seconds_text(min(times))}, max {seconds_text(max(times))})"
+    process_peak = max(r.process_peak for r in cell.records)
+    rows = [
+        ("Peak increase", f"{_signed(cell.peak_increase)} (active + cache, sampled; peak active "
+                          f"{format_size(cell.peak)})"),
+        ("Process peak", f"{format_size(process_peak)} ({PROCESS_MEMORY}), "
+                         f"{format_size(record.process_rss)} resident after"),
+        ("Wall time", wall),
+        ("Limits", f"cache {limit_text(record.cache_limit)}, memory {limit_text(record.memory_limit)}, "
+                   f"wired {limit_text(cell.wired_limit)}"),
+    ]
+    if cell.error:
+        rows.append(("Error", cell.error))
+    if cell.note:
+        rows.append(("Note", cell.note))
+    runs = f"{len(cell.records)} run" + ("s" if len(cell.records) != 1 else "")
+    if cell.warmup:
+        runs += f" after {cell.warmup} warm-up"
+    memory_rows = [(name, format_size(before), format_size(after), _signed(after - before))
+                   for name, (before, after) in (("Active", cell.active), ("Cache", cell.cache))]
+    return CellDisplay(f"%%mlxmem {cell.label or 'cell'} ({runs})", memory_rows, rows)

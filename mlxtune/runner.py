@@ -42,8 +42,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = [
-    "MAX_TIMEOUT", "Abandoned", "BusyError", "Inline", "Late", "Worker", "check_idle", "exclusive", "holder",
-    "worker",
+    "MAX_TIMEOUT", "Abandoned", "BusyError", "Inline", "Late", "Worker", "check_free", "check_idle",
+    "exclusive", "worker",
 ]
 
 
@@ -204,10 +204,20 @@ _holding = threading.Lock()
 _holder: tuple[str, float] | None = None
 
 
-def holder() -> str | None:
-    """Who holds the process now ("sweep 'churn'", "%%mlxmem cell"), or None."""
+def check_free(what: str) -> None:
+    """Raise :class:`BusyError` when another measurement holds the process (as :func:`exclusive` would),
+    so a front end can refuse before it changes anything of its own."""
+    if _holder is not None:
+        raise _busy(what)
+
+
+def _busy(what: str) -> BusyError:
     current = _holder
-    return None if current is None else current[0]
+    since = f", for {time.monotonic() - current[1]:.0f} s" if current else ""
+    name = current[0] if current else "another measurement"
+    return BusyError(f"{what} cannot start: {name} is measuring in this process{since}. Limits are "
+                     "process-wide, so mlxtune measures one sweep or cell at a time: wait for it to end or "
+                     "stop it")
 
 
 @contextlib.contextmanager
@@ -218,13 +228,7 @@ def exclusive(what: str) -> Iterator[None]:
     """
     global _holder
     if not _holding.acquire(blocking=False):
-        current = _holder
-        since = f", for {time.monotonic() - current[1]:.0f} s" if current else ""
-        name = current[0] if current else "another measurement"
-        raise BusyError(
-            f"{what} cannot start: {name} is measuring in this process{since}. Limits are process-wide, "
-            f"so mlxtune measures one sweep or cell at a time: wait for it to end or stop it"
-        )
+        raise _busy(what)
     try:
         _holder = (what, time.monotonic())
         check_idle()

@@ -117,7 +117,7 @@ def swift_code(cache_limit: int | None, why_not: str = "") -> str:
 
 def reason(decision: Decision, unit: str) -> str:
     """The recommendation in plain sentences: what was chosen, against what, and how sure it is."""
-    from mlxtune.decision import FAST, NO_RUNS, OVER_BUDGET, UNDECIDED, least_runs
+    from mlxtune.decision import NO_RUNS, OVER_BUDGET, UNDECIDED, least_runs
 
     points, params, tol = decision.points, decision.params, f"{decision.tolerance:.0%}"
     measured = points[points["verdict"] != NO_RUNS]
@@ -149,7 +149,7 @@ def reason(decision: Decision, unit: str) -> str:
     what = point_text(chosen, params)
     figures = f"{_speed(chosen['speed'], unit)}, footprint {format_size(int(chosen['footprint']))}"
     smaller = fits[fits["cache_limit"] < chosen["cache_limit"]]
-    if decision.decided and len(fits) > 1 and (fits["verdict"] == FAST).all():
+    if decision.all_fast:
         subject = "the cache limit does" if len(params) == 1 else "these settings do"
         text = (f"All {len(fits)} points are shown within {tol} of the fastest, so {subject} not measurably "
                 f"change throughput here; the smallest, {what}, is recommended ({figures}).")
@@ -250,7 +250,6 @@ def noise_text(noise: Noise, paired: bool = False) -> str:
 
 def headline(decision: Decision, unit: str) -> str:
     """The recommendation in one sentence."""
-    from mlxtune.decision import FAST, JUDGED
 
     if decision.nothing_fits:
         return f"Nothing measured fits the budget of {format_size(decision.budget)}: no limit to recommend."
@@ -266,9 +265,7 @@ def headline(decision: Decision, unit: str) -> str:
         return (f"Undecided: cache limit {limit}{where} is safe so far ({what}); smaller limits are not yet "
                 "shown fast or slow.")
     text = f"Set the cache limit to {limit}{where}: {what}"
-    fits = decision.points[decision.points["verdict"].isin(JUDGED)]
-    return text + (" (the cache limit made no measurable difference)." if len(fits) > 1
-                   and (fits["verdict"] == FAST).all() else ".")
+    return text + (" (the cache limit made no measurable difference)." if decision.all_fast else ".")
 
 
 # -- tables: one display model for HTML, Markdown, the terminal and the notebook -----------------

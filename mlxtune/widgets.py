@@ -264,10 +264,7 @@ class SweepPanel:
         limits, rounds = self.cache_limits, self.repeats.value
         adaptive = ({"repeats": "auto", "max_runs": self.planned_runs} if self.adaptive.value
                     else {"repeats": rounds})
-        busy = runner.holder()
-        if busy is not None:  # the engine refuses it too; saying so here keeps the controls as they are
-            raise runner.BusyError(f"cannot start: {busy} is measuring in this process; wait for it to end "
-                                   "or stop it (mlxtune measures one sweep or cell at a time)")
+        runner.check_free("the panel's sweep")  # the engine refuses it too; the controls stay as they are
         self._stop_event.clear()
         self._next_draw, self._progress, self._result, self.error = 0.0, None, None, ""
         self._stem = f"{_slug(self._label)}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
