@@ -451,7 +451,7 @@ class MlxtuneMagics(Magics):
     def mlxmem_line(self, line: str) -> Any:
         """Show MLX's memory now (active, cache, peak, limits, process memory), or --history."""
         options = parse_options(MlxtuneMagics.mlxmem_line, line)
-        return present.formatted(history()) if options.history else memory.snapshot()
+        return present.history_view(history()) if options.history else memory.snapshot()
 
     @magic_arguments()
     @argument("--cache-limits", type=cache_limits, metavar="SIZES",

@@ -50,6 +50,7 @@ __all__ = [
     "fleet_table",
     "fleet_text_report",
     "formatted",
+    "history_view",
     "recommended_mark",
     "recommended_rows",
     "reproduce_text",
@@ -461,3 +462,16 @@ def cell_display(cell: Any) -> CellDisplay:
     memory_rows = [(name, format_size(before), format_size(after), _signed(after - before))
                    for name, (before, after) in (("Active", cell.active), ("Cache", cell.cache))]
     return CellDisplay(f"%%mlxmem {cell.label or 'cell'} ({runs})", memory_rows, rows)
+
+
+#: What ``%mlxmem --history`` shows of each run, so the table fits a notebook; the rest stay in ``.data``.
+HISTORY_SHOWN = ("run", "label", "cell", "cache_limit", "memory_limit", "wall_seconds", "peak_memory",
+                 "footprint_peak", "cache_after", "process_peak", "error")
+
+
+def history_view(frame: pd.DataFrame) -> Any:
+    """The session's runs (:func:`mlxtune.history`) for reading: :func:`formatted`, showing the columns
+    a person compares (:data:`HISTORY_SHOWN`) in that order; ``.data`` holds every column."""
+    shown = [c for c in HISTORY_SHOWN if c in frame.columns]
+    hidden = [c for c in frame.columns if c not in HISTORY_SHOWN]
+    return formatted(frame[shown + hidden]).hide(subset=hidden, axis="columns")

@@ -14,6 +14,7 @@ from typing import Any
 import mlx.core as mx
 import psutil
 import pytest
+from bs4 import BeautifulSoup
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
@@ -293,7 +294,10 @@ def test_history_has_one_row_per_run(shell: InteractiveShell) -> None:
     for column in ("seconds", "peak_memory", "active_before", "active_after", "process_rss", "error"):
         assert column in frame.columns
     shown = shell.run_line_magic("mlxmem", "--history")  # formatted for reading, the same frame beneath
-    assert frame.equals(shown.data) and "9223372036854775807" not in shown.to_html()
+    page = shown.to_html()
+    assert frame.equals(shown.data[frame.columns]) and "9223372036854775807" not in page
+    headers = [th.get_text() for th in BeautifulSoup(page, "html.parser").select("thead th")]
+    assert headers[:3] == ["run", "label", "cell"] and "active_before" not in headers and len(headers) <= 12
 
 
 def test_line_magic_shows_a_snapshot(shell: InteractiveShell, limits_in_force: int) -> None:
