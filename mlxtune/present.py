@@ -51,6 +51,7 @@ __all__ = [
     "fleet_text_report",
     "formatted",
     "history_view",
+    "limit_details",
     "recommended_mark",
     "recommended_rows",
     "reproduce_text",
@@ -475,3 +476,26 @@ def history_view(frame: pd.DataFrame) -> Any:
     shown = [c for c in HISTORY_SHOWN if c in frame.columns]
     hidden = [c for c in frame.columns if c not in HISTORY_SHOWN]
     return formatted(frame[shown + hidden]).hide(subset=hidden, axis="columns")
+
+
+def limit_details(result: SweepResult, limit: int) -> list[tuple[str, str]]:
+    """What the panel's inspector shows of one cache limit: its summary row (of the first grid point at
+    that limit) in words, the same numbers as the summary table, a line each."""
+    summary = result.summary_frame()
+    at = summary.index[summary["cache_limit"] == limit]
+    if not len(at):
+        return [("runs", "none finished")]
+    point, verdict = summary.loc[at[0]], result.decision().points.loc[at[0]]
+    unit, failed = throughput_unit(result, summary), int(point["failed"])
+    return [
+        ("blocks" if result.design == "paired" else "runs",
+         f"{int(point['runs'])}" + (f" ({failed} failed)" if failed else "")),
+        ("seconds (median)", number(point["seconds_median"])),
+        (f"{unit}/s (median)", number(point["throughput_median"])),
+        ("x best (95% bounds)", ratio_text(verdict["ratio"], verdict["ratio_low"], verdict["ratio_high"])),
+        ("verdict", str(verdict["verdict"])),
+        ("footprint", format_size(int(point["footprint"]))),
+        ("peak active", format_size(int(point["peak_memory_max"]))),
+        ("cache held", format_size(int(point["cache_after_max"]))),
+        ("process peak", format_size(int(point["process_peak_max"]))),
+    ]

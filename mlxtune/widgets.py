@@ -46,7 +46,7 @@ from mlxtune import present, runner, view
 from mlxtune.plots import data_uri, figure_bytes
 from mlxtune.present import status_text
 from mlxtune.report import summary_html
-from mlxtune.units import format_size, parse_size, parse_sizes
+from mlxtune.units import parse_size, parse_sizes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -513,25 +513,10 @@ class SweepPanel:
 
 
 def _details_html(result: SweepResult, limit: int) -> str:
-    """Medians of one limit's finished runs (a paired sweep's blocks): timings and how memory moved."""
-    rows_of = result.speed_rows
-    runs = rows_of[(rows_of["cache_limit"] == limit) & (rows_of["error"] == "")]
-    if not len(runs):
-        return f"<b>{view.limit_text(limit)}</b>: no finished runs"
-    median = runs.median(numeric_only=True)
-    unit = html.escape(str(runs["unit"].iloc[0]))
-    rows = [
-        ("blocks" if result.design == "paired" else "runs", f"{len(runs)}"),
-        ("seconds (median)", f"{median['seconds']:.4g}"),
-        (f"{unit}/s (median)", f"{median['throughput']:.4g}"),
-        ("peak memory (largest)", format_size(int(runs["peak_memory"].max()))),
-        ("peak footprint (largest sampled)", format_size(int(runs["footprint_peak"].max()))),
-        ("active delta (median)", format_size(int(median["active_after"] - median["active_before"]))),
-        ("cache delta (median)", format_size(int(median["cache_after"] - median["cache_before"]))),
-        ("cache held after", format_size(int(median["cache_after"]))),
-        ("process RSS", format_size(int(median["process_rss"]))),
-    ]
-    body = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    """One limit's row of the summary, a line each (:func:`mlxtune.present.limit_details`)."""
+    rows = present.limit_details(result, limit)
+    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+                   for k, v in rows)
     title = f"<b>cache limit {html.escape(view.limit_text(limit))}</b>"
     return f"{title}<table class='mlxtune-details'>{body}</table>"
 
