@@ -247,3 +247,47 @@ def _drag_upper_handle(page: Any, slider: Any, to_fraction: float) -> None:
     target_x = track["x"] + track["width"] * to_fraction
     page.mouse.move(target_x, handle["y"] + handle["height"] / 2, steps=12)
     page.mouse.up()
+
+
+@pytest.mark.parametrize("notebook", ["01-mlxmem.ipynb", "03-reports.ipynb"])
+def test_the_other_notebooks_run_end_to_end_in_the_browser(lab: tuple[str, Path], notebook: str) -> None:
+    """Each walkthrough, Run All in JupyterLab: every cell runs without an error, no sentinel number and no
+    broken image reaches the page."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, root = lab
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(url.replace(NOTEBOOK, notebook))
+            idle = page.get_by_role("button", name=re.compile(r"Python 3 \(ipykernel\) \| Idle"))
+            expect(idle).to_be_visible(timeout=60_000)
+            page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+            page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+            prompts = page.locator(".jp-CodeCell .jp-InputPrompt")
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:  # every code cell numbered: all ran (or one failed)
+                texts = prompts.all_inner_texts()
+                if texts and all(re.fullmatch(r"\[\d+\]:", t.strip()) for t in texts):
+                    break
+                page.wait_for_timeout(500)
+            expect(idle).to_be_visible(timeout=60_000)
+            texts = prompts.all_inner_texts()
+            assert all(re.fullmatch(r"\[\d+\]:", t.strip()) for t in texts), texts
+            page.keyboard.press("Control+s")
+            saved = root / notebook
+            deadline = time.monotonic() + 30
+            while not any(c.get("outputs") for c in json.loads(saved.read_text())["cells"]) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.5)
+            outputs = [o for c in json.loads(saved.read_text())["cells"] for o in c.get("outputs", [])]
+            errors = [f"{o.get('ename')}: {o.get('evalue')}" for o in outputs  # 01 shows one error on purpose
+                      if o.get("output_type") == "error" and "on purpose" not in str(o.get("evalue"))]
+            assert outputs and errors == []
+            assert "9223372036854775807" not in page.locator(".jp-NotebookPanel").inner_text()
+            assert _broken_images(page) == 0
+        finally:
+            shot = ARTIFACTS / f"browser-{notebook.removesuffix('.ipynb')}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            browser.close()
