@@ -31,7 +31,7 @@ from mlxtune.files import write_atomic, write_together
 from mlxtune.fleet_result import HOST_COLUMN, FleetResult, load
 from mlxtune.plots import check_format, data_uri, figure_bytes
 from mlxtune.present import Row, Table, environment_rows, text_table
-from mlxtune.report import figure_files, markdown_image, markdown_table, markdown_text, render_template
+from mlxtune.report import figure_files, render_markdown_template, render_template
 from mlxtune.result import SweepResult
 from mlxtune.stats import ratio_ci, run_footprints
 from mlxtune.units import format_size
@@ -532,23 +532,9 @@ def write_comparison_markdown(
     kinds = [] if frame.empty else list(_FIGURES)
     images = {kind: figure_bytes(comparison(_plotted(a, b), kind=kind), "png") for kind in kinds}
     files = figure_files(path, images)
-    table = context["table"]
-    parts = [
-        f"# {markdown_text(context['title'])}",
-        f"A: {markdown_text(context['labels'][0])} (baseline) · B: {markdown_text(context['labels'][1])} · "
-        f"{len(frame)} shared grid points",
-        *([markdown_text(context["only"])] if context["only"] else []),
-        f"**{markdown_text(context['verdict'])}**",
-        f"Changes (in bold) are larger than {context['factor_text']} and beat the noise of the runs.",
-    ]
-    if context["gates"]:
-        parts += ["## Gates", markdown_table(context["gates"])]
-    changed = [[bool(css) for css in row.cell_css] for row in table.rows]
-    parts += ["## Side by side", markdown_table(table, changed)]
-    if images:
-        parts += ["## Figures", *(markdown_image(f"{kind} comparison", files[kind].name) for kind in images)]
-    environment = context["environment"]
-    differs_rows = [[row.css == "differs"] * 3 for row in environment.rows]
-    parts += ["## Environment", markdown_table(environment, differs_rows)]
-    text = "\n\n".join(parts) + "\n"
+    text = render_markdown_template(
+        "comparison.md.j2", **context, points=len(frame),
+        figure_names={kind: files[kind].name for kind in images},
+        changed=[[bool(css) for css in row.cell_css] for row in context["table"].rows],
+        differs=[[row.css == "differs"] * 3 for row in context["environment"].rows])
     return write_together({**{files[kind]: data for kind, data in images.items()}, path: text})[-1]

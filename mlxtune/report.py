@@ -232,6 +232,23 @@ def figure_files(path: str | os.PathLike[str], names: Iterable[str]) -> dict[str
     return {name: target.with_name(f"{target.stem}-{name}.png") for name in names}
 
 
+_MARKDOWN = jinja2.Environment(  # text goes through the "md" filter: Markdown has no autoescape
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=False,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+_MARKDOWN.filters.update(md=markdown_text, table=markdown_table, code=code_block,
+                         image=lambda file_name, alt: markdown_image(alt, file_name))
+
+
+def render_markdown_template(name: str, **context: Any) -> str:
+    """Render one of the package's Markdown templates (``*.md.j2``)."""
+    return _MARKDOWN.get_template(name).render(**context)
+
+
 def render_markdown(
     result: SweepResult,
     figure_names: Mapping[str, str] | None = None,
@@ -243,34 +260,12 @@ def render_markdown(
     """The report as Markdown; ``figure_names`` maps figure kinds to the images it links (file names
     beside it, or ``data:`` URIs)."""
     context = _template_context(result, budget, tolerance)
-    rec = context["recommendation"]
-    parts = [
-        f"# {markdown_text(title or f'mlxtune report: {result.label}')}",
-        f"{markdown_text(result.label)} · {markdown_text(result.workload or 'workload not described')} · "
-        f"{markdown_text(context['status'])}",
-        "## Recommendation",
-        f"**{markdown_text(context['headline'])}**",
-        markdown_text(rec.reason),
-        markdown_text(context["design"]),
-        code_block(context["python_code"], "python"),
-        code_block(context["swift_code"], "swift"),
-        "## Summary",
-        markdown_table(context["summary"]),
-    ]
-    if figure_names:
-        parts.append("## Figures")
-        parts += [markdown_image(f"{kind} figure", name) for kind, name in figure_names.items()]
     environment = Table(["setting", "value"], [Row([k, v]) for k, v in environment_rows(result)], 2)
-    parts += ["## Reproduce", code_block(context["reproduce"], "sh" if result.environment.get("command") else
-                                         "python"), "## Environment", markdown_table(environment)]
-    runs = runs_table(result)
-    parts += ["## Runs", f"<details><summary>Raw runs ({len(runs.rows)})</summary>", "",
-              markdown_table(runs), "", "</details>"]
-    if result.design == "paired":
-        blocks = runs_table(result, blocks=True)
-        summary = f"<details><summary>Blocks ({len(blocks.rows)}; a block's repeat is its cycle)</summary>"
-        parts += [summary, "", markdown_table(blocks), "", "</details>"]
-    return "\n\n".join(parts) + "\n"
+    return render_markdown_template(
+        "report.md.j2", **context, title=title or f"mlxtune report: {result.label}",
+        figure_names=figure_names or {}, environment=environment, runs=runs_table(result),
+        blocks=runs_table(result, blocks=True) if result.design == "paired" else None,
+        reproduce_language="sh" if result.environment.get("command") else "python")
 
 
 def write_markdown(
@@ -354,24 +349,11 @@ def write_fleet_markdown(fleet: FleetResult, path: str | os.PathLike[str], *, ti
     rec = context["recommendation"]
     images = {kind: figure_bytes(fig, "png") for kind, fig in _fleet_figures(fleet).items()}
     files = figure_files(path, images)
-    parts = [
-        f"# {markdown_text(title or f'mlxtune fleet report: {fleet.label}')}",
-        markdown_text(f"{fleet.label} · {context['status']}"),
-        "## Recommendation for every host",
-        f"**{markdown_text(context['headline'])}**",
-        markdown_text(rec.reason),
-        code_block(rec.python_code, "python"),
-        code_block(rec.swift_code, "swift"),
-        "## Hosts",
-        markdown_table(context["hosts"]),
-    ]
-    if images:
-        parts += ["## Figures", *(markdown_image(f"{kind} figure, one curve per host", files[kind].name)
-                                  for kind in images)]
-    for host, result in fleet.results.items():
-        parts += [f"## {markdown_text(host)}", markdown_text(rec.hosts[host].reason),
-                  markdown_table(summary_table(result, rec.hosts[host]))]
-    text = "\n\n".join(parts) + "\n"
+    text = render_markdown_template(
+        "fleet.md.j2", **context, title=title or f"mlxtune fleet report: {fleet.label}",
+        figure_names={kind: files[kind].name for kind in images},
+        host_summaries=[(host, summary_table(result, rec.hosts[host]))
+                        for host, result in fleet.results.items()])
     return write_together({**{files[kind]: data for kind, data in images.items()}, path: text})[-1]
 
 
