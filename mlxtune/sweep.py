@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import itertools
 import math
 import os
@@ -808,19 +809,16 @@ def sweep(
     ``blocks`` sets the block, settling and generation sizes (:class:`mlxtune.paired.Blocks`).
     ``design="runs"`` measures whole runs, as for any other workload.
     """
+    given = {name: value for name, value in locals().items() if name in _SENT}  # what an engine runs with
+    adaptive = {name: given[name] for name in _ADAPTIVE}
+
     def planned() -> _Plan:
-        adaptive = dict(max_runs=max_runs, max_seconds=max_seconds, tolerance=tolerance, budget=budget,
-                        sample_interval=sample_interval, design=design, blocks=blocks)
         return _checked_plan(workload, cache_limits, repeats, warmup, grid, seed, on_error, timeout, on_run,
                              stop, adaptive)
 
     label = _label(workload, label)
     if isolate is not False:
-        shared, stopper = engine_settings(
-            workload, cache_limits=cache_limits, repeats=repeats, warmup=warmup, label=label, grid=grid,
-            seed=seed, on_error=on_error, timeout=timeout, clear_cache=clear_cache, stop=stop,
-            max_runs=max_runs, max_seconds=max_seconds, tolerance=tolerance, budget=budget,
-            sample_interval=sample_interval, design=design, blocks=blocks, **options)
+        shared, stopper = engine_settings(workload, **{**given, "label": label}, **options)
         return _isolated(isolate, shared, stopper, progress, on_run)
     if isinstance(workload, (str, os.PathLike)):
         gridded = isinstance(grid, Mapping) and any(name != "memory_limit" for name in grid)
@@ -829,6 +827,14 @@ def sweep(
     with runner.exclusive(holder or f"sweep {label or _name(workload)!r}"):
         plan = plan or planned()  # the limit in force is read only once this sweep holds the process
         return _run(_Sweep(plan, workload, label, clear_cache, progress, on_run, options))
+
+
+#: The arguments of :func:`sweep` that bound its adaptive rule and its design.
+_ADAPTIVE = ("max_runs", "max_seconds", "tolerance", "budget", "sample_interval", "design", "blocks")
+#: The arguments of :func:`sweep` an engine process runs a sweep with (:func:`engine_settings`); the
+#: others (progress, on_run, holder, isolate) stay with the caller.
+_SENT = ("cache_limits", "repeats", "warmup", "label", "grid", "seed", "on_error", "timeout", "clear_cache",
+         "stop", *_ADAPTIVE)
 
 
 def _checked_plan(workload: object, cache_limits: object, repeats: object, warmup: object,
@@ -846,35 +852,21 @@ def _checked_plan(workload: object, cache_limits: object, repeats: object, warmu
         raise PlanError(str(exc)) from None
 
 
-def engine_settings(
-    workload: object,
-    *,
-    cache_limits: Iterable[int | str] | str | None = ("0", "unlimited"),
-    repeats: int | str = "auto",
-    warmup: int = 1,
-    label: str | None = None,
-    grid: Mapping[str, Sequence[Any]] | None = None,
-    seed: int = 0,
-    on_error: str = "record",
-    timeout: float | None = None,
-    clear_cache: bool = True,
-    stop: threading.Event | Callable[[], bool] | None = None,
-    max_runs: int | None = None,
-    max_seconds: float | None = None,
-    tolerance: float = TOLERANCE,
-    budget: int | str | None = None,
-    sample_interval: float | None = DEFAULT_INTERVAL,
-    design: str = "auto",
-    blocks: Blocks | None = None,
-    **options: Any,
-) -> tuple[remote.Settings, Callable[[], bool]]:
+def engine_settings(workload: object, **given: Any) -> tuple[remote.Settings, Callable[[], bool]]:
     """A sweep's arguments (as :func:`sweep` takes them) checked here, in the form an engine process
     runs them (:class:`mlxtune.remote.Settings`), and the caller's stop test. A workload that cannot
-    travel, like any wrong argument, raises PlanError before an engine is asked for anything."""
-    adaptive = dict(max_runs=max_runs, max_seconds=max_seconds, tolerance=tolerance, budget=budget,
-                    sample_interval=sample_interval, design=design, blocks=blocks)
-    plan = _checked_plan(workload, cache_limits, repeats, warmup, grid, seed, on_error, timeout, None, stop,
-                         adaptive)
+    travel, like any wrong argument, raises PlanError before an engine is asked for anything. The
+    arguments are :func:`sweep`'s, by name, with its defaults: they are spelled once, there."""
+    try:
+        bound = inspect.signature(sweep).bind(workload, **given)
+    except TypeError as exc:  # a misspelled or repeated name: as sweep() itself would refuse it
+        raise PlanError(str(exc)) from None
+    bound.apply_defaults()
+    a = bound.arguments
+    cache_limits, label, options = a["cache_limits"], a["label"], a["options"]
+    adaptive = {name: a[name] for name in _ADAPTIVE}
+    plan = _checked_plan(workload, cache_limits, a["repeats"], a["warmup"], a["grid"], a["seed"],
+                         a["on_error"], a["timeout"], None, a["stop"], adaptive)
     try:
         packed = remote.pack(workload)
     except ValueError as exc:
@@ -884,8 +876,8 @@ def engine_settings(
     if plan.memory_limits is not None:
         axes["memory_limit"] = plan.memory_limits
     limits = None if cache_limits is None else plan.cache_limits  # None: the limit in force there
-    arguments = dict(adaptive, label=label, seed=seed, on_error=on_error, timeout=timeout,
-                     clear_cache=clear_cache, cache_limits=limits, warmup=plan.warmup, grid=axes or None,
+    arguments = dict(adaptive, label=label, seed=a["seed"], on_error=a["on_error"], timeout=a["timeout"],
+                     clear_cache=a["clear_cache"], cache_limits=limits, warmup=plan.warmup, grid=axes or None,
                      repeats="auto" if plan.adaptive else plan.repeats, **options)
     label = label or _name(workload)
     shared = remote.Settings(run_in_engine, packed, arguments, plan.params, plan.planned_runs, label)
