@@ -468,6 +468,10 @@ def test_the_live_line_and_table_agree_and_the_finished_panel_does_not_say_it_ma
         assert f"after {done} runs" in table
     assert "may still change" not in panel.table.value and panel.plot.layout.display is None
     assert panel.status.value.startswith("<div class='mlxtune-answer'><b>")  # the answer comes first
-    panel.run()  # a second sweep: the first one's plot and table go at once
-    assert panel.plot.value == b"" and panel.table.value == ""
+    plots: list[bytes] = []
+    tables: list[str] = []
+    panel.plot.observe(lambda change: plots.append(change["new"]), names="value")
+    panel.table.observe(lambda change: tables.append(change["new"]), names="value")
+    panel.run()  # a second sweep: the first one's plot and table go before anything of it is drawn
     assert panel.wait(60)
+    assert plots[0] == b"" and tables[0] == "" and plots[-1] != b""
