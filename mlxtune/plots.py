@@ -272,22 +272,29 @@ def timeline(result: SweepResult, *, title: str | None = None) -> Figure:
 
     The run shown for a limit is the one with the median throughput among its successful runs, so
     what is drawn is typical. On a small limit the cache fills and stops at the line; unlimited
-    keeps growing. Runs of every other grid axis are pooled (the first axis value's runs are shown).
+    keeps growing. The cache axis spans what was held, so a few KB held under a 16MB limit still
+    shows; a limit above it is not drawn. Runs of every other grid axis are pooled (the first axis
+    value's runs are shown).
     """
     figure = NotebookFigure(figsize=(_FIGSIZE[0], _FIGSIZE[1] * 1.3), layout="constrained")
     cache_ax, total_ax = figure.subplots(2, 1, sharex=True)
     typical = _typical_runs(result)
+    shown = result.timelines[result.timelines["run"].isin(list(typical.values()))]
+    # the cache axis spans what the shown runs held (a limit far above it would flatten every line)
+    top = max(float(shown["cache"].max()) if len(shown) else 0.0, 1024.0) * 1.15
     for index, (limit, run) in enumerate(typical.items()):
-        samples = result.timelines[result.timelines["run"] == run]
+        samples = shown[shown["run"] == run]
         color, name = _color(index), limit_text(limit)
         cache_ax.plot(samples["seconds"], samples["cache"], color=color, label=name, gid=f"timeline:{limit}")
         total_ax.plot(samples["seconds"], samples["active"] + samples["cache"], color=color, label=name)
-        if 0 < limit < UNLIMITED:
+        if 0 < limit < UNLIMITED and limit <= top:
             cache_ax.axhline(limit, color=color, linestyle="--", linewidth=1, gid=f"limit:{limit}")
-    for axes, label in ((cache_ax, "cache held"), (total_ax, "active + cache")):
-        _size_axis(axes.yaxis, result.timelines["cache"], log_if_wide=False)
+    for axes, label, values in ((cache_ax, "cache held", shown["cache"]),
+                                (total_ax, "active + cache", shown["active"] + shown["cache"])):
+        _size_axis(axes.yaxis, values, log_if_wide=False)
         axes.set_ylabel(label)
         axes.set_ylim(bottom=0)
+    cache_ax.set_ylim(top=top)
     total_ax.set_xlabel("seconds into the run (the run with the median throughput at each limit)")
     _set_title(cache_ax, title if title is not None else f"{result.label}: memory during a run")
     if typical:

@@ -232,3 +232,28 @@ def test_user_text_shows_as_typed_in_every_figure(kind: str) -> None:
     for text in expected:
         assert text in shown
         assert html.escape(text, quote=False) in svg.replace("&#x27;", "'")
+
+
+def test_a_small_cache_under_large_limits_is_drawn_at_its_own_scale() -> None:
+    """A few hundred KB held under 16MB and 64MB limits used to read as a flat line at zero: the cache axis
+    spans what was held, and a limit far above it is not drawn."""
+    import mlx.core as mx
+
+    from mlxtune import sweep
+
+    def work() -> int:
+        x = mx.ones((128, 128))
+        for _ in range(4):
+            x = x @ x / 128
+        mx.eval(x)
+        return 1
+
+    result = sweep(work, cache_limits=["16MB", "64MB"], repeats=2, warmup=1, progress=False,
+                   sample_interval=0.0005)
+    figure = result.plot("timeline")
+    cache_ax = figure.axes[0]
+    held = max(max(line.get_ydata(), default=0) for line in cache_ax.get_lines()
+               if str(line.get_gid()).startswith("timeline:"))
+    assert 0 < held < 16 * MB
+    assert held / cache_ax.get_ylim()[1] > 0.5  # the lines fill the axis, not its bottom pixel
+    assert artists(figure, f"limit:{16 * MB}") == [] and artists(figure, f"limit:{64 * MB}") == []
