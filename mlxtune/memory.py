@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import html
 import os
 import re
 import sys
@@ -25,7 +24,7 @@ import psutil
 
 from mlxtune._mlx import mx
 from mlxtune.record import Samples
-from mlxtune.units import UNLIMITED, format_size, limit_text, parse_size
+from mlxtune.units import UNLIMITED, format_size, parse_size
 
 __all__ = [
     "LIMIT_READ_SYNCS",
@@ -250,12 +249,6 @@ class _Described:
         return self.description
 
 
-def _html_table(rows: list[tuple[str, str]]) -> str:
-    cell = "<tr><th style='text-align:left'>{}</th><td>{}</td></tr>"
-    body = "".join(cell.format(html.escape(k), html.escape(v)) for k, v in rows)
-    return f"<table>{body}</table>"
-
-
 @dataclasses.dataclass(frozen=True)
 class Snapshot(_Described):
     """MLX's memory counters and limits at one moment, plus what the OS sees (resident set).
@@ -287,24 +280,16 @@ class Snapshot(_Described):
         p.text(self._text())
 
     def _text(self) -> str:
-        limits = (
-            f"Limits: cache {limit_text(self.cache_limit)}, memory {limit_text(self.memory_limit)}, "
-            f"wired {limit_text(self.wired_limit)}"
-        )
-        rss = f"Process RSS: {format_size(self.process_rss)} ({self.process_rss})"
-        return f"{self.description}\n{rss}\n{limits}"
+        """The snapshot for a terminal (:func:`mlxtune.present.snapshot_text`)."""
+        from mlxtune.present import snapshot_text
+
+        return snapshot_text(self)
 
     def _repr_html_(self) -> str:
-        rows = [
-            ("Peak", format_size(self.peak)),
-            ("Active", format_size(self.active)),
-            ("Cache", format_size(self.cache)),
-            ("Process RSS", format_size(self.process_rss)),
-            ("Cache limit", limit_text(self.cache_limit)),
-            ("Memory limit", limit_text(self.memory_limit)),
-            ("Wired limit", limit_text(self.wired_limit)),
-        ]
-        return _html_table(rows)
+        """The snapshot for a notebook (:func:`mlxtune.present.snapshot_html`)."""
+        from mlxtune.present import snapshot_html
+
+        return snapshot_html(self)
 
 
 @dataclasses.dataclass(frozen=True)

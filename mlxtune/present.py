@@ -34,6 +34,7 @@ from mlxtune.view import (
 if TYPE_CHECKING:
     from mlxtune.advice import FleetRecommendation, Recommendation
     from mlxtune.fleet_result import FleetResult
+    from mlxtune.memory import Snapshot
     from mlxtune.result import SweepResult
 
 __all__ = [
@@ -56,6 +57,8 @@ __all__ = [
     "recommended_rows",
     "reproduce_text",
     "runs_table",
+    "snapshot_html",
+    "snapshot_text",
     "status_text",
     "summary",
     "summary_table",
@@ -499,3 +502,22 @@ def limit_details(result: SweepResult, limit: int) -> list[tuple[str, str]]:
         ("cache held", format_size(int(point["cache_after_max"]))),
         ("process peak", format_size(int(point["process_peak_max"]))),
     ]
+
+
+def snapshot_text(snap: Snapshot) -> str:
+    """``%mlxmem`` in a terminal: mlx-swift's three lines (peak, active, cache), the process's resident
+    memory, and the limits in force as words."""
+    limits = (f"Limits: cache {limit_text(snap.cache_limit)}, memory {limit_text(snap.memory_limit)}, "
+              f"wired {limit_text(snap.wired_limit)}")
+    return f"{snap.description}\nProcess RSS: {format_size(snap.process_rss)} ({snap.process_rss})\n{limits}"
+
+
+def snapshot_html(snap: Snapshot) -> str:
+    """``%mlxmem`` in a notebook: the same numbers as :func:`snapshot_text`, one row each."""
+    rows = [("Peak", format_size(snap.peak)), ("Active", format_size(snap.active)),
+            ("Cache", format_size(snap.cache)), ("Process RSS", format_size(snap.process_rss)),
+            ("Cache limit", limit_text(snap.cache_limit)), ("Memory limit", limit_text(snap.memory_limit)),
+            ("Wired limit", limit_text(snap.wired_limit))]
+    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+                   for k, v in rows)
+    return f"<table>{body}</table>"

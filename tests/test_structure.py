@@ -2,9 +2,9 @@
 sideways, never up, and no module imports itself through others.
 
 Every import counts: at module level, inside functions and under ``if TYPE_CHECKING:``. The only
-upward imports are the named delegations below: a result's convenience methods, each a body of one
-import and one ``return`` handing the result to the layer that draws it (as pandas'
-``DataFrame.to_html`` hands itself to its formatters), and the types those methods return.
+upward imports are the named delegations below: a result's convenience methods (and a snapshot's
+display), each a body of one import and one ``return`` handing the object to the layer that draws it
+(as pandas' ``DataFrame.to_html`` hands itself to its formatters), and the types those methods return.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ DELEGATIONS: dict[tuple[str, str], str] = {
     ("fleet_result", "FleetResult.to_html"): "report",
     ("fleet_result", "FleetResult.to_markdown"): "report",
     ("fleet_result", "FleetResult._repr_html_"): "report",
+    ("memory", "Snapshot._text"): "present",
+    ("memory", "Snapshot._repr_html_"): "present",
 }
 #: (module, module it names under TYPE_CHECKING) -> the names: what those delegations return.
 DELEGATED_TYPES: dict[tuple[str, str], set[str]] = {
