@@ -53,6 +53,7 @@ __all__ = [
     "formatted",
     "history_view",
     "limit_details",
+    "pairs_html",
     "recommended_mark",
     "recommended_rows",
     "reproduce_text",
@@ -482,26 +483,22 @@ def history_view(frame: pd.DataFrame) -> Any:
 
 
 def limit_details(result: SweepResult, limit: int) -> list[tuple[str, str]]:
-    """What the panel's inspector shows of one cache limit: its summary row (of the first grid point at
-    that limit) in words, the same numbers as the summary table, a line each."""
+    """What the panel's inspector shows of one cache limit: the cells of its :func:`summary_table` row (of
+    the first grid point at that limit), a line each, then the median time of one of its runs."""
     summary = result.summary_frame()
-    at = summary.index[summary["cache_limit"] == limit]
-    if not len(at):
+    at = [position for position, value in enumerate(summary["cache_limit"]) if value == limit]
+    if not at:
         return [("runs", "none finished")]
-    point, verdict = summary.loc[at[0]], result.decision().points.loc[at[0]]
-    unit, failed = throughput_unit(result, summary), int(point["failed"])
-    return [
-        ("blocks" if result.design == "paired" else "runs",
-         f"{int(point['runs'])}" + (f" ({failed} failed)" if failed else "")),
-        ("seconds (median)", number(point["seconds_median"])),
-        (f"{unit}/s (median)", number(point["throughput_median"])),
-        ("x best (95% bounds)", ratio_text(verdict["ratio"], verdict["ratio_low"], verdict["ratio_high"])),
-        ("verdict", str(verdict["verdict"])),
-        ("footprint", format_size(int(point["footprint"]))),
-        ("peak active", format_size(int(point["peak_memory_max"]))),
-        ("cache held", format_size(int(point["cache_after_max"]))),
-        ("process peak", format_size(int(point["process_peak_max"]))),
-    ]
+    table = summary_table(result)
+    cells = list(zip(table.headers, table.rows[at[0]].cells, strict=True))[table.text_columns:]
+    return [*cells, ("seconds (median)", number(summary["seconds_median"].iloc[at[0]]))]
+
+
+def pairs_html(rows: list[tuple[str, str]], css: str = "") -> str:
+    """Named values as a two-column HTML table, a row each; every text escaped."""
+    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+                   for k, v in rows)
+    return f"<table class='{html.escape(css)}'>{body}</table>" if css else f"<table>{body}</table>"
 
 
 def snapshot_text(snap: Snapshot) -> str:
@@ -518,6 +515,4 @@ def snapshot_html(snap: Snapshot) -> str:
             ("Cache", format_size(snap.cache)), ("Process RSS", format_size(snap.process_rss)),
             ("Cache limit", limit_text(snap.cache_limit)), ("Memory limit", limit_text(snap.memory_limit)),
             ("Wired limit", limit_text(snap.wired_limit))]
-    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-                   for k, v in rows)
-    return f"<table>{body}</table>"
+    return pairs_html(rows)

@@ -368,7 +368,8 @@ class SweepPanel:
     def _outcome(self, result: SweepResult) -> str:
         """The answer first (the headline in bold, then why), then how the sweep ended and what it
         compared, folded."""
-        parts = [present.status_text(result)]
+        status = present.status_text(result)
+        parts = [status]
         if result.complete and result.stop_reason:  # an adaptive sweep: where it stopped and why
             parts[0] += f" ({result.stop_reason})"
         parts.append(present.design_text(result))
@@ -385,7 +386,7 @@ class SweepPanel:
             answer = f"<b>No recommendation</b> ({html.escape(type(exc).__name__)}: {html.escape(str(exc))})"
         how = "<br>".join(html.escape(p) for p in parts)
         return (f"<div class='mlxtune-answer'>{answer}</div><details class='mlxtune-how'><summary>why, and "
-                f"how it was measured: {html.escape(present.status_text(result))}</summary>{how}</details>")
+                f"how it was measured: {html.escape(status)}</summary>{how}</details>")
 
     def _set_running(self, running: bool) -> None:
         self.run_button.disabled = running
@@ -514,11 +515,8 @@ class SweepPanel:
 
 def _details_html(result: SweepResult, limit: int) -> str:
     """One limit's row of the summary, a line each (:func:`mlxtune.present.limit_details`)."""
-    rows = present.limit_details(result, limit)
-    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-                   for k, v in rows)
     title = f"<b>cache limit {html.escape(view.limit_text(limit))}</b>"
-    return f"{title}<table class='mlxtune-details'>{body}</table>"
+    return title + present.pairs_html(present.limit_details(result, limit), css="mlxtune-details")
 
 
 def _figure_image() -> widgets.Image:
