@@ -6,10 +6,14 @@ ratios of 1.0 up to that noise, so the spread of their log ratios is the noise i
 fixed-length paired sweeps (no racing, no adaptive stop) of each variant, interleaved, and prints for
 each: that spread, the 90% interval of each limit's ratio, and the measuring seconds.
 
-    python benchmarks/paired_noise.py --out OUT [--size 1b] [--cycles 25] [--sittings 2]
+    python benchmarks/paired_noise.py --out OUT [--size 1b] [--cycles 25] [--sittings 2] [--variants ...]
 
-Variants: blocks of 12 steps after 2 settling steps with memory sampled every 2 ms (the default),
-the same without sampling, and blocks of 24 after 4 without sampling.
+Variants (``--variants``, comma-separated): ``B+S`` times blocks of B steps after S settling steps,
+without sampling memory during them; ``B+S sampled`` samples it every 2 ms. Besides the spread, each line prints the robust spread (1.4826 MAD: a few far-off cycles
+weigh on the standard deviation, not on the median the rule uses), the blocks' seconds per cycle,
+and their product as the figure that matters: the robust variance times the seconds per cycle,
+relative to the first variant (an interval of a given width takes that much of the time). Each
+sweep is saved (``blocks-B-S[-sampled]-<sitting>.json``) for replaying the rule offline.
 """
 
 from __future__ import annotations
@@ -32,11 +36,22 @@ from mlxtune.units import UNLIMITED, limit_text
 from mlxtune.workloads import lm, tiny_model
 
 LIMITS = "0,256KB,1MB,4MB,16MB,64MB,unlimited"
-VARIANTS = {
-    "12+2 sampled": (Blocks(block=12, settle=2), 0.002),
-    "12+2 unsampled": (Blocks(block=12, settle=2), None),
-    "24+4 unsampled": (Blocks(block=24, settle=4), None),
-}
+#: Sampling interval of the "sampled" variants, seconds.
+SAMPLED = 0.002
+
+
+def variant(name: str) -> tuple[Blocks, float | None]:
+    """A variant's block sizes and sampling interval from its name ("12+2" or "12+2 sampled")."""
+    sizes, _, sampled = name.partition(" ")
+    block, _, settle = sizes.partition("+")
+    if not (block.isdigit() and settle.isdigit()) or sampled not in ("", "sampled"):
+        raise ValueError(f"unknown variant {name!r}: expected B+S or B+S sampled, e.g. 12+2")
+    return Blocks(block=int(block), settle=int(settle)), SAMPLED if sampled else None
+
+
+def file_stem(name: str) -> str:
+    """A variant's name as a file name: letters, digits and dashes only."""
+    return "blocks-" + name.replace("+", "-").replace(" ", "-")
 FREE = (4_000_000, 16_000_000, 64_000_000)  # limits that cost nothing on the GPU host
 
 
@@ -57,7 +72,14 @@ def main() -> None:
     parser.add_argument("--sittings", type=int, default=2)
     parser.add_argument("--prompt-tokens", type=int, default=512)
     parser.add_argument("--gen-tokens", type=int, default=256)
+    parser.add_argument("--variants", default="12+2 sampled,12+2,24+4",
+                        help="comma-separated: B+S (blocks of B steps after S settling steps) or B+S sampled")
     args = parser.parse_args()
+    chosen = [name.strip() for name in args.variants.split(",")]
+    try:
+        variants = {name: variant(name) for name in chosen}
+    except ValueError as error:
+        parser.error(str(error))
     args.out.mkdir(parents=True, exist_ok=True)
     env = environment()
     lines = [f"paired_noise: {env['backend']} ({env['device_name']}), mlx {env['mlx']}, "
@@ -66,27 +88,37 @@ def main() -> None:
     work = lm(str(tiny_model(size=args.size, dtype="float16")), prompt_tokens=args.prompt_tokens,
               gen_tokens=args.gen_tokens)
     work.setup()
-    found: dict[str, list[dict[int, np.ndarray]]] = {name: [] for name in VARIANTS}
-    seconds: dict[str, float] = dict.fromkeys(VARIANTS, 0.0)
+    found: dict[str, list[dict[int, np.ndarray]]] = {name: [] for name in chosen}
+    seconds: dict[str, float] = dict.fromkeys(chosen, 0.0)
     for sitting in range(args.sittings):
-        for name, (blocks, interval) in VARIANTS.items():
+        for name in chosen:
+            blocks, interval = variants[name]
             result = sweep(work, cache_limits=LIMITS, repeats=args.cycles, design="paired", blocks=blocks,
                            sample_interval=interval, seed=sitting, progress=False, label=name)
+            result.to_json(str(args.out / f"{file_stem(name)}-{sitting + 1}.json"))
             found[name].append(cycle_log_ratios(result))
             seconds[name] += float(result.blocks["wall_seconds"].sum())
     summary = {}
+    first_cost = None
     for name, sittings in found.items():
         free = np.concatenate([s[c] for s in sittings for c in FREE if c in s])
         spread = float(np.std(free))
+        robust = float(1.4826 * np.median(np.abs(free - np.median(free))))
+        per_cycle = seconds[name] / (args.cycles * args.sittings)
+        cost = robust**2 * per_cycle
+        first_cost = first_cost or cost
         cells = []
         for limit in sorted({c for s in sittings for c in s}):
             values = np.concatenate([s[limit] for s in sittings if limit in s])
             low, high = np.exp(sign_bounds(values, 0.9))
             cells.append(f"{limit_text(limit)} {np.exp(np.median(values)):.3f} [{low:.3f}, {high:.3f}]")
-        lines.append(f"{name:>15}: sd of a free limit's cycle log ratio {spread:.3f}; "
-                     f"{seconds[name]:.1f}s of blocks; " + "  ".join(cells))
+        lines.append(f"{name:>12}: sd of a free limit's cycle log ratio {spread:.3f} (robust {robust:.3f}); "
+                     f"{seconds[name]:.1f}s of blocks, {per_cycle:.2f}s a cycle; time to a given width "
+                     f"{cost / first_cost:.2f}x; " + "  ".join(cells))
         print(lines[-1], flush=True)
-        summary[name] = {"free_log_ratio_sd": spread, "block_seconds": seconds[name]}
+        summary[name] = {"free_log_ratio_sd": spread, "free_log_ratio_robust_sd": robust,
+                         "block_seconds": seconds[name], "seconds_per_cycle": per_cycle,
+                         "relative_time_to_width": cost / first_cost}
     (args.out / "paired_noise.txt").write_text("\n".join(lines) + "\n")
     (args.out / "paired_noise.json").write_text(json.dumps(summary, indent=1) + "\n")
 
