@@ -9,11 +9,12 @@ each: that spread, the 90% interval of each limit's ratio, and the measuring sec
     python benchmarks/paired_noise.py --out OUT [--size 1b] [--cycles 25] [--sittings 2] [--variants ...]
 
 Variants (``--variants``, comma-separated): ``B+S`` times blocks of B steps after S settling steps,
-without sampling memory during them; ``B+S sampled`` samples it every 2 ms. Besides the spread, each line prints the robust spread (1.4826 MAD: a few far-off cycles
-weigh on the standard deviation, not on the median the rule uses), the blocks' seconds per cycle,
-and their product as the figure that matters: the robust variance times the seconds per cycle,
-relative to the first variant (an interval of a given width takes that much of the time). Each
-sweep is saved (``blocks-B-S[-sampled]-<sitting>.json``) for replaying the rule offline.
+without sampling memory during them; ``B+S sampled`` samples it every 2 ms. Besides the spread,
+each line prints the robust spread (1.4826 MAD: a few far-off cycles weigh on the standard
+deviation, not on the median the rule uses), the blocks' seconds per cycle, and the figure that
+matters: the robust variance times the seconds per cycle, relative to the first variant (an
+interval of a given width takes that much of the time). Each sweep is saved
+(``blocks-B-S[-sampled]-<sitting>.json``) for replaying the rule offline.
 """
 
 from __future__ import annotations
