@@ -5,21 +5,24 @@ Numbers only (words live in :mod:`mlxtune.view`). Deterministic: the same runs g
 The rule
 --------
 A point is **fast** when the one-sided ``confidence`` lower bound of its speed ratio to the best
-point is at least ``1 - tolerance`` (an equivalence test: the data must *show* it is close), **slow**
-when the upper bound is below ``1 - tolerance``, and **undecided** otherwise. The recommendation is
-the smallest cache limit (then the smallest footprint) among the fast points inside the budget; it
-is *decided* when every point with a smaller cache limit is slow or **at the edge**: undecided, but
-with both bounds within half the tolerance of ``1 - tolerance`` (:data:`EDGE_SHARE`; 0.925-0.975 at
-5%). Noise never makes a point fast:
-with too few runs every interval is wide, points stay undecided, and the answer says how many more
-rounds would likely decide them.
+point clears ``1 - tolerance`` by the edge (:data:`EDGE_SHARE` of the tolerance: 0.975 at 5%), so
+the data must *show* it is close; **slow** when the upper bound is below ``1 - tolerance``; **at the
+edge** when both bounds lie within the edge of ``1 - tolerance`` either way (0.925-0.975 at 5%);
+**undecided** otherwise. The recommendation is the smallest cache limit (then the smallest
+footprint) among the fast points inside the budget; it is *decided* when every point with a smaller
+cache limit is slow or at the edge. Noise never makes a point fast: with too few runs every interval
+is wide, points stay undecided, and the answer says how many more rounds would likely decide them.
 
-Why the edge: a limit whose true speed sits at the tolerance (the H200's 1MB at 0.946 of the best,
-BENCHMARKS.md) is never shown fast or slow, whatever the budget, and would keep every answer open.
-The edge is an indifference zone (Bechhofer's, in ranking and selection): once a point is pinned
-that close to the tolerance, which side it falls on matters less than half the tolerance, so it
-stops keeping the answer open. It is never picked (only points shown fast are), so the pick's
-guarantee is the same; what the edge gives up is a limit at best half the tolerance inside it.
+Why the edge: a limit whose true speed sits at the tolerance (the H200's 1MB at 0.93-0.98 of the
+best, BENCHMARKS.md) can never be shown on one side of it, and would keep every answer open. The
+edge is an indifference zone (Bechhofer's, in ranking and selection): a point pinned within it costs
+about the tolerance, which side it falls on matters less than the edge, and it stops keeping the
+answer open. It is never picked: a point is picked only when shown clear of the zone. When "fast"
+meant only a lower bound above ``1 - tolerance``, such a point raced two verdicts, fast (a sweep
+whose cycles happened to put its lower bound above the line) or at the edge (one whose cycles pinned
+it first): on the H200, sweeps of one sitting picked 1MB in two of five and 4MB in the others
+(BENCHMARKS.md). With the edge between them, a point inside the zone is at the edge in every sweep,
+and only a point whose speed sits at the zone's top (0.975) can go either way.
 
 How the interval is made
 ------------------------
@@ -69,7 +72,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "CONFIDENCE", "MIN_ROUNDS", "PAIRED_PATIENCE",
+    "CONFIDENCE", "MIN_ROUNDS",
     "Decision", "FleetChoice", "NextRound", "Noise", "decide", "fleet_choice",
     "isotonic", "judged_runs", "least_runs", "nan_quantile", "next_round", "noise", "sign_bounds",
 ]
@@ -99,8 +102,8 @@ FAST, SLOW, UNDECIDED, OVER_BUDGET, NO_RUNS = "fast", "slow", "undecided", "over
 EDGE = "at the edge"
 #: The verdicts of points the rule judged (measured enough, inside the budget).
 JUDGED = (FAST, SLOW, EDGE, UNDECIDED)
-#: How close to ``1 - tolerance`` both bounds must be for a point to sit at the edge, as a share of
-#: the tolerance (module docstring).
+#: How close to ``1 - tolerance`` both bounds must be for a point to sit at the edge, and how far above
+#: it a fast point's lower bound must be, as a share of the tolerance (module docstring).
 EDGE_SHARE = 0.5
 
 
@@ -265,9 +268,7 @@ def decide(
         best = int(points.index[top])
         floor, margin = 1 - tolerance, tolerance * EDGE_SHARE
         for i in candidates:
-            verdict = FAST if low[i] >= floor else SLOW if high[i] < floor else UNDECIDED
-            if verdict == UNDECIDED and floor - margin <= low[i] and high[i] <= floor + margin:
-                verdict = EDGE
+            verdict = _verdict(low[i], high[i], floor, margin)
             points.iloc[i, points.columns.get_loc("verdict")] = verdict
             if verdict == UNDECIDED:
                 points.iloc[i, points.columns.get_loc("more_rounds")] = _more_rounds(
@@ -313,19 +314,35 @@ def sign_bounds(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(data[rank - 1]), float(data[n - rank])
 
 
+def _verdict(low: float, high: float, floor: float, margin: float) -> str:
+    """A point's verdict from the bounds of its ratio (module docstring): slow below ``floor``, fast clear
+    of the edge above it, at the edge when pinned within ``margin`` of it, else undecided."""
+    if high < floor:
+        return SLOW
+    if low >= floor + margin:
+        return FAST
+    if floor - margin <= low and high <= floor + margin:
+        return EDGE
+    return UNDECIDED
+
+
 def _more_rounds(ratio: float, low: float, high: float, floor: float, margin: float, rounds: int) -> float:
-    """Rounds to add so the point would likely be decided: the bound on the estimate's side of
-    ``floor`` crossing it, or, for an estimate within ``margin`` of it, both bounds closing in to the
-    edge (whichever comes first). Interval half-widths shrink as one over the square root of the rounds.
+    """Rounds to add so the point would likely be decided, whichever verdict comes first: its lower
+    bound clearing the edge (an estimate above it), its upper bound falling below ``floor`` (an
+    estimate below), or both bounds closing in to the edge (an estimate within it). Interval
+    half-widths shrink as one over the square root of the rounds.
     """
-    width, distance = (ratio - low, ratio - floor) if ratio >= floor else (high - ratio, floor - ratio)
-    if not math.isfinite(width):
+    if not (math.isfinite(low) and math.isfinite(high)):
         return math.inf
-    needed = [rounds * (width / distance) ** 2 if distance > 0 else math.inf]
+    needed = []
+    if ratio > floor + margin:
+        needed.append(rounds * ((ratio - low) / (ratio - floor - margin)) ** 2)
+    if ratio < floor:
+        needed.append(rounds * ((high - ratio) / (floor - ratio)) ** 2)
     room = margin - abs(ratio - floor)
     if room > 0:
         needed.append(rounds * (max(ratio - low, high - ratio) / room) ** 2)
-    more = math.ceil(min(needed)) - rounds if math.isfinite(min(needed)) else math.inf
+    more = math.ceil(min(needed)) - rounds if needed else math.inf
     return float(max(more, 1)) if more <= _MOST_ROUNDS else math.inf
 
 
@@ -584,21 +601,19 @@ class NextRound:
     stop: str = ""
 
 
-#: Cycles a paired sweep runs before it gives up on points that sit near the tolerance: a cycle is a
-#: fraction of a second, and a few cycles' intervals are too wide to tell how near a point sits.
-PAIRED_PATIENCE = 20
-
-
-def next_round(decision: Decision, rounds: int, max_rounds: int, patience: int = MIN_ROUNDS) -> NextRound:
+def next_round(decision: Decision, rounds: int, max_rounds: int, give_up: bool = True) -> NextRound:
     """Racing: run only the points that can still change the answer, and stop when none can.
 
     After ``rounds`` rounds (of at most ``max_rounds``): before :data:`MIN_ROUNDS` every point runs.
     Then the answer is final when decided. Otherwise the open points (undecided, below the current
     choice) run, with the best and the choice to keep the comparison current; a point decided slow,
-    or fast above the choice, stops. An open point that would need more rounds than twice those left
-    is given up on (it sits too close to the tolerance for this budget), and when every open point
-    is given up the sweep stops, undecided, rather than spend the budget for nothing; not before
-    ``patience`` rounds (:data:`PAIRED_PATIENCE` for the cycles of a paired sweep).
+    or fast above the choice, stops. With ``give_up`` (whole runs, where a round costs a run per
+    point), an open point that would need more rounds than those left is given up on (it sits too
+    close to the tolerance for this budget), and when every open point is given up the sweep stops,
+    undecided, rather than spend the budget for nothing. A paired sweep runs on until decided or out
+    of budget: a cycle costs a fraction of a second, and the estimate of the rounds needed takes a
+    point's estimate for its truth, which gave up after 2 s of H200 blocks on a 1MB limit that a
+    few seconds more decided (``benchmarks/paired_replay.py``).
     """
     everything = [int(i) for i in decision.points.index[decision.points["verdict"] != OVER_BUDGET]]
     if rounds < MIN_ROUNDS:
@@ -611,7 +626,7 @@ def next_round(decision: Decision, rounds: int, max_rounds: int, patience: int =
     open_points = decision.undecided
     # a point with too few successful runs yet (a run failed) has no estimate: it needs rounds, not judging
     hopeful = [int(i) for i, more in open_points["more_rounds"].items()
-               if more <= left or math.isnan(more) or rounds < patience]
+               if more <= left or math.isnan(more) or not give_up]
     if not hopeful:
         return NextRound([], "the open points need more rounds than the budget allows")
     anchors = {i for i in (decision.best, decision.choice) if i is not None}

@@ -82,7 +82,7 @@ from typing import Any
 import pandas as pd
 
 from mlxtune import memory, remote, runner
-from mlxtune.decision import MIN_ROUNDS, PAIRED_PATIENCE, TOLERANCE, Decision, decide, next_round
+from mlxtune.decision import MIN_ROUNDS, TOLERANCE, Decision, decide, next_round
 from mlxtune.environment import environment
 from mlxtune.measure import Measured, measure
 from mlxtune.paired import DESIGNS, Blocks, Generations, step_source, whole_run
@@ -111,8 +111,10 @@ _LimitPoint = tuple[int, int | None]
 #: Rounds an adaptive sweep runs at most per workload point when ``max_runs`` is not given.
 DEFAULT_MAX_ROUNDS = 10
 #: Cycles an adaptive paired sweep runs at most per workload point when ``max_runs`` is not given: a
-#: cycle costs a few hundred steps, not a whole run per limit.
-DEFAULT_MAX_CYCLES = 200
+#: cycle costs a few dozen steps, not a whole run per limit. 400 cycles of 6-step blocks take the time
+#: 200 of 12-step blocks did; with 200, sweeps on an H200 gave up on a limit near the tolerance after
+#: 4 s of measuring, as more cycles than were left (BENCHMARKS.md, ``benchmarks/paired_replay.py``).
+DEFAULT_MAX_CYCLES = 400
 
 
 _NEEDS_STEPS = "design='paired' needs a step workload (a generator function, or an object with steps())"
@@ -535,7 +537,7 @@ class _Sweep:
                     self.ended(point, f"{spent} before a whole generation was measured", first)
                     break
             elif self.plan.adaptive:
-                running = self.race(point, first, cycle + 1, self.plan.cycles, PAIRED_PATIENCE)
+                running = self.race(point, first, cycle + 1, self.plan.cycles, give_up=False)
                 if not running:
                     break
         else:
@@ -564,10 +566,10 @@ class _Sweep:
         self.bar.total = self.planned
 
     def race(self, point: dict[str, Any], first: int, rounds: int, most: int,
-             patience: int = MIN_ROUNDS) -> list[_LimitPoint]:
+             give_up: bool = True) -> list[_LimitPoint]:
         """The limit points the next round runs; none (and the reason noted) when this point is done."""
         decision = self.decision(first)
-        step = next_round(decision, rounds, most, patience)
+        step = next_round(decision, rounds, most, give_up)
         stop = step.stop or self.time_spent()
         if stop:
             self.ended(point, stop, first)

@@ -83,6 +83,21 @@ def test_a_point_pinned_at_the_tolerance_sits_at_the_edge_and_leaves_the_answer_
     assert not rec.decided and rec.open_limits == (MB,)
 
 
+def test_a_point_shown_inside_the_tolerance_but_within_the_edge_is_not_picked():
+    """The H200's 1MB case: 0.965 of the fastest, pinned. Its lower bound clears 0.95, but a sweep whose
+    cycles pin it lower would call it at the edge: only a point clear of the edge (0.975) is fast, so
+    every sweep gives the same answer."""
+    inside = {0: steady(60, 8), MB: steady(96.5, 8, seed=1), 16 * MB: steady(99.5, 8, seed=2),
+              UNLIMITED: steady(100, 8, seed=3)}
+    result = result_of(inside)
+    points = result.decision().points.set_index("cache_limit")
+    assert 0.95 < points.loc[MB, "ratio_low"] and points.loc[MB, "ratio_high"] <= 0.975
+    assert points.loc[MB, "verdict"] == "at the edge" and points.loc[16 * MB, "verdict"] == "fast"
+    rec = result.recommend()
+    assert rec.decided and rec.cache_limit == 16 * MB
+    assert "At the edge of the 5% tolerance: 1MB at 0.96" in rec.reason
+
+
 def test_a_point_near_the_tolerance_is_given_the_rounds_that_would_put_it_at_the_edge():
     """Racing gives up on a point only when no likely number of rounds decides it: at 0.948 it
     cannot cross 0.95, but its interval can narrow to the edge."""
@@ -90,6 +105,8 @@ def test_a_point_near_the_tolerance_is_given_the_rounds_that_would_put_it_at_the
     assert 10 <= more <= 40
     assert decision._more_rounds(0.948, 0.915, 0.975, floor=0.95, margin=0.0, rounds=20) == float("inf")
     assert decision._more_rounds(0.90, 0.85, 0.93, floor=0.95, margin=0.025, rounds=20) == 1  # crossing
+    # above the edge, the lower bound must clear 0.975, not 0.95: at 0.99 with 0.96, about 4x the rounds
+    assert 50 <= decision._more_rounds(0.99, 0.96, 1.02, floor=0.95, margin=0.025, rounds=20) <= 70
 
 
 def paired_decision(speeds: dict[int, list[float]]) -> decision.Decision:
@@ -111,7 +128,7 @@ def test_paired_blocks_are_compared_with_the_reference_unless_a_point_is_shown_f
     lucky = state * jitter(2)
     lucky[6:] = np.nan  # raced out after six cycles, with a high median by chance
     lucky[:6] *= 1.03
-    found = paired_decision({MB: list(state * 0.97 * jitter(1)), 16 * MB: list(lucky),
+    found = paired_decision({MB: list(state * jitter(1)), 16 * MB: list(lucky),
                              UNLIMITED: list(state * jitter(4))})
     points = found.points.set_index("cache_limit")
     assert points.loc[16 * MB, "ratio"] > 1  # the highest median ...
@@ -294,6 +311,19 @@ def test_racing_runs_only_the_points_that_can_still_change_the_answer():
     assert not step.stop and limits == [MB, 4 * MB]  # 0 is shown slow; 1MB is open; 4MB is the choice
     assert decision.next_round(found, rounds=2, max_rounds=40).points == list(found.points.index)
     assert decision.next_round(found, rounds=40, max_rounds=40).stop == "the budget of runs or time was spent"
+
+
+def test_whole_runs_give_up_on_a_point_at_the_tolerance_and_paired_cycles_run_on():
+    """A point whose interval straddles the edge's top needs far more rounds than are left: whole runs
+    (a run per point a round) stop there; a paired sweep, whose cycles cost a fraction of a second,
+    keeps measuring it until decided or out of budget."""
+    runs = {MB: steady(97, rounds=6, spread=0.01, seed=1), UNLIMITED: steady(100, rounds=6, seed=2)}
+    found = result_of(runs).decision()
+    assert found.points.set_index("cache_limit").loc[MB, "more_rounds"] > 34
+    assert decision.next_round(found, rounds=6, max_rounds=40).stop == ("the open points need more rounds "
+                                                                         "than the budget allows")
+    step = decision.next_round(found, rounds=6, max_rounds=40, give_up=False)
+    assert not step.stop and [int(found.points.loc[i, "cache_limit"]) for i in step.points] == [MB, UNLIMITED]
 
 
 def test_a_point_shown_slow_is_raced_out_of_later_rounds():
