@@ -28,10 +28,14 @@ costs can itself change along a generation (a 1MB cache on an H200 kept up with 
 not with a long one), so an adaptive sweep runs every limit, and decides nothing, until a whole
 generation has been measured: the answer covers the workload start to end, not its first steps.
 
-Why these sizes (measured on an H200, 1.1B float16 decode, see BENCHMARKS.md): blocks of 24 steps
-with 4 settling steps gave +-2-4% from one 11 s generation; blocks of 12 with 2 settling steps
-gave +-1% from 8 s (more cycles in the same time); blocks of 48 were too few cycles; dropping no
-settling step changed little, so 2 is a margin, not a need.
+Why these sizes (measured on an H200, 1.1B float16 decode, ``benchmarks/paired_noise.py``, BENCHMARKS.md):
+what decides how soon an interval is narrow enough is the spread of a cycle's ratio squared times a
+cycle's seconds. Blocks of 6 steps after 1 settling step reached a given width in 0.18-0.20x the
+time of 12 after 2, in two sittings: shorter blocks are not noisier (robust spread 0.036-0.038
+against 0.061-0.078), since the two blocks of a ratio lie closer together in time and the machine's
+state moves less between them. Blocks of 4 were no better than 6; 24 and 48 steps, or 2, 3 or 12
+settling steps, were slower to a given width. One settling step drops the step that was already
+submitted under the previous limit (mlx-lm evaluates the next token ahead).
 """
 
 from __future__ import annotations
@@ -56,8 +60,8 @@ class Blocks:
     """Sizes of the paired design, in steps: timed ``block`` steps after ``settle`` untimed ones at each
     switch, and a fresh generation after ``generation`` steps (at a cycle boundary)."""
 
-    block: int = 12
-    settle: int = 2
+    block: int = 6
+    settle: int = 1
     generation: int = 2048
 
     def __post_init__(self) -> None:
