@@ -202,7 +202,7 @@ def _add_info(commands: argparse._SubParsersAction) -> None:
 
 
 def _gate(text: str) -> Any:
-    from mlxtune.compare import parse_gate
+    from mlxtune.gates import parse_gate
 
     try:
         return parse_gate(text)
@@ -343,13 +343,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare two saved results, print what changed, write reports, check the gates."""
-    from mlxtune.compare import (
-        check_gates,
-        compare,
-        comparison_text,
-        write_comparison_html,
-        write_comparison_markdown,
-    )
+    from mlxtune.compare import comparison_text, write_comparison_html, write_comparison_markdown
+    from mlxtune.comparison import check_gates, compare
+    from mlxtune.view import gate_result_text
 
     _outputs(("--html", args.html, ""), ("--md", args.md, ""), inputs=(args.base, args.new))
     base, new = _load_results(args.base, args.new)
@@ -360,7 +356,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     _say(comparison_text(frame))
     for result in results:
-        _say(str(result))
+        _say(gate_result_text(result))
     for path, writer in ((args.html, write_comparison_html), (args.md, write_comparison_markdown)):
         if path:
             try:

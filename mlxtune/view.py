@@ -22,12 +22,16 @@ from mlxtune.units import UNLIMITED, format_size, limit_text, parse_size
 
 if TYPE_CHECKING:
     from mlxtune.decision import Decision, FleetChoice, Noise
+    from mlxtune.gates import Difference, GateFinding, GateResult
 
 __all__ = [
     "LIMIT_AXES",
     "PROCESS_MEMORY",
     "cell_text",
+    "difference_text",
     "fleet_reason",
+    "gate_finding_text",
+    "gate_result_text",
     "headline",
     "limit_text",
     "noise_text",
@@ -362,3 +366,47 @@ def _own_answer(decision: Decision) -> str:
     return limit_text(decision.points.loc[decision.choice, "cache_limit"])
 
 
+# -- comparisons ------------------------------------------------------------------------------
+
+#: How each difference between two compared results is named, and a note where one helps.
+_DIFFERENCES = {
+    "workload": ("the workloads differ", ""),
+    "design": ("the designs differ", " (blocks inside runs against whole runs)"),
+    "backend": ("the backend differs", ""),
+    "device_name": ("the device differs", ""),
+    "mlx": ("the MLX version differs", ""),
+}
+
+
+def difference_text(difference: Difference) -> str:
+    """"the workloads differ: A / B", with the host first for fleets."""
+    name, note = _DIFFERENCES[difference.what]
+    a, b = (value or "not described" for value in (difference.a, difference.b))
+    text = f"{name}: {a} / {b}{note}"
+    return f"{difference.host}: {text}" if difference.host else text
+
+
+def gate_finding_text(finding: GateFinding, metric: str) -> str:
+    """Where a gate was crossed and by how much: "cache limit 0: +20.0% (100MB -> 120MB)"."""
+    where = point_text(finding.point, list(finding.point))
+    if finding.lost:
+        return f"{finding.point['host']}: not measured in the new result ({finding.lost})"
+    if finding.failed is not None:
+        failed_b, runs_b, failed_a, runs_a = finding.failed
+        return (f"{where}: {failed_b} of {runs_b} runs failed in the new result "
+                f"({failed_a} of {runs_a} in the baseline)")
+    if metric == "throughput":
+        values = f"{finding.a:.4g} -> {finding.b:.4g}/s"
+    else:
+        values = f"{format_size(int(finding.a))} -> {format_size(int(finding.b))}"
+    return f"{where}: {finding.change:+.1%} ({values})"
+
+
+def gate_result_text(result: GateResult) -> str:
+    """A checked gate for the terminal: PASS or FAIL, then where it failed or was crossed within noise."""
+    metric = result.gate.metric
+    lines = [f"{'PASS' if result.passed else 'FAIL'} {result.gate}"]
+    lines += [f"  failed at {gate_finding_text(found, metric)}" for found in result.failures]
+    lines += [f"  crossed but within noise at {gate_finding_text(found, metric)}"
+              for found in result.within_noise]
+    return "\n".join(lines)

@@ -13,18 +13,19 @@ from sweep_data import LIMITS, MB, SPEEDS, make_result, row
 from test_report import markdown_tables
 
 import mlxtune
-from mlxtune.compare import (
-    Gate,
-    check_gates,
-    comparison_text,
-    parse_gate,
-    write_comparison_html,
-    write_comparison_markdown,
-)
+from mlxtune.compare import comparison_text, write_comparison_html, write_comparison_markdown
+from mlxtune.comparison import check_gates
+from mlxtune.gates import Gate, GateResult, parse_gate
 from mlxtune.record import runs_frame
 from mlxtune.result import SweepResult
+from mlxtune.view import gate_finding_text, gate_result_text
 
 SLOWER = {limit: speed * 0.8 for limit, speed in SPEEDS.items()}
+
+
+def failure_texts(result: GateResult) -> list[str]:
+    """A checked gate's failures as the terminal and the reports word them."""
+    return [gate_finding_text(found, result.gate.metric) for found in result.failures]
 
 
 def noisy_comparison():
@@ -87,7 +88,9 @@ def test_memory_growth_is_reported_in_bytes_and_relative():
     assert frame["peak_changed"].all() and frame["footprint_changed"].all()
     failed = check_gates(frame, ["peak>+10%", "footprint>+50%", "throughput<-5%"])
     assert [r.passed for r in failed] == [False, True, True]
-    assert failed[0].failures[0].startswith("cache limit 0: +20.0% (100MB -> 120MB)")
+    assert failure_texts(failed[0])[0] == "cache limit 0: +20.0% (100MB -> 120MB)"
+    first = failed[0].failures[0]
+    assert first.point == {"cache_limit": 0} and first.change == pytest.approx(0.2)
 
 
 def test_compare_takes_paths_and_needs_the_same_grid_axes(tmp_path):
@@ -136,18 +139,18 @@ def test_gates_fail_on_real_changes_only_and_when_every_new_run_failed():
     noisy = noisy_comparison()
     (gate,) = check_gates(noisy, ["throughput<-5%"])
     assert gate.passed and gate.within_noise  # crossed, but not beyond the noise: reported, not failed
-    assert "crossed but within noise" in str(gate)
+    assert "crossed but within noise" in gate_result_text(gate)
     rows = [row(limit, r, 1.0, error="RuntimeError: out of memory") for limit in LIMITS for r in range(3)]
     broken = SweepResult(runs=runs_frame(rows), params=["cache_limit"], label="broken")
     (lost,) = check_gates(mlxtune.compare(make_result(), broken), ["throughput<-50%"])
     assert not lost.passed
-    assert "3 of 3 runs failed in the new result (0 of 5 in the baseline)" in lost.failures[0]
+    assert "3 of 3 runs failed in the new result (0 of 5 in the baseline)" in failure_texts(lost)[0]
     # most runs crashing is a regression too, though the one that finished was as fast as before
     crashing = [row(limit, r, SPEEDS[limit], error="RuntimeError: crashed" if r else "")
                 for limit in LIMITS for r in range(3)]
     shaky = SweepResult(runs=runs_frame(crashing), params=["cache_limit"], label="shaky", unit="tokens")
     for gate in check_gates(mlxtune.compare(make_result(repeats=3), shaky), ["throughput<-5%", "peak>+10%"]):
-        assert not gate.passed and "2 of 3 runs failed in the new result" in gate.failures[0]
+        assert not gate.passed and "2 of 3 runs failed in the new result" in failure_texts(gate)[0]
     with pytest.raises(ValueError, match="share no grid point"):
         check_gates(mlxtune.compare(make_result({0: 1.0}), make_result({1: 1.0})), ["peak>+1%"])
 

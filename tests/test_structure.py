@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mlxtune"
 LAYERS: dict[str, tuple[str, ...]] = {
     "foundation": ("units", "record", "files"),
     "io": ("store",),
-    "analysis": ("stats", "decision", "result", "fleet_result"),
+    "analysis": ("stats", "decision", "gates", "result", "fleet_result", "comparison"),
     "mlx": ("_mlx", "memory", "sampler", "environment"),
     "workloads": ("workloads", "workloads.chat", "workloads.lm", "workloads.models", "workloads.named",
                   "workloads.synthetic"),

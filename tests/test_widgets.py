@@ -15,7 +15,7 @@ import pytest
 from bs4 import BeautifulSoup
 from matplotlib.figure import Figure
 
-from mlxtune import memory
+from mlxtune import Blocks, memory
 from mlxtune.units import UNLIMITED, parse_size
 from mlxtune.widgets import LADDER, SweepPanel, spread
 
@@ -350,7 +350,7 @@ def test_mlxsweep_paired_runs_the_cell_as_one_step_and_compares_within_cycles(sh
     try:
         result = panel.result
         assert result.design == "paired" and len(result.blocks) == 12 and result.complete
-        assert (result.blocks["steps"] == 12).all()  # each block: 12 runs of the cell
+        assert (result.blocks["steps"] == Blocks().block).all()  # each block: that many runs of the cell
         assert 1 <= len(result.runs) <= 2  # one run of the cell is a whole run
         assert "12 blocks" in panel.status.value and "Paired within runs: 4 cycles" in panel.status.value
         assert memory.get_cache_limit() == previous
