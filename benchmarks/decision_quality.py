@@ -34,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import RESULTS, publish
 
 from mlxtune import decision
+from mlxtune.fleet_result import load
 from mlxtune.record import runs_frame
-from mlxtune.result import SweepResult, load
+from mlxtune.result import SweepResult
 from mlxtune.stats import ratio_ci, summarize
 
 TOLERANCE = 0.05

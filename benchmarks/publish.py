@@ -703,6 +703,7 @@ LIVE_SITTINGS = (
     ("run6", "sign-test bounds, compared with the highest median"),
     ("run7", "the same, compared with the reference, with the edge"),
     ("run9", "the same, blocks not sampled during their steps"),
+    ("run13", "blocks of 6 steps, the edge between fast and the tolerance"),
 )
 
 
@@ -749,6 +750,18 @@ def block_paired_noise(figs: dict[str, bytes]) -> str:
     return code_block(noise, "text") + "\n\n" + code_block(accuracy, "text")
 
 
+#: The sittings that measured block sizes by the time they take to a given interval width.
+BLOCK_SIZE_SITTINGS = ("run10", "run11", "run12")
+
+
+def block_paired_sizes(figs: dict[str, bytes]) -> str:
+    """Block sizes measured by time to a given width (benchmarks/paired_noise.py), and the saved
+    generations replayed through the rule (benchmarks/paired_replay.py)."""
+    sittings = [_read_text(GPU / folder / "paired_noise.txt").rstrip() for folder in BLOCK_SIZE_SITTINGS]
+    replay = _read_text(RESULTS / "paired_replay.txt").rstrip()
+    return "\n\n".join(code_block(text, "text") for text in [*sittings, replay])
+
+
 def block_sampler(figs: dict[str, bytes]) -> str:
     return code_block(_read_text(RESULTS / "sampler_cost.txt").rstrip(), "text")
 
@@ -771,6 +784,7 @@ BLOCKS: dict[str, Callable[[dict[str, bytes]], str]] = {
     "paired": block_paired,
     "paired-live": block_paired_live,
     "paired-noise": block_paired_noise,
+    "paired-sizes": block_paired_sizes,
     "sampler": block_sampler,
 }
 

@@ -54,11 +54,12 @@ Why these choices (measured by ``benchmarks/decision_quality.py`` on the saved G
 runs fall into two speed states that last a whole run; the same truth, each limit's median over the
 whole sweep fitted to be nondecreasing, judged every variant): with the median and the monotone
 pooling, no pick was more than the tolerance below the best and the two halves of a sweep agreed
-in 94% of splits; the geometric mean (it averages the two states) made wrong picks, and an upper
-quantile (``timeit``'s argument for the fastest run: noise only slows) agreed less often, since a
-run's speed state, not the cache, sets its maximum. Three rounds gave wrong picks with every
-statistic, hence :data:`MIN_ROUNDS`. On that host ten rounds show no limit below the largest to be
-within 5% of the best: the rule says so, and which points are open, instead of guessing.
+in 91% of splits (94% before fast had to clear the edge); the geometric mean (it averages the two
+states) made wrong picks, and an upper quantile (``timeit``'s argument for the fastest run: noise
+only slows) agreed less often, since a run's speed state, not the cache, sets its maximum. Three
+rounds gave wrong picks with every statistic, hence :data:`MIN_ROUNDS`. On that host ten rounds show
+no limit below the largest to be within 5% of the best: the rule says so, and which points are open,
+instead of guessing.
 """
 
 from __future__ import annotations

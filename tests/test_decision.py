@@ -91,7 +91,7 @@ def test_a_point_shown_inside_the_tolerance_but_within_the_edge_is_not_picked():
               UNLIMITED: steady(100, 8, seed=3)}
     result = result_of(inside)
     points = result.decision().points.set_index("cache_limit")
-    assert 0.95 < points.loc[MB, "ratio_low"] and points.loc[MB, "ratio_high"] <= 0.975
+    assert points.loc[MB, "ratio_low"] > 0.95 and points.loc[MB, "ratio_high"] <= 0.975
     assert points.loc[MB, "verdict"] == "at the edge" and points.loc[16 * MB, "verdict"] == "fast"
     rec = result.recommend()
     assert rec.decided and rec.cache_limit == 16 * MB
