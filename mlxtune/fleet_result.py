@@ -105,7 +105,8 @@ class FleetResult:
         """The smallest cache limit shown fast on every host within its budget, and each host's own."""
         from mlxtune.advice import fleet_recommendation
 
-        return self._remember(("recommend", repr(budget), tolerance),
+        # keyed by the budgets as bytes: "90MB" and 90_000_000 are one budget, and one answer
+        return self._remember(("recommend", tuple(self.budgets(budget).items()), tolerance),
                               lambda: fleet_recommendation(self, self.budgets(budget), tolerance))
 
     # -- display and files --------------------------------------------------------------------

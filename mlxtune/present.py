@@ -384,8 +384,13 @@ def text_report(result: SweepResult, budget: int | None = None, tolerance: float
     if rec.found:
         if not rec.decided:
             lines.append("  (safe to use now; a smaller limit may do once the open points are decided)")
-        lines += [f"  Python: {rec.python_code}", f"  Swift:  {rec.swift_code}"]
+        lines += _code_lines(rec)
     return "\n".join(lines)
+
+
+def _code_lines(rec: Recommendation | FleetRecommendation) -> list[str]:
+    """The lines that apply a recommended limit, in Python and in Swift, for the terminal."""
+    return [f"  Python: {rec.python_code}", f"  Swift:  {rec.swift_code}"]
 
 
 def fleet_text_report(fleet: FleetResult, budget: int | None = None, tolerance: float = TOLERANCE) -> str:
@@ -398,7 +403,7 @@ def fleet_text_report(fleet: FleetResult, budget: int | None = None, tolerance: 
         lines.append(f"\nIncomplete: {fleet.stop_reason}")
     lines.append(f"\nFleet recommendation: {rec.reason}")
     if rec.found:
-        lines += [f"  Python: {rec.python_code}", f"  Swift:  {rec.swift_code}"]
+        lines += _code_lines(rec)
     return "\n".join(lines)
 
 

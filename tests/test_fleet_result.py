@@ -46,6 +46,13 @@ def test_each_host_is_held_to_its_own_budget() -> None:
     assert "(m1-8gb: nothing measured fits its budget of 50MB)" in rec.reason
 
 
+def test_one_budget_however_written_is_one_answer_computed_once() -> None:
+    result = fleet()
+    first = result.recommend(budget={"m1-8gb": "90MB"})
+    assert result.recommend(budget={"m1-8gb": 90_000_000}) is first
+    assert result.recommend(budget="90MB") is not first  # every host held to 90MB: another question
+
+
 def test_a_host_without_a_result_leaves_the_fleet_without_an_answer() -> None:
     result = fleet(failures={"m2-air": "EngineError: Engine 2 died"})
     rec = result.recommend()
