@@ -22,6 +22,7 @@ from mlxtune.view import (
     LIMIT_AXES,
     PROCESS_MEMORY,
     cell_text,
+    count_text,
     limit_text,
     number,
     param_text,
@@ -270,10 +271,11 @@ def design_text(result: SweepResult) -> str:
     limits = blocks["cache_limit"].nunique()
     generations = int(blocks["generation"].max()) + 1 if "generation" in blocks else 1
     sizes = result.options.get("blocks") or {}
-    steps = (f" ({len(blocks)} blocks of {sizes['block']} timed steps after {sizes['settle']} settling "
-             "steps)" if {"block", "settle"} <= set(sizes) else f" ({len(blocks)} blocks)")
-    text = (f"Paired within runs: {cycles} cycle{'s' if cycles != 1 else ''} of {limits} limits in "
-            f"{generations} generation{'s' if generations != 1 else ''}{steps}; each limit's speed is "
+    steps = (f" ({count_text(len(blocks), 'block')} of {count_text(sizes['block'], 'timed step')} after "
+             f"{count_text(sizes['settle'], 'settling step')})" if {"block", "settle"} <= set(sizes)
+             else f" ({count_text(len(blocks), 'block')})")
+    text = (f"Paired within runs: {count_text(cycles, 'cycle')} of {limits} limits in "
+            f"{count_text(generations, 'generation')}{steps}; each limit's speed is "
             "compared with the fastest limit's in the cycles both ran.")
     whole = sorted({int(v) for v in result.runs["cache_limit"]}) if len(result.runs) else []
     if whole:

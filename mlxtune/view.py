@@ -28,6 +28,7 @@ __all__ = [
     "LIMIT_AXES",
     "PROCESS_MEMORY",
     "cell_text",
+    "count_text",
     "difference_text",
     "fleet_reason",
     "gate_finding_text",
@@ -66,6 +67,11 @@ def terminal_text(text: str) -> str:
 
 #: What the process memory column is on this platform: jetsam's number on macOS, the resident set elsewhere.
 PROCESS_MEMORY = "physical footprint" if sys.platform == "darwin" else "resident set"
+
+
+def count_text(count: int, noun: str) -> str:
+    """"1 cycle", "2 cycles": a count and its noun, plural unless one."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def seconds_text(seconds: float) -> str:

@@ -226,7 +226,8 @@ def test_a_paired_result_is_saved_loaded_and_reported_with_its_design(tmp_path, 
     document = json.loads((tmp_path / "paired.json").read_text())
     assert len(document["blocks"]) == 15 and document["options"]["blocks"]["block"] == 3
     text = design_text(loaded)
-    assert text.startswith("Paired within runs: 5 cycles of 3 limits in 1 generation (15 blocks of 3 timed")
+    assert text.startswith("Paired within runs: 5 cycles of 3 limits in 1 generation (15 blocks of 3 timed "
+                           "steps after 1 settling step)")
     assert "compared with the fastest limit's in the cycles both ran" in text
     assert "Memory: whole runs at" in text
     html = Path(loaded.to_html(str(tmp_path / "paired.html"))).read_text()
