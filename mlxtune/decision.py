@@ -5,13 +5,14 @@ Numbers only (words live in :mod:`mlxtune.view`). Deterministic: the same runs g
 The rule
 --------
 A point is **fast** when the one-sided ``confidence`` lower bound of its speed ratio to the best
-point clears ``1 - tolerance`` by the edge (:data:`EDGE_SHARE` of the tolerance: 0.975 at 5%), so
-the data must *show* it is close; **slow** when the upper bound is below ``1 - tolerance``; **at the
-edge** when both bounds lie within the edge of ``1 - tolerance`` either way (0.925-0.975 at 5%);
-**undecided** otherwise. The recommendation is the smallest cache limit (then the smallest
-footprint) among the fast points inside the budget; it is *decided* when every point with a smaller
-cache limit is slow or at the edge. Noise never makes a point fast: with too few runs every interval
-is wide, points stay undecided, and the answer says how many more rounds would likely decide them.
+point clears ``1 - tolerance`` by the edge (:func:`edge`: half the tolerance, at most 2.5% of the
+best's speed; 0.975 at 5%), so the data must *show* it is close; **slow** when the upper bound is
+below ``1 - tolerance``; **at the edge** when both bounds lie within the edge of ``1 - tolerance``
+either way (0.925-0.975 at 5%); **undecided** otherwise. The recommendation is the smallest cache
+limit (then the smallest footprint) among the fast points inside the budget; it is *decided* when
+every point with a smaller cache limit is slow or at the edge. Noise never makes a point fast: with
+too few runs every interval is wide, points stay undecided, and the answer says how many more rounds
+would likely decide them.
 
 Why the edge: a limit whose true speed sits at the tolerance (the H200's 1MB at 0.93-0.98 of the
 best, BENCHMARKS.md) can never be shown on one side of it, and would keep every answer open. The
@@ -104,8 +105,17 @@ EDGE = "at the edge"
 #: The verdicts of points the rule judged (measured enough, inside the budget).
 JUDGED = (FAST, SLOW, EDGE, UNDECIDED)
 #: How close to ``1 - tolerance`` both bounds must be for a point to sit at the edge, and how far above
-#: it a fast point's lower bound must be, as a share of the tolerance (module docstring).
+#: it a fast point's lower bound must be (module docstring): this share of the tolerance, ...
 EDGE_SHARE = 0.5
+#: ... and at most this much of the best's speed: the edge is what cannot be told in a time worth
+#: waiting (the H200's 1MB moved by 2 to 3% between sittings), not a share of any tolerance, so a
+#: wide tolerance asks no more than this beyond it.
+EDGE_MOST = 0.025
+
+
+def edge(tolerance: float) -> float:
+    """The edge's width either side of ``1 - tolerance``: half the tolerance, at most :data:`EDGE_MOST`."""
+    return min(tolerance * EDGE_SHARE, EDGE_MOST)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,7 +277,7 @@ def decide(
         else:
             top, ratio, low, high, violations = table.bootstrapped(enough.to_numpy(), candidates, confidence)
         best = int(points.index[top])
-        floor, margin = 1 - tolerance, tolerance * EDGE_SHARE
+        floor, margin = 1 - tolerance, edge(tolerance)
         for i in candidates:
             verdict = _verdict(low[i], high[i], floor, margin)
             points.iloc[i, points.columns.get_loc("verdict")] = verdict

@@ -189,16 +189,16 @@ def _below(smaller: pd.DataFrame, tol: str) -> str:
 
 def _edge(smaller: pd.DataFrame, decision: Decision) -> str:
     """Why points at the edge of the tolerance (below the choice) leave the answer decided."""
-    from mlxtune.decision import EDGE, EDGE_SHARE
+    from mlxtune.decision import EDGE, edge
 
-    edge = smaller[smaller["verdict"] == EDGE]
-    if edge.empty:
+    pinned = smaller[smaller["verdict"] == EDGE]
+    if pinned.empty:
         return ""
     figures = ", ".join(f"{limit_text(row['cache_limit'])} at {row['ratio']:.3f}x "
-                        f"[{row['ratio_low']:.3f}, {row['ratio_high']:.3f}]" for _, row in edge.iterrows())
-    they = "it is" if len(edge) == 1 else "they are"
+                        f"[{row['ratio_low']:.3f}, {row['ratio_high']:.3f}]" for _, row in pinned.iterrows())
+    they = "it is" if len(pinned) == 1 else "they are"
     return (f" At the edge of the {decision.tolerance:.0%} tolerance: {figures} of the fastest, pinned "
-            f"within {decision.tolerance * EDGE_SHARE:.1%} of it either way. Which side cannot be told in a "
+            f"within {edge(decision.tolerance):.1%} of it either way. Which side cannot be told in a "
             f"time worth waiting, so {they} not picked and the answer stands.")
 
 

@@ -98,6 +98,16 @@ def test_a_point_shown_inside_the_tolerance_but_within_the_edge_is_not_picked():
     assert "At the edge of the 5% tolerance: 1MB at 0.96" in rec.reason
 
 
+def test_a_wide_tolerance_asks_no_more_than_the_edge_beyond_it():
+    """The edge is what cannot be told in a time worth waiting, not a share of any tolerance: at 50%,
+    a limit shown at 0.70 of the fastest is fast (clear of 0.5 by 2.5%), not pinned at the edge."""
+    assert decision.edge(0.05) == pytest.approx(0.025) and decision.edge(0.02) == pytest.approx(0.01)
+    assert decision.edge(0.5) == pytest.approx(0.025)
+    result = result_of({0: steady(70, 8), UNLIMITED: steady(100, 8, seed=1)})
+    rec = result.recommend(tolerance=0.5)
+    assert rec.decided and rec.cache_limit == 0
+
+
 def test_a_point_near_the_tolerance_is_given_the_rounds_that_would_put_it_at_the_edge():
     """Racing gives up on a point only when no likely number of rounds decides it: at 0.948 it
     cannot cross 0.95, but its interval can narrow to the edge."""
