@@ -403,6 +403,7 @@ class _Sweep:
         self.label = label or _name(workload)
         self.records: list[RunRecord] = []  # whole runs and blocks, in the order they were measured
         self.adaptive_notes: list[str] = []
+        self.last_stop = ""  # why the last workload point stopped, for the finished bar
         self.started = time.monotonic()
         self.description = ""
         self.complete, self.stop_reason = True, ""
@@ -448,6 +449,7 @@ class _Sweep:
             # a spent budget sets up no further point: none is warmed up and run once more
             if self.plan.adaptive and (spent := self.time_spent()):
                 self.adaptive_notes.append(f"{_point_text(point)}: not measured, {spent}")
+                self.last_stop = spent
                 continue
             self.run_point(point, rng)
 
@@ -599,6 +601,7 @@ class _Sweep:
         rounds_of, runs_of = ("cycles", "blocks") if any(r.block for r in measured) else ("rounds", "runs")
         done = f"{rounds} {rounds_of} ({len(measured)} {runs_of})"
         self.adaptive_notes.append(f"{where}stopped after {done}: {why}")
+        self.last_stop = why
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -731,8 +734,8 @@ class _Sweep:
         with why it stopped (a bar left short reads as a failure: red in a notebook)."""
         if self.complete and self.bar.total != self.bar.n:
             self.bar.total = self.bar.n
-            if self.adaptive_notes:
-                self.bar.set_postfix_str(self.adaptive_notes[-1].rpartition(": ")[2], refresh=False)
+            if self.last_stop:
+                self.bar.set_postfix_str(self.last_stop, refresh=False)
             self.bar.refresh()
         self.bar.close()
 
