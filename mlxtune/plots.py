@@ -78,13 +78,15 @@ def _set_title(ax: Axes, text: str) -> None:
     ax.set_title(textwrap.fill(text, width), fontsize="medium")
 
 
-def figure_bytes(figure: Figure, fmt: str = "svg", dpi: int = 110) -> bytes:
-    """A figure as SVG or PNG bytes, reproducible (no date, fixed ids)."""
+def figure_bytes(figure: Figure, fmt: str = "svg", dpi: int = 110, *, text: bool = False) -> bytes:
+    """A figure as SVG or PNG bytes, reproducible (no date, fixed ids). ``text``: an SVG's words stay
+    text (the panel's page can read its axis labels; the viewer's fonts draw them) instead of the
+    glyph outlines a shared report carries, which look the same everywhere."""
     from matplotlib import rc_context
 
     buffer = io.BytesIO()
     metadata = {"Date": None} if fmt == "svg" else {"Software": None}
-    with rc_context({"svg.hashsalt": "mlxtune", "svg.fonttype": "path"}):
+    with rc_context({"svg.hashsalt": "mlxtune", "svg.fonttype": "none" if text else "path"}):
         figure.savefig(buffer, format=fmt, dpi=dpi, metadata=metadata)
     return buffer.getvalue()
 

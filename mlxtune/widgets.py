@@ -166,7 +166,7 @@ class SweepPanel:
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="Runs", layout=wide,
                                             style=labels)
         self.status = widgets.HTML(layout=wide)
-        self.plot = _figure_image()
+        self.plot = _figure_image("svg+xml")  # its labels stay text a page can read
         self.plot.add_class("mlxtune-tradeoff")  # a name for the page: the timeline is an image too
         self.table = widgets.HTML(layout=widgets.Layout(max_width="100%", overflow="auto"))
         self.timeline = _figure_image()
@@ -407,7 +407,7 @@ class SweepPanel:
             return
         try:
             figure = result.plot(kind="tradeoff", highlight=highlight)
-            self.plot.value = figure_bytes(figure, "png", dpi=90)
+            self.plot.value = figure_bytes(figure, "svg", text=True)
             self.figure = figure
             paired = result.design == "paired"
             counted = f"{len(result.blocks)} blocks" if paired else f"{len(result.runs)} runs"
@@ -519,10 +519,11 @@ def _details_html(result: SweepResult, limit: int) -> str:
     return title + present.pairs_html(present.limit_details(result, limit), css="mlxtune-details")
 
 
-def _figure_image() -> widgets.Image:
-    """A figure's place in the panel, hidden while it holds no image (an empty image shows as broken)."""
+def _figure_image(fmt: str = "png") -> widgets.Image:
+    """A figure's place in the panel (``fmt``: png, or svg+xml), hidden while it holds no image (an empty
+    image shows as broken)."""
     layout = widgets.Layout(max_width="100%", width="520px", display="none")
-    image = widgets.Image(format="png", layout=layout)
+    image = widgets.Image(format=fmt, layout=layout)
 
     def shown(change: dict[str, Any]) -> None:
         image.layout.display = None if change["new"] else "none"

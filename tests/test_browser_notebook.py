@@ -180,6 +180,7 @@ def test_slider_notebook_renders_widgets_and_runs(lab: tuple[str, Path]) -> None
             first_cells = [c.split(" ")[0] for c in table.locator("td:nth-child(1)").all_inner_texts()]
             assert first_cells == ["0", "256KB", "1MB", "4MB", "16MB"]
             expect(table.locator(f"td:nth-child({blocks_column})")).to_have_text(["4"] * 5)  # 4 cycles
+            _assert_size_ticks(tradeoff.evaluate(_TICK_LABELS))
             expect(panel_cell.locator(".mlxtune-snapshot")).to_have_count(1, timeout=10_000)
             # the second sweep replaced the first one's snapshot: never two views of two sweeps at once
             assert page.evaluate("window.mlxtuneSnapshotLeft") is True
@@ -231,6 +232,23 @@ _WATCH_SNAPSHOT = """() => {
     if (!cell.querySelector('.mlxtune-snapshot')) window.mlxtuneSnapshotLeft = true;
   }).observe(cell, {subtree: true, childList: true});
 }"""
+
+
+#: The x-axis tick labels of an SVG image on the page, read from the image the page shows.
+_TICK_LABELS = """async img => {
+    const svg = new DOMParser().parseFromString(await (await fetch(img.src)).text(), 'image/svg+xml');
+    return [...svg.querySelectorAll('g[id^="xtick_"] text')].map(t => t.textContent.trim()).filter(Boolean);
+}"""
+
+
+def _assert_size_ticks(labels: list[str]) -> None:
+    """Axis labels a person can read: sizes, each once, in order, all in one unit."""
+    from mlxtune.units import parse_size
+
+    units = {re.fullmatch(r"[\d.]+\s*([KMGT]?i?B)", label)[1] for label in labels}  # type: ignore[index]
+    values = [parse_size(label) for label in labels]
+    assert len(labels) >= 2 and len(units) == 1, labels
+    assert values == sorted(values) and len(set(values)) == len(values), labels
 
 
 def _broken_images(page: Any) -> int:
