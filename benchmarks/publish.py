@@ -704,15 +704,16 @@ LIVE_SITTINGS = (
     ("run7", "the same, compared with the reference, with the edge"),
     ("run9", "the same, blocks not sampled during their steps"),
     ("run13", "blocks of 6 steps, the edge between fast and the tolerance"),
+    ("run14", "the same, running on until decided (paired sweeps only)"),
 )
 
 
 def block_paired_live(figs: dict[str, bytes]) -> str:
     """The adaptive paired sweeps run live under the rule for blocks, against whole runs in the same
-    sitting; the last sitting's blocks pooled; its lm accuracy pairs."""
+    sitting; the last sitting's blocks pooled; the last lm accuracy pairs."""
+    sittings = [(folder, _read_json(GPU / folder / "paired_vs_runs.json")) for folder, _ in LIVE_SITTINGS]
     rows = []
-    for folder, what in LIVE_SITTINGS:
-        found = _read_json(GPU / folder / "paired_vs_runs.json")
+    for (_, what), (_, found) in zip(LIVE_SITTINGS, sittings, strict=True):
         for design, entries in found["sweeps"].items():
             summary = found["summary"][design]
             rows.append([f"{design}: {what}" if design == "paired" else "whole runs, same sitting",
@@ -721,12 +722,13 @@ def block_paired_live(figs: dict[str, bytes]) -> str:
                          ", ".join(f"{e['measuring_seconds']:.0f}" for e in entries),
                          f"{summary['worst_pick_pooled_ratio']:.3f}"])
     headers = ["design", "decided", "answers", "seconds measuring", "worst pick, pooled"]
-    last = _read_json(GPU / LIVE_SITTINGS[-1][0] / "paired_vs_runs.json")
+    last = sittings[-1][1]
     cells = [[limit_text(int(p["cache_limit"])),
               f"{p['ratio']:.3f} [{p['ratio_low']:.3f}, {p['ratio_high']:.3f}]", p["verdict"]]
              for p in last["pooled"]]
     goals = ", ".join(f"{name}: {'met' if ok else 'not met'}" for name, ok in last["goals"].items())
-    accuracy = last["lm_accuracy"]
+    checked = [(folder, found["lm_accuracy"]) for folder, found in sittings if found["lm_accuracy"]]
+    accuracy_folder, accuracy = checked[-1]  # the last sitting that timed lm against mlx-lm
     medians = [statistics.median(pair[k] for pair in accuracy["pairs"]) for k in ("lm", "mlx_lm")]
     env = last["environment"]
     return "\n".join([
@@ -734,8 +736,9 @@ def block_paired_live(figs: dict[str, bytes]) -> str:
         f"The last sitting's paired blocks pooled (speed relative to the best, one-sided 95% bounds); "
         f"its goals: {goals}.", "",
         table(["cache limit", "relative speed", "verdict"], cells), "",
-        f"`lm` against mlx-lm's own `stream_generate` timing in the same sitting, {len(accuracy['pairs'])} "
-        f"pairs alternating: {medians[0]:.1f} against {medians[1]:.1f} tokens/s, ratio "
+        f"`lm` against mlx-lm's own `stream_generate` timing in the sitting `{accuracy_folder}`, "
+        f"{len(accuracy['pairs'])} pairs alternating: {medians[0]:.1f} against {medians[1]:.1f} tokens/s, "
+        f"ratio "
         f"{accuracy['ratio']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}] (90%).", "",
         f"Measured on {env['device_name']} ({env['backend']}), mlx {env['mlx']}, mlx-lm {env['mlx_lm']}, "
         f"{env['date'][:10]}; files in `{_rel(GPU)}/` " + ", ".join(f"`{f}`" for f, _ in LIVE_SITTINGS) + ".",
