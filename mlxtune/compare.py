@@ -25,7 +25,7 @@ from mlxtune.present import Row, Table, environment_rows, text_table
 from mlxtune.report import figure_files, render_markdown_template, render_template
 from mlxtune.result import SweepResult
 from mlxtune.units import format_size
-from mlxtune.view import difference_text, gate_finding_text, number, param_text
+from mlxtune.view import count_text, difference_text, gate_finding_text, number, param_text
 
 __all__ = [
     "compare",
@@ -123,7 +123,7 @@ def _environment_table(a: Comparable, b: Comparable) -> Table:
 def _only_text(a: Comparable, b: Comparable, frame: pd.DataFrame) -> str:
     shared = pairs(a, b)
     counts = [sum(len(pair[side].summary_frame()) for pair in shared) - len(frame) for side in (1, 2)]
-    parts = [f"{n} grid point{'s' if n != 1 else ''} only in {side}"
+    parts = [f"{count_text(n, 'grid point')} only in {side}"
              for n, side in zip(counts, "AB", strict=True) if n]
     if isinstance(a, FleetResult) and isinstance(b, FleetResult):
         hosts = [h for h in (*a.results, *b.results) if h not in a.results or h not in b.results]

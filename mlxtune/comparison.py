@@ -244,7 +244,8 @@ def check_gates(frame: pd.DataFrame, gates: Sequence[str | Gate]) -> list[GateRe
                 counts = (int(row["failed_b"]), int(row["runs_b"]), int(row["failed_a"]), int(row["runs_a"]))
                 failures.append(GateFinding(point, failed=counts))
             elif gate.crossed(change := row[METRICS[gate.metric]]):
-                found = GateFinding(point, change, *_values(row, gate.metric))
+                values = float(row[f"{gate.metric}_a"]), float(row[f"{gate.metric}_b"])  # speed or bytes
+                found = GateFinding(point, change, *values)
                 (failures if gate.shown(row) else noisy).append(found)
         results.append(GateResult(gate, failures, noisy))
     return results
@@ -253,10 +254,3 @@ def check_gates(frame: pd.DataFrame, gates: Sequence[str | Gate]) -> list[GateRe
 def comparison_params(frame: pd.DataFrame) -> list[str]:
     """The grid columns of a :func:`compare` frame (the host first for fleets)."""
     return list(frame.columns[: list(frame.columns).index("runs_a")])
-
-
-def _values(row: pd.Series, metric: str) -> tuple[float, float]:
-    """The metric at a point, baseline then new: median throughput, or the largest bytes."""
-    if metric == "throughput":
-        return float(row["throughput_a"]), float(row["throughput_b"])
-    return float(row[f"{metric}_a"]), float(row[f"{metric}_b"])

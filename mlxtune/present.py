@@ -248,7 +248,7 @@ def status_text(result: SweepResult) -> str:
     a paired sweep counts its blocks and whole runs together ("complete: 73 blocks and 2 runs")."""
     failed = f", {result.failed_runs} failed" if result.failed_runs else ""
     runs = len(result.runs)
-    whole = f"{runs} run{'' if runs == 1 else 's'}"
+    whole = count_text(runs, "run")
     measured = f"{len(result.blocks)} blocks and {whole}" if result.design == "paired" else whole
     if result.complete:
         return f"complete: {measured}{failed}"
@@ -264,8 +264,8 @@ def design_text(result: SweepResult) -> str:
     whole run's."""
     if result.design != "paired":
         rounds = int(result.runs["repeat"].max()) + 1 if len(result.runs) else 0
-        return (f"Whole runs: {len(result.runs)} runs in {rounds} round{'s' if rounds != 1 else ''}, each "
-                "point once per round in a shuffled order.")
+        return (f"Whole runs: {len(result.runs)} runs in {count_text(rounds, 'round')}, each point once per "
+                "round in a shuffled order.")
     blocks = result.blocks
     cycles = int(blocks["repeat"].max()) + 1
     limits = blocks["cache_limit"].nunique()
@@ -468,7 +468,7 @@ def cell_display(cell: Any) -> CellDisplay:
         rows.append(("Error", cell.error))
     if cell.note:
         rows.append(("Note", cell.note))
-    runs = f"{len(cell.records)} run" + ("s" if len(cell.records) != 1 else "")
+    runs = count_text(len(cell.records), "run")
     if cell.warmup:
         runs += f" after {cell.warmup} warm-up"
     memory_rows = [(name, format_size(before), format_size(after), _signed(after - before))

@@ -216,9 +216,8 @@ def _more(open_points: pd.DataFrame, decision: Decision) -> str:
     if not math.isfinite(more):
         return (f"Some sit so close to the tolerance that more {runs} are unlikely to settle them: accept a "
                 "larger tolerance, or measure on a quieter machine.")
-    if decision.paired:
-        return f"About {more:.0f} more {rounds[:-1] if more == 1 else rounds} would likely decide."
-    return f"About {more:.0f} more round{'s' if more != 1 else ''} of runs would likely decide."
+    more_rounds = count_text(int(more), f"more {rounds[:-1]}")  # rounds are whole numbers
+    return f"About {more_rounds}{'' if decision.paired else ' of runs'} would likely decide."
 
 
 def _notes(text: str, decision: Decision) -> str:

@@ -253,7 +253,7 @@ class SweepPanel:
         rounds = self.repeats.value
         runs = self.planned_runs
         how = (f"rounds until the answer is decided, at most {rounds}: up to {runs} runs"
-               if self.adaptive.value else f"{rounds} round{'s' if rounds != 1 else ''}: {runs} runs")
+               if self.adaptive.value else f"{view.count_text(rounds, 'round')}: {runs} runs")
         self.planned.value = f"<span class='mlxtune-plan'>Sweeps {html.escape(names)} in {how}</span>"
 
     # -- running ------------------------------------------------------------------------------------
