@@ -4,9 +4,10 @@ Numbers only (words live in :mod:`mlxtune.view`). Deterministic: the same runs g
 
 The rule
 --------
-A point is **fast** when the one-sided ``confidence`` lower bound of its speed ratio to the best
-point clears ``1 - tolerance`` by the edge (:func:`edge`: half the tolerance, at most 2.5% of the
-best's speed; 0.975 at 5%), so the data must *show* it is close; **slow** when the upper bound is
+A point is **fast** when the one-sided ``confidence`` lower bound (``pick_confidence``, 99%, in the
+paired design: see below) of its speed ratio to the best point clears ``1 - tolerance`` by the edge
+(:func:`edge`: half the tolerance, at most 2.5% of the best's speed; 0.975 at 5%), so the data must
+*show* it is close; **slow** when the upper bound is
 below ``1 - tolerance``; **at the edge** when both bounds lie within the edge of ``1 - tolerance``
 either way (0.925-0.975 at 5%); **undecided** otherwise. The recommendation is the smallest cache
 limit (then the smallest footprint) among the fast points inside the budget; it is *decided* when
@@ -51,6 +52,13 @@ was seen (H200 blocks, BENCHMARKS.md) to call a 4MB limit slow and a 1MB limit f
 monotone pooling here: every point has its own direct evidence. ``speed`` stays the blocks' own
 median speed, for display.
 
+A paired point is shown fast by its lower bound at :data:`PICK_CONFIDENCE` (99%), not 95%: a paired
+sweep judges its blocks after every cycle and runs on until decided (hundreds of looks), and stops at
+the first look that shows a point fast. A 95% bound looked at that often is crossed by chance far
+more often than one time in twenty: replayed on saved H200 sweeps (``benchmarks/paired_replay.py``),
+about one sweep in five picked a 1MB limit that all their blocks pooled put at 0.966 of unlimited,
+below the edge's 0.975. Slow and at the edge end no sweep on a pick of their own and keep 95%.
+
 Why these choices (measured by ``benchmarks/decision_quality.py`` on the saved GPU sweeps, whose
 runs fall into two speed states that last a whole run; the same truth, each limit's median over the
 whole sweep fitted to be nondecreasing, judged every variant): with the median and the monotone
@@ -74,13 +82,16 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "CONFIDENCE", "MIN_ROUNDS",
+    "CONFIDENCE", "MIN_ROUNDS", "PICK_CONFIDENCE",
     "Decision", "FleetChoice", "NextRound", "Noise", "decide", "fleet_choice",
     "isotonic", "judged_runs", "least_runs", "nan_quantile", "next_round", "noise", "sign_bounds",
 ]
 
 #: One-sided confidence of the bounds the rule compares with ``1 - tolerance``.
 CONFIDENCE = 0.95
+#: One-sided confidence of the lower bound that shows a point fast in the paired design, which looks
+#: after every cycle (module docstring).
+PICK_CONFIDENCE = 0.99
 #: Fewer successful runs than this per point decide nothing: with three, a bootstrap has ten distinct
 #: samples and its bounds are not bounds (on the saved GPU sweeps, 3-round subsamples gave wrong picks).
 MIN_ROUNDS = 4
@@ -158,9 +169,11 @@ class Decision:
     ``speed`` (the statistic, units/s), ``ratio``, ``ratio_low``, ``ratio_high`` (fitted speed over
     the best's, with its bounds), ``verdict`` (fast, slow, at the edge, undecided, over budget, no runs),
     ``more_rounds`` (rounds that would likely decide an undecided point; NaN otherwise, inf when it
-    sits at the tolerance), ``footprint``. ``choice`` is the index in ``points`` of the recommended
-    point (None when no point is shown fast), ``best`` that of the fastest; ``decided`` is True when
-    no point with a smaller cache limit than the choice is undecided (each is slow or at the edge).
+    sits at the tolerance), ``footprint``, ``pick_low`` (the lower bound at ``pick_confidence`` that
+    must clear the edge for the point to be fast; ``ratio_low`` for whole runs). ``choice`` is the
+    index in ``points`` of the recommended point (None when no point is shown fast), ``best`` that of
+    the fastest; ``decided`` is True when no point with a smaller cache limit than the choice is
+    undecided (each is slow or at the edge).
     ``violations`` lists pairs of points (smaller limit, larger limit, ratio larger/smaller, its upper
     bound) where more cache was shown slower. ``paired``: the rows were blocks of the paired design,
     so ``runs`` counts blocks and a round is a cycle.
@@ -179,6 +192,8 @@ class Decision:
     noise: Noise
     #: True when the rows were blocks compared within their cycle (the paired design), not whole runs.
     paired: bool = False
+    #: The confidence of ``pick_low``: :data:`PICK_CONFIDENCE` for the paired design, else ``confidence``.
+    pick_confidence: float = CONFIDENCE
 
     @property
     def compared(self) -> bool:
@@ -248,17 +263,21 @@ def decide(
     confidence: float = CONFIDENCE,
     statistic: float | str = 0.5,
     paired: bool = False,
+    pick_confidence: float = PICK_CONFIDENCE,
 ) -> Decision:
     """Apply the rule (module docstring) to a runs frame and its summary (:func:`mlxtune.stats.summarize`).
 
     The summary gives the points, in its order, and each one's ``footprint``, the number a budget
     (bytes) is held against. ``paired``: the rows are blocks of the paired design, compared within
-    their cycle (``repeat``).
+    their cycle (``repeat``); a point is then shown fast at ``pick_confidence`` (default
+    :data:`PICK_CONFIDENCE`; whole runs use ``confidence``).
     """
     if not 0 <= tolerance < 1:
         raise ValueError(f"tolerance must be a fraction in [0, 1), not {tolerance!r}")
-    if not 0.5 <= confidence < 1:
-        raise ValueError(f"confidence must be in [0.5, 1), not {confidence!r}")
+    for name, value in (("confidence", confidence), ("pick_confidence", pick_confidence)):
+        if not 0.5 <= value < 1:
+            raise ValueError(f"{name} must be in [0.5, 1), not {value!r}")
+    pick_confidence = pick_confidence if paired else confidence
     params = list(params)
     table = _Table(runs, summary[params], statistic, tolerance)
     points = table.points.copy()
@@ -266,7 +285,7 @@ def decide(
     fits = pd.Series(True, index=points.index) if budget is None else points["footprint"].le(budget)
     enough = points["runs"] >= least_runs(paired, confidence)
     candidates = np.flatnonzero((fits & enough).to_numpy())
-    points["ratio"] = points["ratio_low"] = points["ratio_high"] = np.nan
+    points["ratio"] = points["ratio_low"] = points["ratio_high"] = points["pick_low"] = np.nan
     points["verdict"] = np.where(points["runs"] == 0, NO_RUNS, np.where(fits, UNDECIDED, OVER_BUDGET))
     points["more_rounds"] = np.nan
     best = choice = None
@@ -274,12 +293,14 @@ def decide(
     if len(candidates):
         if paired:
             top, ratio, low, high, violations = table.paired(candidates, confidence, tolerance)
+            pick_low = table.paired_low(top, candidates, pick_confidence)
         else:
             top, ratio, low, high, violations = table.bootstrapped(enough.to_numpy(), candidates, confidence)
+            pick_low = low
         best = int(points.index[top])
         floor, margin = 1 - tolerance, edge(tolerance)
         for i in candidates:
-            verdict = _verdict(low[i], high[i], floor, margin)
+            verdict = _verdict(low[i], high[i], floor, margin, pick_low[i])
             points.iloc[i, points.columns.get_loc("verdict")] = verdict
             if verdict == UNDECIDED:
                 points.iloc[i, points.columns.get_loc("more_rounds")] = _more_rounds(
@@ -287,6 +308,7 @@ def decide(
         points.loc[points.index[candidates], "ratio"] = ratio[candidates]
         points.loc[points.index[candidates], "ratio_low"] = low[candidates]
         points.loc[points.index[candidates], "ratio_high"] = high[candidates]
+        points.loc[points.index[candidates], "pick_low"] = pick_low[candidates]
         fast = points[points["verdict"] == FAST]
         if len(fast):
             choice = int(fast.sort_values(["cache_limit", "footprint"], kind="stable").index[0])
@@ -297,7 +319,7 @@ def decide(
         points=points, params=params, choice=choice, best=best, decided=decided, tolerance=tolerance,
         confidence=confidence, budget=budget, statistic=statistic,
         violations=[(int(points.index[a]), int(points.index[b]), r, h) for a, b, r, h in violations],
-        noise=noise(runs, params), paired=paired,
+        noise=noise(runs, params), paired=paired, pick_confidence=pick_confidence,
     )
 
 
@@ -325,12 +347,13 @@ def sign_bounds(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(data[rank - 1]), float(data[n - rank])
 
 
-def _verdict(low: float, high: float, floor: float, margin: float) -> str:
-    """A point's verdict from the bounds of its ratio (module docstring): slow below ``floor``, fast clear
-    of the edge above it, at the edge when pinned within ``margin`` of it, else undecided."""
+def _verdict(low: float, high: float, floor: float, margin: float, pick_low: float) -> str:
+    """A point's verdict from the bounds of its ratio (module docstring): slow below ``floor``, fast when
+    ``pick_low`` clears the edge above it, at the edge when pinned within ``margin`` of it, else
+    undecided."""
     if high < floor:
         return SLOW
-    if low >= floor + margin:
+    if pick_low >= floor + margin:
         return FAST
     if floor - margin <= low and high <= floor + margin:
         return EDGE
@@ -437,12 +460,7 @@ class _Table:
         ratios' distribution, where a bootstrap of few cycles was seen to call points wrongly.
         """
         top = self._paired_best(candidates, confidence)
-        width = self.matrix.shape[1]
-        ratio, low, high = np.full(width, np.nan), np.full(width, np.nan), np.full(width, np.nan)
-        for i in candidates:
-            against = self.matrix[:, i] - self.matrix[:, top]
-            ratio[i] = np.exp(nan_quantile(against, 0.5, axis=0)) if i != top else 1.0
-            low[i], high[i] = np.exp(sign_bounds(against, confidence)) if i != top else (1.0, 1.0)
+        ratio, low, high = self._within_cycles(top, candidates, confidence)
         violations: _Pairs = []
         for curve in self.curves:
             for position, a in enumerate(curve):
@@ -455,6 +473,21 @@ class _Table:
                         found = float(np.exp(nan_quantile(gain, 0.5, axis=0)))
                         violations.append((int(a), int(b), found, upper))
         return top, ratio, low, high, violations
+
+    def paired_low(self, top: int, candidates: np.ndarray, confidence: float) -> np.ndarray:
+        """Each candidate's lower sign bound at ``confidence`` of its ratio to ``top`` within cycles."""
+        return self._within_cycles(top, candidates, confidence)[1]
+
+    def _within_cycles(self, top: int, candidates: np.ndarray,
+                       confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each candidate's median ratio to ``top`` over the cycles both ran, with its sign bounds."""
+        width = self.matrix.shape[1]
+        ratio, low, high = np.full(width, np.nan), np.full(width, np.nan), np.full(width, np.nan)
+        for i in candidates:
+            against = self.matrix[:, i] - self.matrix[:, top]
+            ratio[i] = np.exp(nan_quantile(against, 0.5, axis=0)) if i != top else 1.0
+            low[i], high[i] = np.exp(sign_bounds(against, confidence)) if i != top else (1.0, 1.0)
+        return ratio, low, high
 
     def _paired_best(self, candidates: np.ndarray, confidence: float) -> int:
         """The point the others are compared with: the reference (the largest limit, in every cycle),

@@ -168,7 +168,7 @@ def reason(decision: Decision, unit: str) -> str:
         text += _below(smaller, tol) if len(smaller) else " and the smallest limit measured."
     else:
         text = (f"{what[0].upper()}{what[1:]} gives {figures}: shown within {tol} of the fastest ({against}; "
-                f"at least {chosen['ratio_low']:.0%} of it with {decision.confidence:.0%} confidence)")
+                f"at least {chosen['pick_low']:.0%} of it with {decision.pick_confidence:.0%} confidence)")
         text += _below(smaller, tol) if len(smaller) else "."
     if not decision.decided:
         still = decision.undecided

@@ -149,6 +149,27 @@ def test_paired_blocks_are_compared_with_the_reference_unless_a_point_is_shown_f
     assert faster.best == int(np.flatnonzero(faster.points["cache_limit"] == 16 * MB)[0])
 
 
+def test_a_paired_point_is_picked_only_when_its_99_percent_bound_clears_the_edge():
+    """A paired sweep judges after every cycle, so a pick needs the 99% bound: 12 cycles whose 95% bound
+    (the third smallest ratio) clears 0.975 but whose 99% bound (the second smallest) does not leave
+    the point open; the same cycles with their two low ratios lifted make it fast, and the reason says 99%."""
+    reference = [100.0 * (1 + 0.05 * (c % 3)) for c in range(12)]  # the run's state moves both together
+    ratios = [0.970, 0.972] + [0.980 + 0.002 * c for c in range(10)]
+    open_ = paired_decision({MB: [r * s for r, s in zip(ratios, reference, strict=True)],
+                             UNLIMITED: reference})
+    point = open_.points.set_index("cache_limit").loc[MB]
+    assert open_.pick_confidence == decision.PICK_CONFIDENCE == 0.99 and open_.confidence == 0.95
+    assert point["ratio_low"] >= 0.975 > point["pick_low"]  # shown fast at 95%, not at 99%
+    assert point["verdict"] == "undecided" and not open_.decided  # the choice stays unlimited, open below
+    lifted = paired_decision({0: [0.6 * s for s in reference],
+                              MB: [max(r, 0.976) * s for r, s in zip(ratios, reference, strict=True)],
+                              UNLIMITED: reference})
+    assert lifted.points.set_index("cache_limit").loc[MB, "verdict"] == "fast"
+    assert "with 99% confidence" in view.reason(lifted, "tokens")
+    whole = result_of({MB: steady(99, 8), UNLIMITED: steady(100, 8, seed=1)}).decision()
+    assert whole.pick_confidence == whole.confidence == 0.95  # whole runs: one confidence
+
+
 def test_one_limit_measured_recommends_nothing_and_says_why():
     result = result_of({MB: steady(100)})
     rec = result.recommend()
