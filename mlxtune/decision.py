@@ -55,9 +55,10 @@ median speed, for display.
 A paired point is shown fast by its lower bound at :data:`PICK_CONFIDENCE` (99%), not 95%: a paired
 sweep judges its blocks after every cycle and runs on until decided (hundreds of looks), and stops at
 the first look that shows a point fast. A 95% bound looked at that often is crossed by chance far
-more often than one time in twenty: replayed on saved H200 sweeps (``benchmarks/paired_replay.py``),
-about one sweep in five picked a 1MB limit that all their blocks pooled put at 0.966 of unlimited,
-below the edge's 0.975. Slow and at the edge end no sweep on a pick of their own and keep 95%.
+more often than one time in twenty: replayed on the saved H200 sweeps (``benchmarks/paired_replay.py``,
+generations drawn from all of them), 2 of 100 sweeps picked a 1MB limit that all their blocks pooled
+put at 0.957 of unlimited, inside the edge; at 99%, none did. Slow and at the edge end no sweep on a
+pick of their own and keep 95%.
 
 Why these choices (measured by ``benchmarks/decision_quality.py`` on the saved GPU sweeps, whose
 runs fall into two speed states that last a whole run; the same truth, each limit's median over the
