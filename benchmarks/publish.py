@@ -705,6 +705,8 @@ LIVE_SITTINGS = (
     ("run9", "the same, blocks not sampled during their steps"),
     ("run13", "blocks of 6 steps, the edge between fast and the tolerance"),
     ("run14", "the same, running on until decided (paired sweeps only)"),
+    ("run15", "the same, a point shown fast by its 99% bound"),
+    ("run16", "the same again (paired sweeps only)"),
 )
 
 
