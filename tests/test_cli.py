@@ -42,7 +42,11 @@ def test_sweep_a_workload_function_writes_json_and_csv(tmp_path: Path, capsys: C
     assert len(result.runs) == 16 and result.failed_runs == 0
     assert set(result.runs["buffers"]) == {20, 40}  # grid values typed as ints
     assert csv.read_text().startswith("label,run,cache_limit,buffers,")
-    assert "Recommendation:" in printed and "mx.set_cache_limit(" in printed
+    # what was recommended depends on this machine's noise (a busy CPU may show no point fast); that the
+    # recommendation the file gives is printed, with its code exactly when there is a limit to set, does not
+    recommended = result.recommend(tolerance=0.5)
+    assert f"Recommendation: {recommended.reason}" in printed
+    assert ("mx.set_cache_limit(" in printed) == recommended.found
     assert f"wrote {out}" in printed
 
 
