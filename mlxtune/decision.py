@@ -293,7 +293,8 @@ def decide(
     violations: _Pairs = []
     if len(candidates):
         if paired:
-            top, ratio, low, high, violations = table.paired(candidates, confidence, tolerance)
+            top, ratio, low, high, violations = table.paired(candidates, confidence, tolerance,
+                                                             pick_confidence)
             pick_low = table.paired_low(top, candidates, pick_confidence)
         else:
             top, ratio, low, high, violations = table.bootstrapped(enough.to_numpy(), candidates, confidence)
@@ -450,17 +451,17 @@ class _Table:
         return (top, ratio, nan_quantile(sample_ratio, alpha, axis=0),
                 nan_quantile(sample_ratio, 1 - alpha, axis=0), violations)
 
-    def paired(self, candidates: np.ndarray, confidence: float,
-               tolerance: float) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, _Pairs]:
-        """Blocks compared within cycles: the best candidate (the highest median speed relative to the
-        point every cycle ran), then each point's median ratio to the best over the cycles both ran,
-        with sign-test bounds, and the pairs where more cache was shown slower (at 99%).
+    def paired(self, candidates: np.ndarray, confidence: float, tolerance: float,
+               pick_confidence: float) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, _Pairs]:
+        """Blocks compared within cycles: the best candidate (:meth:`_paired_best`, a point shown faster
+        than the reference at ``pick_confidence``), then each point's median ratio to the best over the
+        cycles both ran, with sign-test bounds, and the pairs where more cache was shown slower (at 99%).
 
         Blocks inside one run still differ when the machine's state changes within a cycle, so a
         cycle's ratio can be far off; the median and its order-statistic bounds hold whatever the
         ratios' distribution, where a bootstrap of few cycles was seen to call points wrongly.
         """
-        top = self._paired_best(candidates, confidence)
+        top = self._paired_best(candidates, pick_confidence)
         ratio, low, high = self._within_cycles(top, candidates, confidence)
         violations: _Pairs = []
         for curve in self.curves:
@@ -492,9 +493,13 @@ class _Table:
 
     def _paired_best(self, candidates: np.ndarray, confidence: float) -> int:
         """The point the others are compared with: the reference (the largest limit, in every cycle),
-        unless a candidate is shown faster than it (its lower sign bound above 1); then the fastest
-        of those. The highest median among a few noisy points is the luckiest, not the fastest:
-        comparing with it would call every point slower than it is, and over only the cycles it ran."""
+        unless a candidate is shown faster than it (its lower sign bound at ``confidence`` above 1);
+        then the fastest of those. The highest median among a few noisy points is the luckiest, not
+        the fastest: comparing with it would call every point slower than it is, and over only the
+        cycles it ran. ``confidence`` is the pick's (99%), for the same reason: the switch is looked
+        for after every cycle, and on an H200 a 16MB limit that all sweeps' blocks put level with
+        unlimited (1.000) was shown faster at 95% after 145 cycles of one sweep, became the
+        reference, and left 4MB open against it until the sweep's time ran out (BENCHMARKS.md)."""
         counts = np.sum(~np.isnan(self.matrix), axis=0)
         limits = self.points["cache_limit"].to_numpy(dtype=float)
         # the reference runs in every cycle; where others did too, it is the largest limit of them

@@ -149,6 +149,27 @@ def test_paired_blocks_are_compared_with_the_reference_unless_a_point_is_shown_f
     assert faster.best == int(np.flatnonzero(faster.points["cache_limit"] == 16 * MB)[0])
 
 
+def test_the_reference_gives_way_only_to_a_point_shown_faster_at_99_percent():
+    """The switch away from the largest limit is looked for after every cycle, like a pick: 20 cycles in
+    which 16MB beats unlimited in 15 show it faster at 95% (the sixth smallest ratio is above 1) but not
+    at 99% (the fifth is not), so unlimited stays the reference and 4MB, level with it, is fast; in 17
+    of 20, 16MB is shown faster at 99% and 4MB, 3% behind it, is not."""
+    state = [100.0 * (1 + 0.05 * (c % 4)) for c in range(20)]  # the run's state moves every limit together
+    level = [s * (1 + 0.002 * (c % 3 - 1)) for c, s in enumerate(state)]
+
+    def sweep_with(beaten: int) -> decision.Decision:
+        sixteen = [s * (0.99 if c < 20 - beaten else 1.03) for c, s in enumerate(state)]
+        return paired_decision({0: [0.6 * s for s in state], 4 * MB: level, 16 * MB: sixteen,
+                                UNLIMITED: state})
+
+    kept = sweep_with(15)
+    assert kept.points.loc[kept.best, "cache_limit"] == UNLIMITED
+    assert kept.points.set_index("cache_limit").loc[4 * MB, "verdict"] == "fast" and kept.decided
+    switched = sweep_with(17)
+    assert switched.points.loc[switched.best, "cache_limit"] == 16 * MB
+    assert switched.points.set_index("cache_limit").loc[4 * MB, "verdict"] != "fast"
+
+
 def test_a_paired_point_is_picked_only_when_its_99_percent_bound_clears_the_edge():
     """A paired sweep judges after every cycle, so a pick needs the 99% bound: 12 cycles whose 95% bound
     (the third smallest ratio) clears 0.975 but whose 99% bound (the second smallest) does not leave
