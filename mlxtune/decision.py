@@ -53,12 +53,12 @@ monotone pooling here: every point has its own direct evidence. ``speed`` stays 
 median speed, for display.
 
 A paired point is shown fast by its lower bound at :data:`PICK_CONFIDENCE` (99%), not 95%: a paired
-sweep judges its blocks after every cycle and runs on until decided (hundreds of looks), and stops at
-the first look that shows a point fast. A 95% bound looked at that often is crossed by chance far
-more often than one time in twenty: replayed on the saved H200 sweeps (``benchmarks/paired_replay.py``,
-generations drawn from all of them), 2 of 100 sweeps picked a 1MB limit that all their blocks pooled
-put at 0.957 of unlimited, inside the edge; at 99%, none did. Slow and at the edge end no sweep on a
-pick of their own and keep 95%.
+sweep judges its blocks after every cycle or every few and runs on until decided (up to hundreds of
+looks: :class:`mlxtune.paired.Pace`), and stops at the first look that shows a point fast. A 95% bound
+looked at that often is crossed by chance far more often than one time in twenty: replayed on the saved
+H200 sweeps (``benchmarks/paired_replay.py``, generations drawn from all of them), 2 of 100 sweeps
+picked a 1MB limit that all their blocks pooled put at 0.957 of unlimited, inside the edge; at 99%, none
+did. Slow and at the edge end no sweep on a pick of their own and keep 95%.
 
 Why these choices (measured by ``benchmarks/decision_quality.py`` on the saved GPU sweeps, whose
 runs fall into two speed states that last a whole run; the same truth, each limit's median over the
@@ -91,7 +91,7 @@ __all__ = [
 #: One-sided confidence of the bounds the rule compares with ``1 - tolerance``.
 CONFIDENCE = 0.95
 #: One-sided confidence of the lower bound that shows a point fast in the paired design, which looks
-#: after every cycle (module docstring).
+#: after cycle after cycle (module docstring).
 PICK_CONFIDENCE = 0.99
 #: Fewer successful runs than this per point decide nothing: with three, a bootstrap has ten distinct
 #: samples and its bounds are not bounds (on the saved GPU sweeps, 3-round subsamples gave wrong picks).
@@ -497,7 +497,7 @@ class _Table:
         then the fastest of those. The highest median among a few noisy points is the luckiest, not
         the fastest: comparing with it would call every point slower than it is, and over only the
         cycles it ran. ``confidence`` is the pick's (99%), for the same reason: the switch is looked
-        for after every cycle, and on an H200 a 16MB limit that all sweeps' blocks put level with
+        for at every judgment, and on an H200 a 16MB limit that all sweeps' blocks put level with
         unlimited (1.000) was shown faster at 95% after 145 cycles of one sweep, became the
         reference, and left 4MB open against it until the sweep's time ran out (BENCHMARKS.md)."""
         counts = np.sum(~np.isnan(self.matrix), axis=0)

@@ -85,7 +85,7 @@ from mlxtune import memory, remote, runner
 from mlxtune.decision import MIN_ROUNDS, TOLERANCE, Decision, decide, next_round
 from mlxtune.environment import environment
 from mlxtune.measure import Measured, measure
-from mlxtune.paired import DESIGNS, Blocks, Generations, step_source, whole_run
+from mlxtune.paired import DESIGNS, Blocks, Generations, Pace, step_source, whole_run
 from mlxtune.record import (
     FILE_COLUMNS,
     MEASURED_COLUMNS,
@@ -524,7 +524,7 @@ class _Sweep:
             if not self.warmed(lambda: (generations.settle(), generations.block()), "block"):
                 self.runner.call(generations.close)  # the measured blocks start a fresh generation
                 break
-        running = points
+        running, pace = points, Pace()
         for cycle in range(self.plan.cycles):
             order = [limits for limits in points if limits in running or limits in references]
             rng.shuffle(order)
@@ -538,8 +538,9 @@ class _Sweep:
                 if spent := self.time_spent():
                     self.ended(point, f"{spent} before a whole generation was measured", first)
                     break
-            elif self.plan.adaptive:
-                running = self.race(point, first, cycle + 1, self.plan.cycles, give_up=False)
+            elif self.plan.adaptive and (pace.due() or self.time_spent()):
+                with pace.judging():
+                    running = self.race(point, first, cycle + 1, self.plan.cycles, give_up=False)
                 if not running:
                     break
         else:

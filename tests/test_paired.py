@@ -3,6 +3,7 @@ exit, compared within cycles, and saved, loaded and reported; whole-run workload
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import threading
@@ -10,11 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import mlx.core as mx
+import numpy as np
 import pytest
 
 import mlxtune
 from mlxtune import memory
-from mlxtune.paired import Blocks, Generations, step_source
+from mlxtune.decision import decide
+from mlxtune.paired import JUDGING_SHARE, Blocks, Generations, Pace, step_source
 from mlxtune.present import design_text
 from mlxtune.sweep import PlanError, sweep
 from mlxtune.units import UNLIMITED
@@ -131,6 +134,45 @@ def test_a_step_workload_that_depends_on_the_limit_is_decided_correctly_in_few_c
     assert sorted(result.runs["cache_limit"]) == [16 * MB, UNLIMITED]
     summary = result.summary_frame().set_index("cache_limit")
     assert summary.loc[16 * MB, "memory_from"] == "runs" and summary.loc[0, "memory_from"] == "blocks"
+    assert memory.get_cache_limit() == limit
+
+
+def test_judging_waits_until_it_would_take_at_most_its_share_of_the_time():
+    now = [0.0]
+    pace = Pace(clock=lambda: now[0])
+    assert JUDGING_SHARE == 0.1 and pace.due()  # nothing judged yet: the first cycle is judged
+    with pace.judging():
+        now[0] += 0.05  # a judgment of 50 ms
+    now[0] += 0.44
+    assert not pace.due()  # 50 ms of 490: more than a tenth
+    now[0] += 0.01
+    assert pace.due()  # 50 ms of 500
+    with pace.judging():
+        now[0] += 0.001  # a cheap one: the next cycle is judged again
+    now[0] += 0.009
+    assert pace.due()
+
+
+def noisy_steps(rng: np.random.Generator = np.random.default_rng(0)) -> Iterator[float]:  # noqa: B008
+    """Steps that cost next to nothing and claim units at random (one stream across generations):
+    blocks far cheaper than a judgment, whose ratios stay too spread to decide in 60 cycles."""
+    while True:
+        yield float(rng.uniform(0.2, 5))
+
+
+def test_a_sweep_whose_cycles_cost_less_than_judging_them_judges_only_now_and_then(limit, monkeypatch):
+    judged: list[int] = []
+
+    def counted(*args, **kwargs):
+        judged.append(1)
+        return decide(*args, **kwargs)
+
+    monkeypatch.setattr(importlib.import_module("mlxtune.sweep"), "decide", counted)
+    result = sweep(noisy_steps, cache_limits=["0", "unlimited"], repeats="auto", max_runs=120, warmup=0,
+                   progress=False, blocks=Blocks(block=6, settle=1, generation=7))
+    cycles = int(result.blocks["repeat"].max()) + 1
+    assert cycles == 60  # never decided: every cycle allowed ran
+    assert 2 <= len(judged) <= cycles // 4  # judged, but not after every cycle (the last: the answer)
     assert memory.get_cache_limit() == limit
 
 
