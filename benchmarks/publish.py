@@ -707,6 +707,8 @@ LIVE_SITTINGS = (
     ("run14", "the same, running on until decided (paired sweeps only)"),
     ("run15", "the same, a point shown fast by its 99% bound"),
     ("run16", "the same again (paired sweeps only)"),
+    ("run17", "the same, the reference given up only at 99%, judging paced"),
+    ("run18", "the same again (paired sweeps only; `lm` 80 pairs)"),
 )
 
 
