@@ -3,8 +3,8 @@
     python benchmarks/paired_replay.py            # CPU only, about six minutes
 
 A sitting on the GPU host gives five sweeps, one draw of each. This replays hundreds, from what the
-saved paired sweeps of the design as it stands measured (``benchmarks/results/gpu/run13`` to
-``run16``, ``paired-*.json``): their blocks grouped into generations (one generation is one prompt
+saved paired sweeps of 6-step blocks with picks at 95% and 99% measured (``benchmarks/results/gpu/run13``
+to ``run16``, ``paired-*.json``): their blocks grouped into generations (one generation is one prompt
 and its decoded tokens, so what a generation does to a limit's cost stays together), for the limits every
 generation ran (1MB, 4MB and unlimited: 0 and 256KB are slow in every cycle). Each replayed sweep
 draws generations at random and feeds their cycles, in order, to the shipped rule
