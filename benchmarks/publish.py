@@ -23,7 +23,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 import mlxtune
 from mlxtune import plots
@@ -31,7 +33,7 @@ from mlxtune.files import write_atomic
 from mlxtune.plots import figure_bytes
 from mlxtune.present import summary_table
 from mlxtune.report import code_block, markdown_table
-from mlxtune.stats import ratio_ci
+from mlxtune.stats import median_ci, ratio_ci
 from mlxtune.units import UNLIMITED, format_size
 from mlxtune.view import limit_text
 from mlxtune.workloads.models import MODEL_SIZES
@@ -698,6 +700,10 @@ def block_paired(figs: dict[str, bytes]) -> str:
     return "\n".join(lines)
 
 
+#: The first live sitting that timed ``lm`` as it now stands (its steps last changed before it): its pairs
+#: against mlx-lm and those of every sitting after it are pooled.
+LM_AS_IT_STANDS = "run13"
+
 #: The H200 sittings of the rule for blocks as it now stands (sign-test bounds), oldest first.
 LIVE_SITTINGS = (
     ("run6", "sign-test bounds, compared with the highest median"),
@@ -743,10 +749,30 @@ def block_paired_live(figs: dict[str, bytes]) -> str:
         f"`lm` against mlx-lm's own `stream_generate` timing in the sitting `{accuracy_folder}`, "
         f"{len(accuracy['pairs'])} pairs alternating: {medians[0]:.1f} against {medians[1]:.1f} tokens/s, "
         f"ratio "
-        f"{accuracy['ratio']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}] (90%).", "",
+        f"{accuracy['ratio']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}] (90%). "
+        + _lm_pooled(checked), "",
         f"Measured on {env['device_name']} ({env['backend']}), mlx {env['mlx']}, mlx-lm {env['mlx_lm']}, "
         f"{env['date'][:10]}; files in `{_rel(GPU)}/` " + ", ".join(f"`{f}`" for f, _ in LIVE_SITTINGS) + ".",
     ])
+
+
+def _lm_pooled(checked: list[tuple[str, dict[str, Any]]]) -> str:
+    """``lm`` against mlx-lm over every sitting since :data:`LM_AS_IT_STANDS`: the pairs pooled (their
+    median's 90% interval), and the sittings' medians (a t interval over sittings, which also holds
+    when a sitting's state moves all its pairs)."""
+    names = [folder for folder, _ in LIVE_SITTINGS]
+    since = [(folder, found) for folder, found in checked
+             if names.index(folder) >= names.index(LM_AS_IT_STANDS)]
+    ratios = [[pair["lm"] / pair["mlx_lm"] for pair in found["pairs"]] for _, found in since]
+    pooled = [r for sitting in ratios for r in sitting]
+    low, high = median_ci(pooled, confidence=0.90)
+    logs = np.log([statistics.median(sitting) for sitting in ratios])
+    half = stats.t.ppf(0.95, len(logs) - 1) * logs.std(ddof=1) / np.sqrt(len(logs))
+    mean = logs.mean()
+    return (f"Every sitting from `{LM_AS_IT_STANDS}` on ({len(since)} sittings, {len(pooled)} pairs): pooled "
+            f"{statistics.median(pooled):.3f} [{low:.3f}, {high:.3f}]; the sittings' medians "
+            f"{np.exp(mean):.3f} [{np.exp(mean - half):.3f}, {np.exp(mean + half):.3f}] (90%, t over "
+            f"sittings).")
 
 
 def block_paired_noise(figs: dict[str, bytes]) -> str:
