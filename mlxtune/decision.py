@@ -293,9 +293,8 @@ def decide(
     violations: _Pairs = []
     if len(candidates):
         if paired:
-            top, ratio, low, high, violations = table.paired(candidates, confidence, tolerance,
-                                                             pick_confidence)
-            pick_low = table.paired_low(top, candidates, pick_confidence)
+            top, ratio, low, high, pick_low, violations = table.paired(candidates, confidence, tolerance,
+                                                                       pick_confidence)
         else:
             top, ratio, low, high, violations = table.bootstrapped(enough.to_numpy(), candidates, confidence)
             pick_low = low
@@ -452,10 +451,11 @@ class _Table:
                 nan_quantile(sample_ratio, 1 - alpha, axis=0), violations)
 
     def paired(self, candidates: np.ndarray, confidence: float, tolerance: float,
-               pick_confidence: float) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, _Pairs]:
+               pick_confidence: float) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, _Pairs]:
         """Blocks compared within cycles: the best candidate (:meth:`_paired_best`, a point shown faster
         than the reference at ``pick_confidence``), then each point's median ratio to the best over the
-        cycles both ran, with sign-test bounds, and the pairs where more cache was shown slower (at 99%).
+        cycles both ran, with sign-test bounds at ``confidence`` and the lower one at ``pick_confidence``,
+        and the pairs where more cache was shown slower (at 99%).
 
         Blocks inside one run still differ when the machine's state changes within a cycle, so a
         cycle's ratio can be far off; the median and its order-statistic bounds hold whatever the
@@ -463,6 +463,7 @@ class _Table:
         """
         top = self._paired_best(candidates, pick_confidence)
         ratio, low, high = self._within_cycles(top, candidates, confidence)
+        pick_low = self._within_cycles(top, candidates, pick_confidence)[1]
         violations: _Pairs = []
         for curve in self.curves:
             for position, a in enumerate(curve):
@@ -474,11 +475,7 @@ class _Table:
                     if upper < 1 - tolerance:
                         found = float(np.exp(nan_quantile(gain, 0.5, axis=0)))
                         violations.append((int(a), int(b), found, upper))
-        return top, ratio, low, high, violations
-
-    def paired_low(self, top: int, candidates: np.ndarray, confidence: float) -> np.ndarray:
-        """Each candidate's lower sign bound at ``confidence`` of its ratio to ``top`` within cycles."""
-        return self._within_cycles(top, candidates, confidence)[1]
+        return top, ratio, low, high, pick_low, violations
 
     def _within_cycles(self, top: int, candidates: np.ndarray,
                        confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

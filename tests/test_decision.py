@@ -150,7 +150,7 @@ def test_paired_blocks_are_compared_with_the_reference_unless_a_point_is_shown_f
 
 
 def test_the_reference_gives_way_only_to_a_point_shown_faster_at_99_percent():
-    """The switch away from the largest limit is looked for after every cycle, like a pick: 20 cycles in
+    """The switch away from the largest limit is looked for at every judgment, like a pick: 20 cycles in
     which 16MB beats unlimited in 15 show it faster at 95% (the sixth smallest ratio is above 1) but not
     at 99% (the fifth is not), so unlimited stays the reference and 4MB, level with it, is fast; in 17
     of 20, 16MB is shown faster at 99% and 4MB, 3% behind it, is not."""
