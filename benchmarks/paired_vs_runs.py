@@ -16,12 +16,16 @@ In one sitting, on one ~1.1B float16 model (random weights, built locally), limi
 - The goal check: every paired pick is judged against all paired blocks pooled (every sweep's
   cycles together): no pick may be more than 5% below unlimited there.
 - ``lm`` against ``mlx_lm.benchmark``'s own timing (``stream_generate``, as the benchmark runs it
-  for one sequence), interleaved in this process, ``--pairs`` pairs: the ratio of decode tokens/s
-  with a 90% interval of the median of the pairs' ratios.
+  for one sequence), interleaved in this process: up to ``--pairs`` pairs in at most
+  ``--lm-seconds``, each pair one generation of ``--lm-gen-tokens`` by each in turn; the ratio of
+  decode tokens/s with a 90% interval of the median of the pairs' ratios. The GPU's speed state
+  moves within seconds, so the two halves of a pair differ less the closer together they run:
+  generations of 128 tokens (the lm workload's default) give about twice the pairs of 256-token ones
+  in the same time, each no noisier.
 
 ``--size tiny`` makes a smoke test that runs anywhere in seconds. Results are written as they come
-(``paired_vs_runs.txt``, one JSON per sweep, ``paired_vs_runs.json``), so a run cut short keeps
-what it measured.
+(``paired_vs_runs.txt``, one JSON per sweep, ``paired_vs_runs.json`` before and after the ``lm``
+pairs), so a run cut short keeps what it measured.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import json
 import os
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -93,40 +98,52 @@ def pooled(results: list[SweepResult]) -> pd.DataFrame:
     return decide(blocks, summarize(blocks, params), params, tolerance=TOLERANCE, paired=True).points
 
 
-def lm_against_mlx_lm(work: Any, pairs: int, log: Log) -> dict[str, Any]:
-    """Decode tokens/s of the lm workload over mlx-lm's own stream_generate timing, alternating."""
+def lm_against_mlx_lm(work: Any, gen_tokens: int, pairs: int, seconds: float, log: Log) -> dict[str, Any]:
+    """Decode tokens/s of the lm workload over mlx-lm's own stream_generate timing, alternating, on
+    ``work``'s model and prompt length with ``gen_tokens`` per generation; stops after ``pairs`` pairs
+    or once ``seconds`` have passed."""
     from mlx_lm import stream_generate
 
     work.setup()  # a sweep's teardown drops a model it loaded
-    prompt = work._prompt[0].tolist()
+    ours_work = lm(work.model, work.tokenizer, prompt_tokens=work.prompt_tokens, gen_tokens=gen_tokens,
+                   mlx_cache_clearing=work.mlx_cache_clearing)
+    ours_work.setup()
+    prompt = ours_work._prompt[0].tolist()
 
     def theirs() -> float:
-        *_, last = stream_generate(work.model, work.tokenizer, prompt, max_tokens=work.gen_tokens,
+        *_, last = stream_generate(work.model, work.tokenizer, prompt, max_tokens=gen_tokens,
                                    prefill_step_size=work.prefill_step_size)
         return float(last.generation_tps)
 
     def ours() -> float:
-        return float(work().metrics["generation_tps"])
+        return float(ours_work().metrics["generation_tps"])
 
     work.tokenizer._eos_token_ids = {}  # as mlx_lm.benchmark does: never stop early
     theirs(), ours()  # warm-up
     ratios, rows = [], []
-    for n in range(pairs):
-        first, second = (ours, theirs) if n % 2 else (theirs, ours)
+    began = time.perf_counter()
+    while len(rows) < pairs and time.perf_counter() - began < seconds:
+        first, second = (ours, theirs) if len(rows) % 2 else (theirs, ours)
         a, b = first(), second()
         mine, mlx_lm = (a, b) if first is ours else (b, a)
         ratios.append(mine / mlx_lm)
         rows.append({"lm": mine, "mlx_lm": mlx_lm})
+    spent = time.perf_counter() - began
     low, high = median_ci(ratios, confidence=0.90)
     ratio = statistics.median(ratios)
-    log(f"\n== lm vs mlx-lm's stream_generate (as mlx_lm.benchmark times it), {pairs} pairs alternating: "
+    counted_alike = (gen_tokens - 1) / gen_tokens  # mlx-lm's G tokens over G-1 steps, as lm counts
+    log(f"\n== lm vs mlx-lm's stream_generate (as mlx_lm.benchmark times it), {len(rows)} pairs of "
+        f"{gen_tokens}-token generations alternating in {spent:.0f}s: "
         f"lm {statistics.median(r['lm'] for r in rows):.1f} tok/s, mlx-lm "
         f"{statistics.median(r['mlx_lm'] for r in rows):.1f} tok/s; ratio {ratio:.3f} "
         f"[{low:.3f}, {high:.3f}] (90%, median of the pairs), goal within 3%: "
         f"{'met' if max(abs(low - 1), abs(high - 1)) <= 0.03 else 'NOT met'}")
     log(f"   (mlx-lm divides its G tokens by the time after the first one, lm its G tokens after the "
-        f"first by their own time: {1 / work.gen_tokens:.1%} of mlx-lm's figure is that counting)")
-    return {"pairs": rows, "ratio": ratio, "low": low, "high": high}
+        f"first by their own time: {1 / gen_tokens:.1%} of mlx-lm's figure is that counting; counted "
+        f"alike the ratio is {ratio / counted_alike:.3f} [{low / counted_alike:.3f}, "
+        f"{high / counted_alike:.3f}])")
+    return {"pairs": rows, "ratio": ratio, "low": low, "high": high, "gen_tokens": gen_tokens,
+            "seconds": spent}
 
 
 def main() -> None:
@@ -138,7 +155,10 @@ def main() -> None:
     parser.add_argument("--gen-tokens", type=int, default=256, help="decoded per whole run")
     parser.add_argument("--paired-seconds", type=float, default=30.0)
     parser.add_argument("--runs-seconds", type=float, default=60.0)
-    parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument("--pairs", type=int, default=1000, help="lm against mlx-lm: at most this many pairs")
+    parser.add_argument("--lm-seconds", type=float, default=60.0, help="lm against mlx-lm: at most this long")
+    parser.add_argument("--lm-gen-tokens", type=int, default=128,
+                        help="lm against mlx-lm: tokens decoded per generation")
     parser.add_argument("--mlx-cache-clearing", choices=("keep", "avoid"), default="keep",
                         help="keep mlx-lm's own cache clearing (as shipped) or avoid it")
     parser.add_argument("--designs", default="paired,runs", help="which designs to sweep, in order")
@@ -177,8 +197,9 @@ def main() -> None:
                 f"{'blocks' if design == 'paired' else 'runs'}); {entry['stop_reason']}")
             log("         " + "  ".join(f"{format_size(p['cache_limit'])} {p['ratio']:.3f} "
                                        f"[{p['low']:.3f}, {p['high']:.3f}]" for p in entry["points"]))
+    accuracy = partial(lm_against_mlx_lm, work, args.lm_gen_tokens, args.pairs, args.lm_seconds, log)
     if not paired_results:  # --sweeps 0: the lm comparison alone
-        lm_against_mlx_lm(work, args.pairs, log)
+        accuracy()
         return
     truth = pooled(paired_results)
     log("\n== all paired blocks pooled (speed relative to unlimited, 90% two-sided):")
@@ -205,12 +226,18 @@ def main() -> None:
              "no pick below 0.95": bool(paired["worst_pick_pooled_ratio"] >= 1 - TOLERANCE),
              "at most 30 s each": max(paired["measuring_seconds"]) <= 30.0}
     log("paired goals: " + ", ".join(f"{name} {'met' if ok else 'NOT met'}" for name, ok in goals.items()))
-    accuracy = lm_against_mlx_lm(work, args.pairs, log) if args.pairs else None
     document = {"environment": env, "limits": LIMITS, "size": args.size, "sweeps": found,
                 "summary": summary, "pooled": json.loads(truth.to_json(orient="records")), "goals": goals,
-                "lm_accuracy": accuracy,
-                "seconds": time.perf_counter() - started}
-    (args.out / "paired_vs_runs.json").write_text(json.dumps(document, indent=1, default=str) + "\n")
+                "lm_accuracy": None}
+
+    def save() -> None:
+        document["seconds"] = time.perf_counter() - started
+        (args.out / "paired_vs_runs.json").write_text(json.dumps(document, indent=1, default=str) + "\n")
+
+    save()  # the sweeps are kept even if the lm pairs are cut short
+    if args.pairs and args.lm_seconds > 0:
+        document["lm_accuracy"] = accuracy()
+        save()
     log(f"\n{time.perf_counter() - started:.0f}s in all")
 
 
