@@ -715,6 +715,8 @@ LIVE_SITTINGS = (
     ("run16", "the same again (paired sweeps only)"),
     ("run17", "the same, the reference given up only at 99%, judging paced"),
     ("run18", "the same again (paired sweeps only; `lm` 80 pairs)"),
+    ("run20", "the same, `lm` timed in pairs of 128-token generations"),
+    ("run21", "the same again"),
 )
 
 
@@ -747,7 +749,8 @@ def block_paired_live(figs: dict[str, bytes]) -> str:
         f"its goals: {goals}.", "",
         table(["cache limit", "relative speed", "verdict"], cells), "",
         f"`lm` against mlx-lm's own `stream_generate` timing in the sitting `{accuracy_folder}`, "
-        f"{len(accuracy['pairs'])} pairs alternating: {medians[0]:.1f} against {medians[1]:.1f} tokens/s, "
+        f"{len(accuracy['pairs'])} pairs of {accuracy.get('gen_tokens', 256)}-token generations "
+        f"alternating: {medians[0]:.1f} against {medians[1]:.1f} tokens/s, "
         f"ratio "
         f"{accuracy['ratio']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}] (90%). "
         + _lm_pooled(checked), "",
@@ -764,12 +767,14 @@ def _lm_pooled(checked: list[tuple[str, dict[str, Any]]]) -> str:
     since = [(folder, found) for folder, found in checked
              if names.index(folder) >= names.index(LM_AS_IT_STANDS)]
     ratios = [[pair["lm"] / pair["mlx_lm"] for pair in found["pairs"]] for _, found in since]
+    lengths = sorted({found.get("gen_tokens", 256) for _, found in since})  # 256 before it was recorded
     pooled = [r for sitting in ratios for r in sitting]
     low, high = median_ci(pooled, confidence=0.90)
     logs = np.log([statistics.median(sitting) for sitting in ratios])
     half = stats.t.ppf(0.95, len(logs) - 1) * logs.std(ddof=1) / np.sqrt(len(logs))
     mean = logs.mean()
-    return (f"Every sitting from `{LM_AS_IT_STANDS}` on ({len(since)} sittings, {len(pooled)} pairs): pooled "
+    return (f"Every sitting from `{LM_AS_IT_STANDS}` on ({len(since)} sittings, {len(pooled)} pairs of "
+            f"{' or '.join(map(str, lengths))}-token generations): pooled "
             f"{statistics.median(pooled):.3f} [{low:.3f}, {high:.3f}]; the sittings' medians "
             f"{np.exp(mean):.3f} [{np.exp(mean - half):.3f}, {np.exp(mean + half):.3f}] (90%, t over "
             f"sittings).")
