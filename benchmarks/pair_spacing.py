@@ -30,16 +30,18 @@ SITTINGS = ("run15", "run16", "run17", "run18", "run19", "run20", "run21")
 STRETCHES = (1, 2, 4, 8, 16, 32)
 
 
-def time_lines() -> list[np.ndarray]:
-    """Each saved paired sweep's seconds per token, block by block in the order run, on unlimited's scale."""
+def time_lines() -> tuple[list[np.ndarray], int]:
+    """Each saved paired sweep's seconds per token, block by block in the order run, on unlimited's
+    scale; and the timed steps of a block."""
     sweeps = [load(path).blocks for sitting in SITTINGS
               for path in sorted((RESULTS / "gpu" / sitting).glob("paired-*.json"))]
     blocks = pd.concat(sweeps, ignore_index=True)
     per_token = blocks["seconds"] / blocks["units"]
     cost = per_token.groupby(blocks["cache_limit"]).median()
     scale = cost / cost.loc[blocks["cache_limit"].max()]
-    return [(b["seconds"] / b["units"] / b["cache_limit"].map(scale)).to_numpy()
-            for b in (s.sort_values("started_at") for s in sweeps)]
+    lines = [(b["seconds"] / b["units"] / b["cache_limit"].map(scale)).to_numpy()
+             for b in (s.sort_values("started_at") for s in sweeps)]
+    return lines, int(blocks["units"].median())
 
 
 def spread(lines: list[np.ndarray], n: int) -> tuple[int, float]:
@@ -51,8 +53,7 @@ def spread(lines: list[np.ndarray], n: int) -> tuple[int, float]:
 
 
 def main() -> None:
-    lines = time_lines()
-    steps = int(load(next((RESULTS / "gpu" / SITTINGS[0]).glob("paired-*.json"))).blocks["units"].iloc[0])
+    lines, steps = time_lines()
     rows = [f"pair_spacing: {len(lines)} paired sweeps ({', '.join(SITTINGS)}), "
             f"{sum(map(len, lines))} blocks of {steps} timed steps",
             f"{'tokens a stretch':>17} {'pairs':>6} {'spread of a pair':>17}"]

@@ -749,7 +749,7 @@ def block_paired_live(figs: dict[str, bytes]) -> str:
         f"its goals: {goals}.", "",
         table(["cache limit", "relative speed", "verdict"], cells), "",
         f"`lm` against mlx-lm's own `stream_generate` timing in the sitting `{accuracy_folder}`, "
-        f"{len(accuracy['pairs'])} pairs of {accuracy.get('gen_tokens', 256)}-token generations "
+        f"{len(accuracy['pairs'])} pairs of {_pair_tokens(accuracy)}-token generations "
         f"alternating: {medians[0]:.1f} against {medians[1]:.1f} tokens/s, "
         f"ratio "
         f"{accuracy['ratio']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}] (90%). "
@@ -757,6 +757,11 @@ def block_paired_live(figs: dict[str, bytes]) -> str:
         f"Measured on {env['device_name']} ({env['backend']}), mlx {env['mlx']}, mlx-lm {env['mlx_lm']}, "
         f"{env['date'][:10]}; files in `{_rel(GPU)}/` " + ", ".join(f"`{f}`" for f, _ in LIVE_SITTINGS) + ".",
     ])
+
+
+def _pair_tokens(accuracy: dict[str, Any]) -> int:
+    """The tokens each generation of an lm-against-mlx-lm pair decoded: 256 before a sitting recorded it."""
+    return int(accuracy.get("gen_tokens", 256))
 
 
 def _lm_pooled(checked: list[tuple[str, dict[str, Any]]]) -> str:
@@ -767,7 +772,7 @@ def _lm_pooled(checked: list[tuple[str, dict[str, Any]]]) -> str:
     since = [(folder, found) for folder, found in checked
              if names.index(folder) >= names.index(LM_AS_IT_STANDS)]
     ratios = [[pair["lm"] / pair["mlx_lm"] for pair in found["pairs"]] for _, found in since]
-    lengths = sorted({found.get("gen_tokens", 256) for _, found in since})  # 256 before it was recorded
+    lengths = sorted({_pair_tokens(found) for _, found in since})
     pooled = [r for sitting in ratios for r in sitting]
     low, high = median_ci(pooled, confidence=0.90)
     logs = np.log([statistics.median(sitting) for sitting in ratios])
