@@ -16,10 +16,10 @@ import pytest
 
 import mlxtune
 from mlxtune import memory
-from mlxtune.decision import decide
+from mlxtune.decision import decide, sign_bounds
 from mlxtune.paired import JUDGING_SHARE, Blocks, Generations, Pace, step_source
 from mlxtune.present import design_text
-from mlxtune.sweep import PlanError, sweep
+from mlxtune.sweep import DEFAULT_MAX_CYCLES, PlanError, sweep
 from mlxtune.units import UNLIMITED
 
 MB = 1_000_000
@@ -110,25 +110,26 @@ def test_every_limit_is_restored_after_an_error_ctrl_c_and_stop(limit):
 
 
 def limit_sensitive() -> Iterator[int]:
-    """A step whose cost really depends on the limit in force: half as much work again below 1MB."""
+    """A step whose cost really depends on the limit in force: four times the work below 1MB."""
     while True:
-        matmuls(3 if memory.get_cache_limit() < MB else 2)
+        matmuls(8 if memory.get_cache_limit() < MB else 2)
         yield 1
 
 
 def test_a_step_workload_that_depends_on_the_limit_is_decided_correctly_in_few_cycles(limit):
-    # a 10% tolerance for a 33% effect: what is under test is that the effect is found, and soon, also
-    # on busy cores, whose noise would keep a 5% question (1MB against 16MB) open for longer
+    # a 30% tolerance for a 70% effect: what is under test is that the effect is found, and well inside
+    # the budget, also on busy cores, where one block's speed strays by 20 to 60% (two busy loops on two
+    # cores): a 10% question there took up to 194 cycles, a 30% one up to 43, a quiet machine tens
     # (16MB, not 1MB, as the limit that suffices: at 1MB this workload's own buffers start to miss the
     # cache, a real few-percent cost that is not what this test is about)
     result = sweep(limit_sensitive, cache_limits=["0", "256KB", "16MB", "unlimited"], repeats="auto",
-                   progress=False, blocks=Blocks(block=8, settle=1, generation=50), tolerance=0.1)
-    rec = result.recommend(tolerance=0.1)
+                   progress=False, blocks=Blocks(block=4, settle=1, generation=50), tolerance=0.3)
+    rec = result.recommend(tolerance=0.3)
     assert rec.cache_limit == 16 * MB and rec.decided, rec.reason
-    points = result.decision(tolerance=0.1).points.set_index("cache_limit")  # half the work again: 0.67x
-    assert points.loc[0, "ratio"] < 0.85 and points.loc[256_000, "ratio"] < 0.85
+    points = result.decision(tolerance=0.3).points.set_index("cache_limit")  # four times the work: ~0.3x
+    assert points.loc[0, "ratio"] < 0.6 and points.loc[256_000, "ratio"] < 0.6
     cycles = int(result.blocks["repeat"].max()) + 1
-    assert cycles <= 40, result.stop_reason  # tens of cycles at most (of 200 allowed), even on busy cores
+    assert cycles <= DEFAULT_MAX_CYCLES // 4, result.stop_reason  # a quarter of those allowed, even busy
     assert "decided" in result.stop_reason
     # the memory shown for the answer and for the reference comes from whole runs at those limits
     assert sorted(result.runs["cache_limit"]) == [16 * MB, UNLIMITED]
@@ -153,11 +154,23 @@ def test_judging_waits_until_it_would_take_at_most_its_share_of_the_time():
     assert pace.due()
 
 
-def noisy_steps(rng: np.random.Generator = np.random.default_rng(0)) -> Iterator[float]:  # noqa: B008
-    """Steps that cost next to nothing and claim units at random (one stream across generations):
-    blocks far cheaper than a judgment, whose ratios stay too spread to decide in 60 cycles."""
-    while True:
-        yield float(rng.uniform(0.2, 5))
+class Undecidable:
+    """Steps that cost next to nothing (blocks far cheaper than a judgment) and claim, at cache limit 0,
+    a quarter and four times the units of any other limit in turn, one stretch at 0 after the other:
+    half the cycles' ratios sit far below 1 and half far above, so their median's bounds straddle every
+    verdict however many cycles run. (Random units decided now and then by chance under load.)"""
+
+    def __init__(self) -> None:
+        self.stretches_at_zero = 0
+
+    def steps(self) -> Iterator[float]:
+        previous = None
+        while True:
+            limit = memory.get_cache_limit()
+            if limit == 0 and previous != 0:
+                self.stretches_at_zero += 1
+            previous = limit
+            yield (4.0 if self.stretches_at_zero % 2 else 0.25) if limit == 0 else 1.0
 
 
 def test_a_sweep_whose_cycles_cost_less_than_judging_them_judges_only_now_and_then(limit, monkeypatch):
@@ -168,8 +181,8 @@ def test_a_sweep_whose_cycles_cost_less_than_judging_them_judges_only_now_and_th
         return decide(*args, **kwargs)
 
     monkeypatch.setattr(importlib.import_module("mlxtune.sweep"), "decide", counted)
-    result = sweep(noisy_steps, cache_limits=["0", "unlimited"], repeats="auto", max_runs=120, warmup=0,
-                   progress=False, blocks=Blocks(block=6, settle=1, generation=7))
+    result = sweep(Undecidable().steps, cache_limits=["0", "unlimited"], repeats="auto", max_runs=120,
+                   warmup=0, progress=False, blocks=Blocks(block=6, settle=1, generation=7))
     cycles = int(result.blocks["repeat"].max()) + 1
     assert cycles == 60  # never decided: every cycle allowed ran
     assert 2 <= len(judged) <= cycles // 4  # judged, but not after every cycle (the last: the answer)
@@ -185,18 +198,20 @@ def slowing() -> Iterator[int]:
 
 
 def test_a_workload_that_slows_as_it_goes_does_not_bias_the_comparison(limit):
-    """Shuffled cycles put the slope on every limit alike: equal limits come out equal. In a fixed order
-    the first limit of each cycle would run about a third faster than the last (CI's busy cores blur a
-    block by a fraction of that)."""
+    """Shuffled cycles put the slope on every limit alike: equal limits come out equal, 1 inside the 99.9%
+    bounds of each one's median ratio to the reference. In a fixed order the first limit of each cycle
+    would run about a third faster than the last, outside those bounds even on busy cores (whose noise
+    widens them, where fixed bounds on the median failed one run in ten)."""
     result = sweep(slowing, cache_limits=["5MB", "6MB", "7MB"], repeats=60, warmup=0, progress=False,
                    blocks=Blocks(block=3, settle=0, generation=60))
     first = result.blocks[result.blocks["generation"] == 0].sort_values("started_at")
     assert len(first) == 21  # restarted at the first cycle boundary after 60 steps: 7 cycles of 9
     assert first["seconds"].iloc[-3:].sum() > 2 * first["seconds"].iloc[:3].sum()
-    # each limit's median speed over the reference's in the same cycle, before any pooling
+    # each limit's speed over the reference's in the same cycle, before any pooling
     speeds = result.blocks.pivot(index="repeat", columns="cache_limit", values="throughput")
-    paired = (speeds.div(speeds[7 * MB], axis=0)).median()
-    assert paired.between(0.88, 1.12).all(), paired
+    for other in (5 * MB, 6 * MB):
+        low, high = np.exp(sign_bounds(np.log(speeds[other] / speeds[7 * MB]).to_numpy(), 0.999))
+        assert low < 1 < high, (other, low, high)
 
 
 def test_a_whole_run_workload_is_untouched_and_the_design_can_be_chosen(limit, tiny_model_path):
