@@ -119,7 +119,7 @@ def limit_sensitive() -> Iterator[int]:
 def test_a_step_workload_that_depends_on_the_limit_is_decided_correctly_in_few_cycles(limit):
     # a 30% tolerance for a 70% effect: what is under test is that the effect is found, and well inside
     # the budget, also on busy cores, where one block's speed strays by 20 to 60% (two busy loops on two
-    # cores): a 10% question there took up to 194 cycles, a 30% one up to 43, a quiet machine tens
+    # cores): a 10% question there took up to 194 cycles, a 30% one up to 43 (7 to 34 on quiet ones)
     # (16MB, not 1MB, as the limit that suffices: at 1MB this workload's own buffers start to miss the
     # cache, a real few-percent cost that is not what this test is about)
     result = sweep(limit_sensitive, cache_limits=["0", "256KB", "16MB", "unlimited"], repeats="auto",
@@ -200,8 +200,8 @@ def slowing() -> Iterator[int]:
 def test_a_workload_that_slows_as_it_goes_does_not_bias_the_comparison(limit):
     """Shuffled cycles put the slope on every limit alike: equal limits come out equal, 1 inside the 99.9%
     bounds of each one's median ratio to the reference. In a fixed order the first limit of each cycle
-    would run about a third faster than the last, outside those bounds even on busy cores (whose noise
-    widens them, where fixed bounds on the median failed one run in ten)."""
+    would run about a third faster than the last, outside those bounds in 9 of 10 runs on busy cores
+    (whose noise widens them, where fixed bounds on the median failed 2 runs in 20)."""
     result = sweep(slowing, cache_limits=["5MB", "6MB", "7MB"], repeats=60, warmup=0, progress=False,
                    blocks=Blocks(block=3, settle=0, generation=60))
     first = result.blocks[result.blocks["generation"] == 0].sort_values("started_at")
